@@ -1,0 +1,77 @@
+"""`bond`: the command-line entry point."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from bond import __version__
+from bond import config as config_module
+from bond.config import Config
+from bond.errors import BondError
+
+Command = Callable[[argparse.Namespace, Config], int]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return 2
+    try:
+        config = config_module.load(args.config, data_dir=args.data_dir)
+        return int(args.run(args, config))
+    except BondError as exc:
+        print(f"bond: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bond", description="Real-time identity resolution.")
+    parser.add_argument("--version", action="version", version=f"bond {__version__}")
+    parser.add_argument("--config", help="bond.toml to read (default: ./bond.toml, or BOND_CONFIG)")
+    parser.add_argument(
+        "--data-dir", help="where the databases live (default: ./bond-data, or BOND_DATA_DIR)"
+    )
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    serve = commands.add_parser(
+        "serve", help="run the collector (ingest, SDK files, health, metrics)"
+    )
+    serve.add_argument("--host", default=None, help="interface to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=None, help="port to bind (default 8000)")
+    serve.set_defaults(run=_serve)
+
+    bench = commands.add_parser("bench", help="measure Bond against a baseline in the same run")
+    bench_kinds = bench.add_subparsers(title="benchmarks", metavar="BENCH", required=True)
+    ingest = bench_kinds.add_parser(
+        "ingest", help="collector throughput and latency vs a trivial endpoint"
+    )
+    ingest.add_argument("--json", action="store_true", help="print one JSON object")
+    ingest.add_argument("--seconds", type=float, default=5.0, help="length of each measurement")
+    ingest.add_argument(
+        "--connections", type=int, default=32, help="concurrent keep-alive connections"
+    )
+    ingest.set_defaults(run=_bench_ingest)
+    return parser
+
+
+def _serve(args: argparse.Namespace, config: Config) -> int:
+    from bond.serving import serve_collector
+
+    serve_collector(config, host=args.host, port=args.port)
+    return 0
+
+
+def _bench_ingest(args: argparse.Namespace, config: Config) -> int:
+    from bond.bench.ingest import run
+
+    return run(seconds=args.seconds, connections=args.connections, as_json=args.json)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

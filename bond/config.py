@@ -1,0 +1,220 @@
+"""Configuration: defaults that work with no file, then `bond.toml`, then `BOND_*` variables.
+
+Unknown keys are errors, not silently ignored: a typo in `bond.toml` should fail loudly at start
+rather than leave a limit at its default.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from bond.errors import ConfigError
+
+IpPolicy = Literal["keep", "truncate", "drop"]
+T = TypeVar("T")
+
+# The write key of the embedded default source. It ships in every browser that loads the
+# snippet, so it is an identifier rather than a secret; production sets its own.
+DEFAULT_WRITE_KEY = "bond-demo-write-key"
+
+
+@dataclass(frozen=True)
+class Source:
+    """One site or app sending events, known by its write key."""
+
+    name: str
+    write_key: str
+    origins: tuple[str, ...] = ("*",)
+    require_signed_identify: bool = False
+    signing_secret: str | None = field(default=None, repr=False)
+
+    def allows_origin(self, origin: str) -> bool:
+        return "*" in self.origins or origin in self.origins
+
+
+@dataclass(frozen=True)
+class CollectorConfig:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    ip: IpPolicy = "truncate"
+    max_event_bytes: int = 32 * 1024
+    max_body_bytes: int = 500 * 1024
+    max_batch_events: int = 2500
+    # max_body_bytes counts bytes on the wire; a gzip body may inflate to this much. Past it
+    # the request is answered 413 having cost at most this much memory.
+    max_decompressed_bytes: int = 1024 * 1024
+    # Events waiting for the writer; past this the collector answers 503 instead of growing.
+    queue_max_events: int = 100_000
+    # Timestamps further ahead than this (after clock-skew correction) are clamped to receipt.
+    future_tolerance_ms: int = 10 * 60 * 1000
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    # One noisy id (a shared test account, a bot) must not collapse everyone into one person.
+    max_user_ids_per_person: int = 5
+    batch_size: int = 2000
+
+
+@dataclass(frozen=True)
+class Config:
+    data_dir: Path = Path("bond-data")
+    collector: CollectorConfig = field(default_factory=CollectorConfig)
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    sources: tuple[Source, ...] = (Source(name="default", write_key=DEFAULT_WRITE_KEY),)
+    admin_token: str | None = field(default=None, repr=False)
+
+    @property
+    def events_db(self) -> Path:
+        return self.data_dir / "events.db"
+
+    @property
+    def state_db(self) -> Path:
+        return self.data_dir / "state.db"
+
+    def source_for_key(self, write_key: str) -> Source | None:
+        for source in self.sources:
+            if source.write_key == write_key:
+                return source
+        return None
+
+
+def load(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    env: dict[str, str] | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
+) -> Config:
+    """Build the configuration: defaults, then the TOML file, then the environment, then flags."""
+    env = dict(os.environ) if env is None else env
+    config_path = _config_path(path, env)
+    raw: dict[str, Any] = {}
+    if config_path is not None:
+        try:
+            raw = tomllib.loads(config_path.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read config file {config_path}: {exc}") from exc
+    config = _from_toml(raw, where=str(config_path or "defaults"))
+    config = _apply_env(config, env)
+    if data_dir is not None:
+        config = replace(config, data_dir=Path(data_dir))
+    _check(config)
+    return config
+
+
+def _config_path(path: str | os.PathLike[str] | None, env: dict[str, str]) -> Path | None:
+    if path is not None:
+        return Path(path)
+    if env.get("BOND_CONFIG"):
+        return Path(env["BOND_CONFIG"])
+    default = Path("bond.toml")
+    return default if default.is_file() else None
+
+
+def _from_toml(raw: dict[str, Any], *, where: str) -> Config:
+    _reject_unknown(raw, {"data_dir", "admin_token", "collector", "engine", "sources"}, where)
+    config = Config()
+    if "data_dir" in raw:
+        config = replace(config, data_dir=Path(_typed(raw["data_dir"], str, "data_dir")))
+    if "admin_token" in raw:
+        config = replace(config, admin_token=_typed(raw["admin_token"], str, "admin_token"))
+    if "collector" in raw:
+        config = replace(config, collector=_section(CollectorConfig, raw["collector"], where))
+    if "engine" in raw:
+        config = replace(config, engine=_section(EngineConfig, raw["engine"], where))
+    if "sources" in raw:
+        config = replace(config, sources=tuple(_source(s, where) for s in raw["sources"]))
+    return config
+
+
+def _section(cls: type[T], raw: Any, where: str) -> T:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: [{cls.__name__}] must be a table")
+    known = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
+    _reject_unknown(raw, set(known), where)
+    defaults = cls()
+    values = {name: _typed(raw[name], type(getattr(defaults, name)), name) for name in raw}
+    return replace(defaults, **values)  # type: ignore[type-var]
+
+
+def _source(raw: Any, where: str) -> Source:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: each [[sources]] entry must be a table")
+    _reject_unknown(
+        raw,
+        {"name", "write_key", "origins", "require_signed_identify", "signing_secret"},
+        where,
+    )
+    for required in ("name", "write_key"):
+        if required not in raw:
+            raise ConfigError(f"{where}: a [[sources]] entry lacks '{required}'")
+    origins = raw.get("origins", ["*"])
+    if not isinstance(origins, list) or not all(isinstance(o, str) for o in origins):
+        raise ConfigError(f"{where}: sources.origins must be a list of strings")
+    return Source(
+        name=_typed(raw["name"], str, "sources.name"),
+        write_key=_typed(raw["write_key"], str, "sources.write_key"),
+        origins=tuple(o.rstrip("/") for o in origins),
+        require_signed_identify=_typed(
+            raw.get("require_signed_identify", False), bool, "require_signed_identify"
+        ),
+        signing_secret=raw.get("signing_secret"),
+    )
+
+
+def _apply_env(config: Config, env: dict[str, str]) -> Config:
+    if env.get("BOND_DATA_DIR"):
+        config = replace(config, data_dir=Path(env["BOND_DATA_DIR"]))
+    if env.get("BOND_ADMIN_TOKEN"):
+        config = replace(config, admin_token=env["BOND_ADMIN_TOKEN"])
+    if env.get("BOND_WRITE_KEY"):
+        first, *rest = config.sources
+        config = replace(config, sources=(replace(first, write_key=env["BOND_WRITE_KEY"]), *rest))
+    if env.get("BOND_ALLOWED_ORIGINS"):
+        origins = tuple(o.strip().rstrip("/") for o in env["BOND_ALLOWED_ORIGINS"].split(","))
+        first, *rest = config.sources
+        config = replace(config, sources=(replace(first, origins=origins), *rest))
+    if env.get("BOND_IP"):
+        config = replace(config, collector=replace(config.collector, ip=env["BOND_IP"]))  # type: ignore[arg-type]
+    return config
+
+
+def _check(config: Config) -> None:
+    if config.collector.ip not in ("keep", "truncate", "drop"):
+        raise ConfigError(
+            f"collector.ip must be keep, truncate or drop, not {config.collector.ip!r}"
+        )
+    keys = [s.write_key for s in config.sources]
+    if len(set(keys)) != len(keys):
+        raise ConfigError("two sources share a write key; each source needs its own")
+    if not config.sources:
+        raise ConfigError("at least one source is needed")
+    for source in config.sources:
+        if source.require_signed_identify and not source.signing_secret:
+            raise ConfigError(
+                f"source {source.name!r} requires signed identifies but has no signing_secret"
+            )
+    limits = config.collector
+    if limits.max_event_bytes > limits.max_body_bytes:
+        raise ConfigError("collector.max_event_bytes cannot exceed collector.max_body_bytes")
+
+
+def _reject_unknown(raw: dict[str, Any], known: set[str], where: str) -> None:
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+        )
+
+
+def _typed(value: Any, expected: type[T], name: str) -> T:
+    # bool is an int in Python; a limit set to `true` is a mistake worth reporting.
+    if expected is int and isinstance(value, bool):
+        raise ConfigError(f"{name} must be an integer, not {value!r}")
+    if not isinstance(value, expected):
+        raise ConfigError(f"{name} must be {expected.__name__}, not {value!r}")
+    return value

@@ -1,0 +1,1 @@
+"""Storage behind small interfaces; SQLite in WAL mode is the embedded default."""

@@ -1,0 +1,65 @@
+"""Opening SQLite the way Bond needs it, and migrating schemas by version.
+
+Each database records its schema version in `schema_version`; a migration is a script applied in
+one transaction with the version bump, so a crash mid-migration leaves the old schema intact.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+
+from bond.errors import StorageError
+
+BUSY_TIMEOUT_MS = 5000
+
+
+def connect(path: Path, *, durable: bool = True) -> sqlite3.Connection:
+    """A connection in autocommit mode (transactions are explicit) with WAL and a busy timeout.
+
+    `durable` makes every commit reach the disk (synchronous=FULL): the collector only answers
+    2xx after a commit, and that promise has to survive a power cut, not just a process crash.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
+        conn.execute("PRAGMA foreign_keys = ON")
+    except (sqlite3.Error, OSError) as exc:
+        raise StorageError(f"cannot open database {path}: {exc}") from exc
+    return conn
+
+
+def migrate(conn: sqlite3.Connection, migrations: Sequence[str], *, name: str) -> int:
+    """Apply the migrations past the recorded version; returns the version now in force."""
+    try:
+        conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        row = conn.execute("SELECT version FROM schema_version").fetchone()
+        current = row[0] if row else 0
+        if current > len(migrations):
+            raise StorageError(
+                f"{name} database is at schema version {current}, newer than this Bond "
+                f"({len(migrations)}); upgrade Bond before opening it"
+            )
+        for version in range(current + 1, len(migrations) + 1):
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in _statements(migrations[version - 1]):
+                    conn.execute(statement)
+                conn.execute("DELETE FROM schema_version")
+                conn.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        return len(migrations)
+    except sqlite3.Error as exc:
+        raise StorageError(f"cannot migrate the {name} database: {exc}") from exc
+
+
+def _statements(script: str) -> list[str]:
+    # executescript() would commit our transaction; split on the terminators instead.
+    return [s.strip() for s in script.split(";") if s.strip()]

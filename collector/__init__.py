@@ -1,0 +1,1 @@
+"""The collector: Segment-spec ingest that durably appends to the event log, and nothing else."""

@@ -1,0 +1,102 @@
+"""The collector app: ingest, CORS, the SDK files, health and metrics. It holds no engine logic."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from bond import __version__
+from bond.config import Config
+from bond.errors import RequestError
+from bond.http import handle_request_error, json_response
+from bond.logs import log
+from bond.storage.eventlog import SqliteEventLog
+from collector.cors import preflight
+from collector.ingest import Ingest
+from collector.sdk_files import SdkFiles, load_builds
+from collector.telemetry import CollectorMetrics
+from collector.writer import Writer
+
+HEALTH_TIMEOUT_S = 2.0
+
+
+def create_app(config: Config) -> Starlette:
+    """Open the event log (failing fast when it cannot be) and wire the routes around it."""
+    event_log = SqliteEventLog(config.events_db)
+    writer = Writer(event_log, queue_max_events=config.collector.queue_max_events)
+    metrics = CollectorMetrics(queue_depth=lambda: writer.queue_depth)
+    writer.on_commit.append(metrics.on_commit)
+    ingest = Ingest(config, writer, metrics)
+    sdk = SdkFiles(load_builds())
+
+    async def options(request: Request) -> Response:
+        metrics.requests.inc(1, "preflight", "204")
+        return preflight(request, config)
+
+    async def healthz(request: Request) -> Response:
+        # An empty group commit proves the log takes a write transaction right now.
+        try:
+            await asyncio.wait_for(writer.submit([], []), HEALTH_TIMEOUT_S)
+        except (RequestError, TimeoutError) as exc:
+            reason = exc.reason if isinstance(exc, RequestError) else "the writer did not answer"
+            return json_response(
+                {"status": "unavailable", "reason": writer.last_error or reason}, 503
+            )
+        return json_response({"status": "ok", "queue_events": writer.queue_depth})
+
+    async def metrics_page(request: Request) -> Response:
+        return PlainTextResponse(
+            metrics.registry.render(), media_type="text/plain; version=0.0.4; charset=utf-8"
+        )
+
+    async def index(request: Request) -> Response:
+        return json_response(
+            {
+                "service": "bond-collector",
+                "version": __version__,
+                "ingest": ["/v1/batch", "/v1/{identify,track,page,screen,group,alias}"],
+                "sdk": "/sdk/v1/bond.js",
+            }
+        )
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        path = request.url.path
+        reason = {
+            404: f"no route {path}",
+            405: f"{request.method} is not allowed on {path}",
+        }.get(exc.status_code, exc.detail)
+        return json_response({"error": "http_error", "reason": reason}, exc.status_code)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        writer.start()
+        log("collector_started", events_db=str(config.events_db), sources=len(config.sources))
+        try:
+            yield
+        finally:
+            await writer.stop()
+            event_log.close()
+            log("collector_stopped")
+
+    return Starlette(
+        routes=[
+            Route("/", index),
+            Route("/v1/{kind}", ingest.handle, methods=["POST"]),
+            Route("/v1/{kind}", options, methods=["OPTIONS"]),
+            Route("/healthz", healthz),
+            Route("/metrics", metrics_page),
+            Route("/sdk/v1/bond.js", sdk.latest_v1),
+            Route("/sdk/integrity.json", sdk.integrity),
+            Route("/sdk/{name}", sdk.pinned),
+        ],
+        exception_handlers={RequestError: handle_request_error, HTTPException: http_error},
+        lifespan=lifespan,
+    )

@@ -1,0 +1,182 @@
+"""The Segment endpoints: POST /v1/batch and POST /v1/{identify,track,page,screen,group,alias}."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import time
+from collections import Counter as Tally
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from bond.config import Config, Source
+from bond.errors import (
+    BadRequest,
+    EventInvalid,
+    Forbidden,
+    NotFound,
+    PayloadTooLarge,
+    RequestError,
+    Unauthorized,
+)
+from bond.http import error_response, json_response
+from bond.logs import log
+from bond.storage.eventlog import NewEvent, RejectedEvent
+from collector.body import read_json
+from collector.cors import echo_headers
+from collector.ip import apply_policy
+from collector.telemetry import CollectorMetrics
+from collector.validate import TYPES, RequestFacts, parse_time, to_event
+from collector.writer import Writer
+
+
+class Ingest:
+    def __init__(self, config: Config, writer: Writer, metrics: CollectorMetrics) -> None:
+        self.config = config
+        self.limits = config.collector
+        self.writer = writer
+        self.metrics = metrics
+
+    async def handle(self, request: Request) -> Response:
+        kind = request.path_params["kind"]
+        route = "batch" if kind == "batch" else "single"
+        # Errors echo the origin too: a browser SDK must see a 401 or 413 to stop retrying.
+        origin = request.headers.get("origin")
+        started = time.perf_counter()
+        try:
+            response, summary = await self._ingest(request, kind, origin)
+        except RequestError as error:
+            response, summary = error_response(error, echo_headers(origin)), {"reason": error.code}
+        self.metrics.requests.inc(1, route, str(response.status_code))
+        log(
+            "ingest",
+            route=route,
+            status=response.status_code,
+            ms=round((time.perf_counter() - started) * 1000, 2),
+            **summary,
+        )
+        return response
+
+    async def _ingest(
+        self, request: Request, kind: str, origin: str | None
+    ) -> tuple[Response, dict[str, Any]]:
+        if kind != "batch" and kind not in TYPES:
+            raise NotFound(
+                f"no endpoint /v1/{kind}; use /v1/batch or /v1/<{'|'.join(sorted(TYPES))}>"
+            )
+        payload = await read_json(
+            request,
+            max_body_bytes=self.limits.max_body_bytes,
+            max_decompressed_bytes=self.limits.max_decompressed_bytes,
+        )
+        if not isinstance(payload, dict):
+            raise BadRequest("the body must be a JSON object")
+        source = self._source(request, payload)
+        if origin and not source.allows_origin(origin.rstrip("/")):
+            raise Forbidden(
+                f"origin {origin} may not send to source {source.name!r}; add it to that "
+                "source's origins in bond.toml"
+            )
+        messages, path_type = self._messages(payload, kind)
+        facts, warnings = self._facts(request, payload, source)
+
+        events: list[NewEvent] = []
+        rejected: list[RejectedEvent] = []
+        rejections: list[dict[str, Any]] = []
+        codes: Tally[str] = Tally()
+        clamped = 0
+        for index, message in enumerate(messages):
+            try:
+                event, was_clamped = to_event(message, facts, path_type)
+            except EventInvalid as exc:
+                rejections.append({"index": index, "reason": exc.reason})
+                rejected.append(
+                    RejectedEvent(source.name, facts.received_at, exc.reason, orjson.dumps(message))
+                )
+                codes[exc.code] += 1
+                continue
+            events.append(event)
+            clamped += was_clamped
+        await self.writer.submit(events, rejected)
+
+        for code, count in codes.items():
+            self.metrics.rejected.inc(count, code)
+        if clamped:
+            self.metrics.clamped.inc(clamped)
+            warnings.append(
+                f"{clamped} event(s) had a timestamp in the future; set to receipt time"
+            )
+            log("timestamps_clamped", source=source.name, events=clamped)
+        body: dict[str, Any] = {
+            "success": bool(events),
+            "accepted": len(events),
+            "rejected": rejections,
+        }
+        if warnings:
+            body["warnings"] = warnings
+        # A request whose every event was refused is a client bug: say so with a 400.
+        status = 400 if rejections and not events else 200
+        summary = {"source": source.name, "accepted": len(events), "rejected": len(rejections)}
+        if codes:
+            summary["reasons"] = dict(codes)
+        return json_response(body, status, echo_headers(origin)), summary
+
+    def _source(self, request: Request, payload: dict[str, Any]) -> Source:
+        key = _basic_auth_key(request.headers.get("authorization")) or payload.get("writeKey")
+        if not isinstance(key, str) or not key:
+            raise Unauthorized(
+                "no write key: send it as HTTP Basic auth (the key as user name) or as writeKey"
+            )
+        source = self.config.source_for_key(key)
+        if source is None:
+            raise Unauthorized("unknown write key; check the key configured for this source")
+        return source
+
+    def _messages(self, payload: dict[str, Any], kind: str) -> tuple[list[Any], str | None]:
+        if kind != "batch":
+            return [payload], kind
+        messages = payload.get("batch")
+        if not isinstance(messages, list):
+            raise BadRequest("a batch body needs a 'batch' array of events")
+        if not messages:
+            raise BadRequest("the batch is empty")
+        limit = self.limits.max_batch_events
+        if len(messages) > limit:
+            raise PayloadTooLarge(f"the batch holds {len(messages)} events; the limit is {limit}")
+        return messages, None
+
+    def _facts(
+        self, request: Request, payload: dict[str, Any], source: Source
+    ) -> tuple[RequestFacts, list[str]]:
+        warnings: list[str] = []
+        sent_at = None
+        if payload.get("sentAt") is not None:
+            try:
+                sent_at = parse_time(payload["sentAt"], "sentAt")
+            except EventInvalid as exc:
+                warnings.append(f"{exc.reason}; clock-skew correction skipped")
+        client = request.client.host if request.client else None
+        facts = RequestFacts(
+            source=source.name,
+            received_at=int(time.time() * 1000),
+            sent_at=sent_at,
+            ip=apply_policy(client, self.limits.ip),
+            ip_policy=self.limits.ip,
+            user_agent=request.headers.get("user-agent"),
+            max_event_bytes=self.limits.max_event_bytes,
+            future_tolerance_ms=self.limits.future_tolerance_ms,
+        )
+        return facts, warnings
+
+
+def _basic_auth_key(header: str | None) -> str | None:
+    if not header or header[:6].lower() != "basic ":
+        return None
+    try:
+        decoded = base64.b64decode(header[6:].strip(), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        raise Unauthorized("the Authorization header is not valid Basic auth") from None
+    return decoded.split(":", 1)[0] or None

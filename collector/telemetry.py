@@ -1,0 +1,48 @@
+"""The collector's metrics, as one object the routes and the writer update."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from bond.metrics import Counter, Gauge, Histogram, Registry
+
+
+class CollectorMetrics:
+    def __init__(self, queue_depth: Callable[[], float]) -> None:
+        self.registry = Registry()
+        add = self.registry.add
+        self.requests = add(
+            Counter(
+                "bond_requests_total", "HTTP requests by route and status.", ("route", "status")
+            )
+        )
+        self.accepted = add(Counter("bond_events_accepted_total", "Events committed to the log."))
+        self.deduplicated = add(
+            Counter(
+                "bond_events_deduplicated_total",
+                "Accepted events whose messageId was already stored.",
+            )
+        )
+        self.rejected = add(
+            Counter(
+                "bond_events_rejected_total",
+                "Events refused by validation, by reason.",
+                ("reason",),
+            )
+        )
+        self.clamped = add(
+            Counter("bond_events_clamped_total", "Events whose future timestamp was clamped.")
+        )
+        add(Gauge("bond_writer_queue_events", "Events waiting for the writer.", queue_depth))
+        self.commit_seconds = add(
+            Histogram(
+                "bond_commit_seconds",
+                "Time to commit one group of events.",
+                (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+            )
+        )
+
+    def on_commit(self, events: int, duplicates: int, rejected: int, seconds: float) -> None:
+        self.accepted.inc(events)
+        self.deduplicated.inc(duplicates)
+        self.commit_seconds.observe(seconds)

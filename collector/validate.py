@@ -1,0 +1,159 @@
+"""Per-event validation and enrichment: a Segment message in, an event-log row or a reason out.
+
+This runs once for every event, so it is written for speed: plain dict lookups, one
+serialisation, and no work that could be done once per request.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import orjson
+
+from bond.config import IpPolicy
+from bond.errors import EventInvalid
+from bond.ids import clean_id
+from bond.storage.eventlog import NewEvent
+from collector.ip import apply_policy
+
+TYPES = frozenset({"identify", "track", "page", "screen", "group", "alias"})
+_OBJECT_FIELDS = ("properties", "traits", "context", "integrations")
+_MAX_NAME = 200
+_MAX_MESSAGE_ID = 200
+# Older timestamps are malformed rather than backfills (a zero or a seconds-vs-ms mix-up).
+_EARLIEST_MS = 946_684_800_000  # 2000-01-01
+
+
+@dataclass(frozen=True, slots=True)
+class RequestFacts:
+    """What is known once per request and shared by all its events."""
+
+    source: str
+    received_at: int
+    sent_at: int | None
+    ip: str | None  # the connection's address, already minimised by ip_policy
+    ip_policy: IpPolicy
+    user_agent: str | None
+    max_event_bytes: int
+    future_tolerance_ms: int
+
+
+def parse_time(value: object, field: str) -> int:
+    """UTC epoch milliseconds from an ISO-8601 string; naive times are taken as UTC."""
+    if not isinstance(value, str):
+        raise EventInvalid(f"{field} must be an ISO-8601 string", code="bad_timestamp")
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise EventInvalid(
+            f"{field} {value[:40]!r} is not an ISO-8601 time", code="bad_timestamp"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1000)
+
+
+def to_event(message: object, facts: RequestFacts, path_type: str | None) -> tuple[NewEvent, bool]:
+    """The row to append for one message, and whether its timestamp had to be clamped.
+
+    Raises EventInvalid with a reason a developer can act on.
+    """
+    if not isinstance(message, dict):
+        raise EventInvalid("each event must be a JSON object", code="not_object")
+    body = orjson.dumps(message)
+    if len(body) > facts.max_event_bytes:
+        raise EventInvalid(
+            f"event is {len(body)} bytes; the limit is {facts.max_event_bytes}", code="too_large"
+        )
+
+    kind = message.get("type", path_type)
+    if kind not in TYPES:
+        raise EventInvalid(
+            f"type {kind!r} is not one of {', '.join(sorted(TYPES))}", code="bad_type"
+        )
+    if path_type is not None and kind != path_type:
+        raise EventInvalid(
+            f"type {kind!r} does not match the endpoint /v1/{path_type}", code="bad_type"
+        )
+
+    anonymous_id = clean_id(message.get("anonymousId"))
+    user_id = clean_id(message.get("userId"))
+    if anonymous_id is None and user_id is None:
+        raise EventInvalid(
+            "an anonymousId or userId is required (placeholders such as 'undefined', 'null', "
+            "'0' or '[object Object]' do not count)",
+            code="missing_id",
+        )
+    for name in _OBJECT_FIELDS:
+        value = message.get(name)
+        if value is not None and not isinstance(value, dict):
+            raise EventInvalid(f"{name} must be a JSON object", code="bad_field")
+
+    event: str | None = None
+    if kind == "track":
+        label = message.get("event")
+        if not isinstance(label, str) or not label.strip() or len(label) > _MAX_NAME:
+            raise EventInvalid(
+                f"a track event needs an 'event' name of 1 to {_MAX_NAME} characters",
+                code="bad_field",
+            )
+        event = label
+    elif kind in ("page", "screen"):
+        label = message.get("name")
+        event = label if isinstance(label, str) and len(label) <= _MAX_NAME else None
+    elif kind == "alias":
+        if clean_id(message.get("previousId")) is None or user_id is None:
+            raise EventInvalid("an alias needs both a previousId and a userId", code="missing_id")
+    elif kind == "group" and clean_id(message.get("groupId")) is None:
+        raise EventInvalid("a group call needs a groupId", code="missing_id")
+
+    message_id = message.get("messageId")
+    if message_id is None:
+        message_id = str(uuid.uuid4())
+    elif not isinstance(message_id, str) or not message_id or len(message_id) > _MAX_MESSAGE_ID:
+        raise EventInvalid(
+            f"messageId must be a string of 1 to {_MAX_MESSAGE_ID} characters", code="bad_field"
+        )
+
+    timestamp, clamped = _event_time(message, facts)
+    context = message.get("context") or {}
+    # Server-side senders pass the visitor's address in context.ip; it gets the same policy.
+    context_ip = context.get("ip")
+    ip = apply_policy(context_ip, facts.ip_policy) if isinstance(context_ip, str) else facts.ip
+    user_agent = context.get("userAgent", facts.user_agent)
+    return (
+        NewEvent(
+            facts.source,
+            message_id,
+            kind,
+            anonymous_id,
+            user_id,
+            event,
+            timestamp,
+            facts.received_at,
+            ip,
+            user_agent if isinstance(user_agent, str) else None,
+            body,
+        ),
+        clamped,
+    )
+
+
+def _event_time(message: dict[str, object], facts: RequestFacts) -> tuple[int, bool]:
+    # The client's clock may be off; what it knows precisely is the gap between the event and
+    # sending it, so that gap is applied to our own receipt time.
+    original = message.get("originalTimestamp", message.get("timestamp"))
+    received = facts.received_at
+    if original is None:
+        return received, False
+    happened = parse_time(original, "timestamp")
+    sent_raw = message.get("sentAt")
+    sent = parse_time(sent_raw, "sentAt") if sent_raw is not None else facts.sent_at
+    timestamp = received - (sent - happened) if sent is not None else happened
+    if timestamp < _EARLIEST_MS:
+        raise EventInvalid("timestamp is before the year 2000", code="bad_timestamp")
+    if timestamp > received + facts.future_tolerance_ms:
+        return received, True
+    return timestamp, False
