@@ -1,7 +1,8 @@
 """Opening SQLite the way Bond needs it, and migrating schemas by version.
 
-Each database records its schema version in `schema_version`; a migration is a script applied in
-one transaction with the version bump, so a crash mid-migration leaves the old schema intact.
+Each component that owns tables in a database (the event log, the identity graph, alerts, ...)
+records its own version in `schema_version`, so components migrate independently. A migration is
+a script applied in one transaction with the version bump: a crash mid-way leaves the old schema.
 """
 
 from __future__ import annotations
@@ -34,10 +35,15 @@ def connect(path: Path, *, durable: bool = True) -> sqlite3.Connection:
 
 
 def migrate(conn: sqlite3.Connection, migrations: Sequence[str], *, name: str) -> int:
-    """Apply the migrations past the recorded version; returns the version now in force."""
+    """Apply `name`'s migrations past its recorded version; returns the version now in force."""
     try:
-        conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-        row = conn.execute("SELECT version FROM schema_version").fetchone()
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_version "
+            "(component TEXT PRIMARY KEY, version INTEGER NOT NULL)"
+        )
+        row = conn.execute(
+            "SELECT version FROM schema_version WHERE component = ?", (name,)
+        ).fetchone()
         current = row[0] if row else 0
         if current > len(migrations):
             raise StorageError(
@@ -49,8 +55,10 @@ def migrate(conn: sqlite3.Connection, migrations: Sequence[str], *, name: str) -
             try:
                 for statement in _statements(migrations[version - 1]):
                     conn.execute(statement)
-                conn.execute("DELETE FROM schema_version")
-                conn.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+                conn.execute(
+                    "INSERT OR REPLACE INTO schema_version (component, version) VALUES (?, ?)",
+                    (name, version),
+                )
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
