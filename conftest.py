@@ -1,0 +1,138 @@
+"""Fixtures shared by tests/ and e2e/: real Bond processes on free ports, and real Chromium."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parent
+WRITE_KEY = "test-write-key"
+ADMIN_TOKEN = "test-admin-token"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(check, *, timeout: float = 10.0, interval: float = 0.02, what: str = "condition"):  # type: ignore[no-untyped-def]
+    """Poll `check` until it returns something truthy; fail with `what` after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+class BondProcess:
+    """One `bond` subcommand running as a real process, with its stderr kept for the test."""
+
+    def __init__(self, args: list[str], data_dir: Path, env: dict[str, str] | None = None) -> None:
+        self.args = args
+        self.data_dir = data_dir
+        self.env = {
+            **os.environ,
+            "BOND_WRITE_KEY": WRITE_KEY,
+            "BOND_ADMIN_TOKEN": ADMIN_TOKEN,
+            **(env or {}),
+        }
+        self.log_path = data_dir / f"{args[0]}-{time.monotonic_ns()}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> BondProcess:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = self.data_dir / f"{self.args[0]}-{time.monotonic_ns()}.log"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bond.cli", "--data-dir", str(self.data_dir), *self.args],
+            env=self.env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=self.log_path.open("wb"),
+        )
+        return self
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        return self.proc.wait(timeout=timeout)
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+    @property
+    def log(self) -> str:
+        return self.log_path.read_text() if self.log_path.exists() else ""
+
+
+class Collector(BondProcess):
+    def __init__(self, data_dir: Path, port: int | None = None, env: dict[str, str] | None = None):
+        self.port = port or free_port()
+        super().__init__(["serve", "--port", str(self.port)], data_dir, env)
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> Collector:
+        super().start()
+        wait_until(self._healthy, timeout=20, what=f"collector on {self.url}")
+        return self
+
+    def restart(self) -> Collector:
+        self.stop()
+        return self.start()
+
+    def _healthy(self) -> bool:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise AssertionError(f"collector exited with {self.proc.returncode}:\n{self.log}")
+        try:
+            return httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "bond-data"
+
+
+@pytest.fixture
+def collector(data_dir: Path) -> Iterator[Collector]:
+    """A real `bond serve` on a free port with its own data directory."""
+    server = Collector(data_dir).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def browser():  # type: ignore[no-untyped-def]
+    """Debian's Chromium driven by Playwright (its own browser download needs the internet)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
