@@ -46,6 +46,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=None, help="port to bind (default 8000)")
     serve.set_defaults(run=_serve)
 
+    worker = commands.add_parser("worker", help="run the engine worker (identity graph, hooks)")
+    worker.set_defaults(run=_worker)
+
     bench = commands.add_parser("bench", help="measure Bond against a baseline in the same run")
     bench_kinds = bench.add_subparsers(title="benchmarks", metavar="BENCH", required=True)
     ingest = bench_kinds.add_parser(
@@ -64,6 +67,13 @@ def _serve(args: argparse.Namespace, config: Config) -> int:
     from bond.serving import serve_collector
 
     serve_collector(config, host=args.host, port=args.port)
+    return 0
+
+
+def _worker(args: argparse.Namespace, config: Config) -> int:
+    from engine.worker import run_worker
+
+    run_worker(config)
     return 0
 
 

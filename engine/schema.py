@@ -1,0 +1,94 @@
+"""The identity state's tables in `state.db`, migrated under the component name "identity".
+
+Stitching is resolved through the graph, never by rewriting event rows:
+- a `browser` is one event stream: an anonymous id, or a user id's server-side events;
+- a `segment` is a time range of one browser [start_ts, end_ts) owned by one person. A browser
+  has one segment until a second identified person logs in on it (a shared computer without
+  reset()); then the range splits at that identify, so each keeps their own events;
+- `timeline` holds each event once, keyed by (browser, timestamp): an O(1) insert when applied.
+  A person's timeline is the union of their segments' ranges, so an identify that hands a
+  browser to a person costs one segment update whatever the length of its history;
+- `persons.merged_into` keeps old person ids resolvable after an anonymous person is folded
+  into an identified one (the union-find parent).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from bond.storage.sqlite import migrate
+
+COMPONENT = "identity"
+
+# IF NOT EXISTS: the worker and the read API may both start on a fresh directory and race to
+# migrate; the loser then finds the tables there and only records the version.
+MIGRATIONS = [
+    """
+    CREATE TABLE IF NOT EXISTS engine_offset (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        seq INTEGER NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS persons (
+        id INTEGER PRIMARY KEY,
+        merged_into INTEGER,
+        identified INTEGER NOT NULL,
+        first_seen INTEGER,
+        last_seen INTEGER,
+        event_count INTEGER NOT NULL,
+        traits BLOB NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS identifiers (
+        kind TEXT NOT NULL,
+        value TEXT NOT NULL,
+        person_id INTEGER NOT NULL,
+        added_at INTEGER NOT NULL,
+        PRIMARY KEY (kind, value)
+    ) WITHOUT ROWID;
+    CREATE INDEX IF NOT EXISTS identifiers_person ON identifiers (person_id);
+    CREATE TABLE IF NOT EXISTS browsers (
+        id INTEGER PRIMARY KEY,
+        key TEXT NOT NULL UNIQUE
+    );
+    CREATE TABLE IF NOT EXISTS segments (
+        id INTEGER PRIMARY KEY,
+        browser_id INTEGER NOT NULL,
+        start_ts INTEGER NOT NULL,
+        end_ts INTEGER NOT NULL,
+        person_id INTEGER NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS segments_browser ON segments (browser_id, start_ts);
+    CREATE INDEX IF NOT EXISTS segments_person ON segments (person_id);
+    CREATE TABLE IF NOT EXISTS timeline (
+        seq INTEGER PRIMARY KEY,
+        browser_id INTEGER NOT NULL,
+        ts INTEGER NOT NULL,
+        type TEXT NOT NULL,
+        name TEXT,
+        data BLOB
+    );
+    CREATE INDEX IF NOT EXISTS timeline_browser_ts ON timeline (browser_id, ts, seq);
+    CREATE TABLE IF NOT EXISTS identity_events (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL,
+        person_id INTEGER NOT NULL,
+        other_person_id INTEGER,
+        reason TEXT,
+        anonymous_events_stitched INTEGER NOT NULL,
+        browsers_stitched INTEGER NOT NULL,
+        first_seen INTEGER,
+        at INTEGER NOT NULL,
+        seq INTEGER NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS identity_events_person ON identity_events (person_id, id);
+    CREATE TABLE IF NOT EXISTS identity_counts (
+        kind TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        n INTEGER NOT NULL,
+        PRIMARY KEY (kind, reason)
+    ) WITHOUT ROWID;
+    """,
+]
+
+
+def migrate_identity(conn: sqlite3.Connection) -> int:
+    return migrate(conn, MIGRATIONS, name=COMPONENT)

@@ -1,0 +1,305 @@
+"""The identity graph's state: cached in memory by the worker, written back once per batch.
+
+The worker is the only writer of `state.db`, so what it caches stays true between batches. Within
+a batch every change lands in memory first and `flush` writes the dirty rows with executemany,
+inside the batch's transaction; a failed batch drops the caches (`reset`) and reloads them.
+"""
+
+from __future__ import annotations
+
+import bisect
+import sqlite3
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+# The first segment of a browser covers all time before the first split, so an anonymous event
+# delayed by a retry queue still lands in it however old its timestamp.
+MIN_TS = -(2**62)
+MAX_TS = 2**62
+
+# Past this many cached rows, the caches are dropped after a flush (everything is on disk).
+CACHE_LIMIT = 200_000
+
+
+@dataclass
+class Person:
+    id: int
+    merged_into: int | None = None
+    user_ids: list[str] = field(default_factory=list)
+    emails: list[str] = field(default_factory=list)
+    first_seen: int | None = None
+    last_seen: int | None = None
+    event_count: int = 0
+    # key -> [value, timestamp of the identify that set it]: last write by time wins per key.
+    traits: dict[str, list[Any]] = field(default_factory=dict)
+
+    @property
+    def identified(self) -> bool:
+        return bool(self.user_ids or self.emails)
+
+    def saw(self, ts: int) -> None:
+        if self.first_seen is None or ts < self.first_seen:
+            self.first_seen = ts
+        if self.last_seen is None or ts > self.last_seen:
+            self.last_seen = ts
+
+    def set_traits(self, traits: dict[str, Any], at: int) -> None:
+        for key, value in traits.items():
+            current = self.traits.get(key)
+            if current is None or at >= current[1]:
+                self.traits[key] = [value, at]
+
+
+@dataclass
+class Segment:
+    id: int
+    browser_id: int
+    start_ts: int
+    end_ts: int
+    person_id: int
+
+
+@dataclass
+class Browser:
+    id: int
+    key: str
+    segments: list[Segment]  # ordered by start_ts, contiguous from MIN_TS to MAX_TS
+
+    def segment_at(self, ts: int) -> Segment:
+        if len(self.segments) == 1:
+            return self.segments[0]
+        starts = [s.start_ts for s in self.segments]
+        return self.segments[bisect.bisect_right(starts, ts) - 1]
+
+
+def anonymous_key(anonymous_id: str) -> str:
+    return "a:" + anonymous_id
+
+
+def user_key(user_id: str) -> str:
+    """The browser of a user id's server-side events (those sent without an anonymous id)."""
+    return "u:" + user_id
+
+
+class IdentityStore:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.reset()
+
+    def reset(self) -> None:
+        self.browsers: dict[str, Browser] = {}
+        self.browsers_by_id: dict[int, Browser] = {}
+        self.persons: dict[int, Person] = {}
+        self.identifiers: dict[tuple[str, str], int | None] = {}
+        self.dirty_persons: set[int] = set()
+        self.dirty_segments: dict[int, Segment] = {}
+        self.new_browsers: list[Browser] = []
+        self.new_identifiers: list[tuple[str, str, int, int]] = []
+        self.timeline: list[tuple[int, int, int, str, str | None, bytes]] = []
+        self.next_person = self._next_id("persons")
+        self.next_segment = self._next_id("segments")
+        self.next_browser = self._next_id("browsers")
+
+    def _next_id(self, table: str) -> int:
+        return int(self.conn.execute(f"SELECT coalesce(max(id), 0) + 1 FROM {table}").fetchone()[0])
+
+    # -- reads through the cache ------------------------------------------------------------
+
+    def browser(self, key: str) -> Browser | None:
+        browser = self.browsers.get(key)
+        if browser is not None:
+            return browser
+        row = self.conn.execute("SELECT id FROM browsers WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            return None
+        segments = [
+            Segment(*r)
+            for r in self.conn.execute(
+                "SELECT id, browser_id, start_ts, end_ts, person_id FROM segments "
+                "WHERE browser_id = ? ORDER BY start_ts",
+                (row[0],),
+            )
+        ]
+        browser = Browser(row[0], key, segments)
+        self._cache_browser(browser)
+        return browser
+
+    def browser_by_id(self, browser_id: int) -> Browser | None:
+        browser = self.browsers_by_id.get(browser_id)
+        if browser is not None:
+            return browser
+        row = self.conn.execute("SELECT key FROM browsers WHERE id = ?", (browser_id,)).fetchone()
+        return self.browser(row[0]) if row else None
+
+    def person(self, person_id: int) -> Person:
+        person = self.persons.get(person_id)
+        if person is not None:
+            return person
+        row = self.conn.execute(
+            "SELECT merged_into, first_seen, last_seen, event_count, traits FROM persons "
+            "WHERE id = ?",
+            (person_id,),
+        ).fetchone()
+        if row is None:
+            raise KeyError(f"no person {person_id}")
+        person = Person(person_id, row[0], [], [], row[1], row[2], row[3], orjson.loads(row[4]))
+        for kind, value in self.conn.execute(
+            "SELECT kind, value FROM identifiers WHERE person_id = ? ORDER BY added_at, value",
+            (person_id,),
+        ):
+            (person.user_ids if kind == "user_id" else person.emails).append(value)
+        self.persons[person_id] = person
+        return person
+
+    def find(self, person_id: int) -> int:
+        """The person `person_id` now is (following merges), compressing the path it walked."""
+        path = []
+        person = self.person(person_id)
+        while person.merged_into is not None:
+            path.append(person)
+            person = self.person(person.merged_into)
+        for walked in path[:-1]:
+            walked.merged_into = person.id
+            self.dirty_persons.add(walked.id)
+        return person.id
+
+    def person_of(self, kind: str, value: str) -> int | None:
+        key = (kind, value)
+        if key in self.identifiers:
+            return self.identifiers[key]
+        row = self.conn.execute(
+            "SELECT person_id FROM identifiers WHERE kind = ? AND value = ?", key
+        ).fetchone()
+        person_id = int(row[0]) if row else None
+        self.identifiers[key] = person_id
+        return person_id
+
+    def range_stats(
+        self, browser_id: int, start: int, end: int
+    ) -> tuple[int, int | None, int | None]:
+        """(count, first ts, last ts) of a browser's events in [start, end)."""
+        self._flush_timeline()
+        row = self.conn.execute(
+            "SELECT count(*), min(ts), max(ts) FROM timeline "
+            "WHERE browser_id = ? AND ts >= ? AND ts < ?",
+            (browser_id, start, end),
+        ).fetchone()
+        return int(row[0]), row[1], row[2]
+
+    def segments_of(self, person_id: int) -> list[Segment]:
+        self._flush_segments()
+        segments: list[Segment] = []
+        for segment_id, browser_id in self.conn.execute(
+            "SELECT id, browser_id FROM segments WHERE person_id = ?", (person_id,)
+        ).fetchall():
+            browser = self.browser_by_id(browser_id)
+            assert browser is not None
+            segments.extend(s for s in browser.segments if s.id == segment_id)
+        return segments
+
+    # -- changes, kept in memory until flush ------------------------------------------------
+
+    def new_person(self) -> Person:
+        person = Person(self.next_person)
+        self.next_person += 1
+        self.persons[person.id] = person
+        self.dirty_persons.add(person.id)
+        return person
+
+    def new_browser(self, key: str, owner: int) -> Browser:
+        browser = Browser(self.next_browser, key, [])
+        self.next_browser += 1
+        self.new_browsers.append(browser)
+        self._cache_browser(browser)
+        self.new_segment(browser, MIN_TS, MAX_TS, owner)
+        return browser
+
+    def new_segment(self, browser: Browser, start: int, end: int, owner: int) -> Segment:
+        segment = Segment(self.next_segment, browser.id, start, end, owner)
+        self.next_segment += 1
+        browser.segments.append(segment)
+        browser.segments.sort(key=lambda s: s.start_ts)
+        self.dirty_segments[segment.id] = segment
+        return segment
+
+    def changed_segment(self, segment: Segment) -> None:
+        self.dirty_segments[segment.id] = segment
+
+    def changed_person(self, person: Person) -> None:
+        self.dirty_persons.add(person.id)
+
+    def add_identifier(self, kind: str, value: str, person: Person, at: int) -> None:
+        (person.user_ids if kind == "user_id" else person.emails).append(value)
+        self.identifiers[(kind, value)] = person.id
+        self.new_identifiers.append((kind, value, person.id, at))
+        self.dirty_persons.add(person.id)
+
+    def add_event(
+        self, seq: int, browser_id: int, ts: int, type_: str, name: str | None, data: bytes
+    ) -> None:
+        self.timeline.append((seq, browser_id, ts, type_, name, data))
+
+    # -- writing back -------------------------------------------------------------------------
+
+    def flush(self) -> None:
+        conn = self.conn
+        self._flush_timeline()
+        self._flush_segments()
+        if self.new_identifiers:
+            conn.executemany(
+                "INSERT INTO identifiers (kind, value, person_id, added_at) VALUES (?, ?, ?, ?)",
+                self.new_identifiers,
+            )
+            self.new_identifiers = []
+        if self.dirty_persons:
+            rows = []
+            for person_id in self.dirty_persons:
+                p = self.persons[person_id]
+                rows.append(
+                    (
+                        p.id,
+                        p.merged_into,
+                        int(p.identified),
+                        p.first_seen,
+                        p.last_seen,
+                        p.event_count,
+                        orjson.dumps(p.traits),
+                    )
+                )
+            conn.executemany("INSERT OR REPLACE INTO persons VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+            self.dirty_persons = set()
+        if len(self.persons) + len(self.browsers) + len(self.identifiers) > CACHE_LIMIT:
+            self.reset()
+
+    def _flush_timeline(self) -> None:
+        if self.timeline:
+            self.conn.executemany(
+                "INSERT INTO timeline (seq, browser_id, ts, type, name, data) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                self.timeline,
+            )
+            self.timeline = []
+
+    def _flush_segments(self) -> None:
+        if self.new_browsers:
+            self.conn.executemany(
+                "INSERT INTO browsers (id, key) VALUES (?, ?)",
+                [(b.id, b.key) for b in self.new_browsers],
+            )
+            self.new_browsers = []
+        if self.dirty_segments:
+            self.conn.executemany(
+                "INSERT OR REPLACE INTO segments (id, browser_id, start_ts, end_ts, person_id) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [
+                    (s.id, s.browser_id, s.start_ts, s.end_ts, s.person_id)
+                    for s in self.dirty_segments.values()
+                ],
+            )
+            self.dirty_segments = {}
+
+    def _cache_browser(self, browser: Browser) -> None:
+        self.browsers[browser.key] = browser
+        self.browsers_by_id[browser.id] = browser

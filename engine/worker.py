@@ -1,0 +1,200 @@
+"""`bond worker`: apply the event log to the identity state, one transaction per batch.
+
+The offset lives in state.db and moves in the same transaction as the state (and the hooks'
+writes) it produced, so a crash or kill -9 at any point neither loses nor re-applies an event.
+"""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import time
+from collections import Counter
+from collections.abc import Sequence
+from types import FrameType
+from typing import Any
+
+import orjson
+
+from bond.config import Config
+from bond.errors import StorageError
+from bond.logs import log
+from bond.storage.eventlog import SqliteEventLog, StoredEvent
+from bond.storage.sqlite import connect
+from engine.graph import IdentityGraph
+from engine.hooks import AppliedEvent, Hook
+from engine.schema import migrate_identity
+from engine.store import Browser, IdentityStore
+
+# How long one wait for new events lasts before the loop checks for a stop request.
+IDLE_WAIT_S = 0.1
+PROGRESS_EVERY_S = 10.0
+
+
+def open_state(config: Config) -> sqlite3.Connection:
+    # synchronous=NORMAL: a power cut may lose the last batches, but the offset goes back with
+    # them and they are applied again from the log, so nothing is lost or doubled.
+    conn = connect(config.state_db, durable=False)
+    migrate_identity(conn)
+    return conn
+
+
+class Worker:
+    def __init__(self, config: Config, hooks: Sequence[Hook] = ()) -> None:
+        self.batch_size = config.engine.batch_size
+        self.hooks = list(hooks)
+        self.log = SqliteEventLog(config.events_db)
+        self.conn = open_state(config)
+        for hook in self.hooks:
+            hook.migrate(self.conn)
+        self.store = IdentityStore(self.conn)
+        self.graph = IdentityGraph(self.store, max_user_ids=config.engine.max_user_ids_per_person)
+        self.offset = self._load_offset()
+        self.applied_total = 0
+        self._stopping = False
+
+    def _load_offset(self) -> int:
+        row = self.conn.execute("SELECT seq FROM engine_offset WHERE id = 1").fetchone()
+        return int(row[0]) if row else 0
+
+    def run_once(self) -> int:
+        """Apply the next batch after the offset; returns how many events it held."""
+        events = self.log.read_after(self.offset, self.batch_size)
+        if not events:
+            return 0
+        conn = self.conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._apply(events)
+                conn.execute(
+                    "INSERT OR REPLACE INTO engine_offset (id, seq) VALUES (1, ?)",
+                    (events[-1].seq,),
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                self.store.reset()
+                raise
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot apply events to the identity state: {exc}") from exc
+        finally:
+            self.graph.changes = []
+        self.offset = events[-1].seq
+        self.applied_total += len(events)
+        return len(events)
+
+    def _apply(self, events: list[StoredEvent]) -> None:
+        graph, store = self.graph, self.store
+        resolved: list[tuple[StoredEvent, Browser, dict[str, Any]]] = []
+        for ev in events:
+            body = orjson.loads(ev.body)
+            traits = body.get("traits")
+            traits = traits if isinstance(traits, dict) else {}
+            browser, _person = graph.apply(
+                ev.seq,
+                ev.type,
+                ev.anonymous_id,
+                ev.user_id,
+                ev.timestamp,
+                traits,
+                body.get("previousId"),
+            )
+            store.add_event(
+                ev.seq, browser.id, ev.timestamp, ev.type, ev.event, _display(ev.type, body)
+            )
+            if self.hooks:
+                resolved.append((ev, browser, body))
+        store.flush()
+        changes = graph.changes
+        if changes:
+            self.conn.executemany(
+                "INSERT INTO identity_events (kind, person_id, other_person_id, reason, "
+                "anonymous_events_stitched, browsers_stitched, first_seen, at, seq) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                changes,
+            )
+            self.conn.executemany(
+                "INSERT INTO identity_counts (kind, reason, n) VALUES (?, ?, 1) "
+                "ON CONFLICT (kind, reason) DO UPDATE SET n = n + 1",
+                [(c.kind, c.reason or "") for c in changes],
+            )
+            refusals = Counter(c.reason for c in changes if c.kind == "refused")
+            if refusals:
+                log("identity_refused", reasons=dict(refusals), last_seq=events[-1].seq)
+        if self.hooks:
+            applied = [self._applied(ev, browser, body) for ev, browser, body in resolved]
+            for hook in self.hooks:
+                for change in changes:
+                    hook.on_identity(self.conn, change)
+                hook.on_events(self.conn, applied)
+
+    def _applied(self, ev: StoredEvent, browser: Browser, body: dict[str, Any]) -> AppliedEvent:
+        # Resolved after the whole batch, so an event followed by its identify in the same
+        # batch is reported as the identified person's.
+        person = self.store.person(browser.segment_at(ev.timestamp).person_id)
+        return AppliedEvent(
+            ev.seq,
+            person.id,
+            person.identified,
+            ev.source,
+            ev.type,
+            ev.event,
+            ev.anonymous_id,
+            ev.user_id,
+            ev.timestamp,
+            ev.received_at,
+            ev.user_agent,
+            _dict(body.get("properties")),
+            _dict(body.get("traits")),
+            _dict(body.get("context")),
+        )
+
+    def run(self) -> None:
+        """Follow the log until SIGTERM/SIGINT; a batch in flight is finished first."""
+        previous = {sig: signal.signal(sig, self._stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+        log(
+            "worker_started",
+            offset=self.offset,
+            head=self.log.head(),
+            hooks=[h.name for h in self.hooks],
+        )
+        last_progress = time.monotonic()
+        try:
+            while not self._stopping:
+                if self.run_once() < self.batch_size:
+                    self.log.wait_for_append(IDLE_WAIT_S)
+                if time.monotonic() - last_progress > PROGRESS_EVERY_S:
+                    log("worker_progress", offset=self.offset, applied=self.applied_total)
+                    last_progress = time.monotonic()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            log("worker_stopped", offset=self.offset, applied=self.applied_total)
+            self.close()
+
+    def _stop(self, signum: int, frame: FrameType | None) -> None:
+        self._stopping = True
+
+    def close(self) -> None:
+        self.log.close()
+        self.conn.close()
+
+
+def _display(type_: str, body: dict[str, Any]) -> bytes:
+    """The few fields a timeline shows, copied once so reads never touch the event log."""
+    if type_ in ("identify", "group"):
+        return orjson.dumps(_dict(body.get("traits")))
+    if type_ == "alias":
+        return orjson.dumps({"previousId": body.get("previousId")})
+    return orjson.dumps(_dict(body.get("properties")))
+
+
+def _dict(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def run_worker(config: Config) -> None:
+    from engine.hooks import default_hooks
+
+    Worker(config, default_hooks(config)).run()
