@@ -15,6 +15,7 @@ from typing import Any, Literal, TypeVar
 from bond.errors import ConfigError
 
 IpPolicy = Literal["keep", "truncate", "drop"]
+AlertKind = Literal["identified", "returned", "event"]
 T = TypeVar("T")
 
 # The write key of the embedded default source. It ships in every browser that loads the
@@ -61,12 +62,41 @@ class EngineConfig:
 
 
 @dataclass(frozen=True)
+class AlertRule:
+    """One `[[alerts.rules]]` entry; `engine.alerts.rules` compiles and evaluates it."""
+
+    name: str
+    kind: AlertKind
+    # identified: the cart, order or lifetime value that makes a newly identified person worth it.
+    threshold: float = 0.0
+    # returned: who is watched (any of these), and how long away makes a visit a return.
+    emails: tuple[str, ...] = ()
+    domains: tuple[str, ...] = ()
+    min_lifetime_value: float | None = None
+    away_s: int = 7 * 24 * 3600
+    # event: the event name, and conditions on its properties such as "value >= 500".
+    event: str | None = None
+    where: tuple[str, ...] = ()
+    # One browsing spree is one alert: the rule stays quiet for this person this long after firing.
+    cooldown_s: int = 3600
+    require_verified: bool = False
+
+
+@dataclass(frozen=True)
+class AlertsConfig:
+    webhook_url: str | None = field(default=None, repr=False)
+    timeout_s: float = 10.0
+    rules: tuple[AlertRule, ...] = ()
+
+
+@dataclass(frozen=True)
 class Config:
     data_dir: Path = Path("bond-data")
     collector: CollectorConfig = field(default_factory=CollectorConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
     sources: tuple[Source, ...] = (Source(name="default", write_key=DEFAULT_WRITE_KEY),)
     admin_token: str | None = field(default=None, repr=False)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
 
     @property
     def events_db(self) -> Path:
@@ -116,7 +146,9 @@ def _config_path(path: str | os.PathLike[str] | None, env: dict[str, str]) -> Pa
 
 
 def _from_toml(raw: dict[str, Any], *, where: str) -> Config:
-    _reject_unknown(raw, {"data_dir", "admin_token", "collector", "engine", "sources"}, where)
+    _reject_unknown(
+        raw, {"data_dir", "admin_token", "collector", "engine", "sources", "alerts"}, where
+    )
     config = Config()
     if "data_dir" in raw:
         config = replace(config, data_dir=Path(_typed(raw["data_dir"], str, "data_dir")))
@@ -128,6 +160,8 @@ def _from_toml(raw: dict[str, Any], *, where: str) -> Config:
         config = replace(config, engine=_section(EngineConfig, raw["engine"], where))
     if "sources" in raw:
         config = replace(config, sources=tuple(_source(s, where) for s in raw["sources"]))
+    if "alerts" in raw:
+        config = replace(config, alerts=_alerts(raw["alerts"], where))
     return config
 
 
@@ -166,6 +200,56 @@ def _source(raw: Any, where: str) -> Source:
     )
 
 
+def _alerts(raw: Any, where: str) -> AlertsConfig:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: [alerts] must be a table")
+    _reject_unknown(raw, {"webhook_url", "timeout_s", "rules"}, where)
+    rules = raw.get("rules", [])
+    if not isinstance(rules, list):
+        raise ConfigError(f"{where}: alerts.rules must be a list of [[alerts.rules]] tables")
+    return AlertsConfig(
+        webhook_url=_typed(raw.get("webhook_url"), (str, type(None)), "alerts.webhook_url"),
+        timeout_s=float(_typed(raw.get("timeout_s", 10.0), (int, float), "alerts.timeout_s")),
+        rules=tuple(_alert_rule(r, where) for r in rules),
+    )
+
+
+def _alert_rule(raw: Any, where: str) -> AlertRule:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: each [[alerts.rules]] entry must be a table")
+    _reject_unknown(raw, {f.name for f in fields(AlertRule)}, where)
+    for required in ("name", "kind"):
+        if required not in raw:
+            raise ConfigError(f"{where}: an [[alerts.rules]] entry lacks '{required}'")
+    name = _typed(raw["name"], str, "alerts.rules.name")
+    if raw["kind"] not in ("identified", "returned", "event"):
+        raise ConfigError(f"alert rule {name!r}: kind must be identified, returned or event")
+    lifetime = raw.get("min_lifetime_value")
+    return AlertRule(
+        name=name,
+        kind=raw["kind"],
+        threshold=float(_typed(raw.get("threshold", 0.0), (int, float), "threshold")),
+        emails=tuple(e.strip().lower() for e in _strings(raw.get("emails", []), "emails")),
+        domains=tuple(
+            d.strip().lower().lstrip("@") for d in _strings(raw.get("domains", []), "domains")
+        ),
+        min_lifetime_value=None
+        if lifetime is None
+        else float(_typed(lifetime, (int, float), "min_lifetime_value")),
+        away_s=_typed(raw.get("away_s", AlertRule.away_s), int, "away_s"),
+        event=_typed(raw.get("event"), (str, type(None)), "alerts.rules.event"),
+        where=tuple(_strings(raw.get("where", []), "where")),
+        cooldown_s=_typed(raw.get("cooldown_s", AlertRule.cooldown_s), int, "cooldown_s"),
+        require_verified=_typed(raw.get("require_verified", False), bool, "require_verified"),
+    )
+
+
+def _strings(value: Any, name: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"alerts.rules.{name} must be a list of strings")
+    return value
+
+
 def _apply_env(config: Config, env: dict[str, str]) -> Config:
     if env.get("BOND_DATA_DIR"):
         config = replace(config, data_dir=Path(env["BOND_DATA_DIR"]))
@@ -178,6 +262,9 @@ def _apply_env(config: Config, env: dict[str, str]) -> Config:
         origins = tuple(o.strip().rstrip("/") for o in env["BOND_ALLOWED_ORIGINS"].split(","))
         first, *rest = config.sources
         config = replace(config, sources=(replace(first, origins=origins), *rest))
+    if env.get("BOND_DISCORD_WEBHOOK_URL"):
+        alerts = replace(config.alerts, webhook_url=env["BOND_DISCORD_WEBHOOK_URL"])
+        config = replace(config, alerts=alerts)
     if env.get("BOND_IP"):
         config = replace(config, collector=replace(config.collector, ip=env["BOND_IP"]))  # type: ignore[arg-type]
     return config
@@ -201,6 +288,28 @@ def _check(config: Config) -> None:
     limits = config.collector
     if limits.max_event_bytes > limits.max_body_bytes:
         raise ConfigError("collector.max_event_bytes cannot exceed collector.max_body_bytes")
+    _check_alerts(config.alerts)
+
+
+def _check_alerts(alerts: AlertsConfig) -> None:
+    # The URL is a secret: say what is wrong with it without repeating it.
+    url = alerts.webhook_url
+    if url is not None and not url.startswith(("https://", "http://")):
+        raise ConfigError("alerts.webhook_url must be an http(s) URL")
+    names = [rule.name for rule in alerts.rules]
+    if len(set(names)) != len(names):
+        raise ConfigError("two alert rules share a name; the name keys each rule's cooldown")
+    for rule in alerts.rules:
+        if rule.kind == "event" and not rule.event:
+            raise ConfigError(f"alert rule {rule.name!r} (kind event) needs 'event'")
+        watches = rule.emails or rule.domains or rule.min_lifetime_value is not None
+        if rule.kind == "returned" and not watches:
+            raise ConfigError(
+                f"alert rule {rule.name!r} (kind returned) needs emails, domains or "
+                "min_lifetime_value"
+            )
+        if rule.cooldown_s < 0 or rule.away_s < 0:
+            raise ConfigError(f"alert rule {rule.name!r}: cooldown_s and away_s cannot be negative")
 
 
 def _reject_unknown(raw: dict[str, Any], known: set[str], where: str) -> None:
@@ -211,10 +320,13 @@ def _reject_unknown(raw: dict[str, Any], known: set[str], where: str) -> None:
         )
 
 
-def _typed(value: Any, expected: type[T], name: str) -> T:
+def _typed(value: Any, expected: type[T] | tuple[type, ...], name: str) -> T:
     # bool is an int in Python; a limit set to `true` is a mistake worth reporting.
-    if expected is int and isinstance(value, bool):
+    numeric = expected is int or (isinstance(expected, tuple) and int in expected)
+    if numeric and isinstance(value, bool):
         raise ConfigError(f"{name} must be an integer, not {value!r}")
     if not isinstance(value, expected):
-        raise ConfigError(f"{name} must be {expected.__name__}, not {value!r}")
-    return value
+        names = expected if isinstance(expected, tuple) else (expected,)
+        wanted = " or ".join(t.__name__ for t in names)
+        raise ConfigError(f"{name} must be {wanted}, not {value!r}")
+    return value  # type: ignore[return-value]

@@ -1,0 +1,182 @@
+"""The alert outbox: alerts written in the transaction that caused them, delivered from here.
+
+The engine worker enqueues inside its batch transaction on `state.db`, so an alert exists exactly
+when the state change that caused it was committed: a crash before the commit loses both, a crash
+after keeps both. The sender then delivers each row and marks it; a row is `pending` until Discord
+accepted it (`sent`) or it can never be delivered (`failed`, with the reason).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from typing import Any, Literal, NamedTuple
+
+import orjson
+
+from bond.errors import StorageError
+from bond.storage.sqlite import migrate
+
+State = Literal["pending", "sent", "failed"]
+
+MIGRATIONS = [
+    """
+    CREATE TABLE alert_outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        rule TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        person_id TEXT NOT NULL,
+        summary TEXT NOT NULL,
+        payload BLOB NOT NULL,
+        -- when the event that caused the alert reached the collector: alert latency starts here
+        caused_at INTEGER,
+        created_at INTEGER NOT NULL,
+        state TEXT NOT NULL DEFAULT 'pending',
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at INTEGER NOT NULL,
+        last_error TEXT,
+        sent_at INTEGER,
+        discord_message_id TEXT
+    );
+    CREATE INDEX alert_outbox_due ON alert_outbox (next_attempt_at, id) WHERE state = 'pending';
+    CREATE TABLE alert_cooldowns (
+        rule TEXT NOT NULL,
+        person_id TEXT NOT NULL,
+        fired_at INTEGER NOT NULL,
+        PRIMARY KEY (rule, person_id)
+    ) WITHOUT ROWID;
+    """,
+]
+
+
+class Alert(NamedTuple):
+    id: int
+    rule: str
+    kind: str
+    person_id: str
+    summary: str
+    payload: dict[str, Any]
+    caused_at: int | None
+    created_at: int
+    state: State
+    attempts: int
+    next_attempt_at: int
+    last_error: str | None
+    sent_at: int | None
+    discord_message_id: str | None
+
+    def public(self) -> dict[str, Any]:
+        """The alert as the read API lists it: delivery state, no payload internals."""
+        return {
+            "id": self.id,
+            "rule": self.rule,
+            "kind": self.kind,
+            "person_id": self.person_id,
+            "summary": self.summary,
+            "created_at": self.created_at,
+            "state": self.state,
+            "attempts": self.attempts,
+            "last_error": self.last_error,
+            "sent_at": self.sent_at,
+        }
+
+
+_COLUMNS = (
+    "id, rule, kind, person_id, summary, payload, caused_at, created_at, state, attempts, "
+    "next_attempt_at, last_error, sent_at, discord_message_id"
+)
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def migrate_outbox(conn: sqlite3.Connection) -> None:
+    migrate(conn, MIGRATIONS, name="alerts")
+
+
+def enqueue(
+    conn: sqlite3.Connection,
+    *,
+    rule: str,
+    kind: str,
+    person_id: str,
+    summary: str,
+    payload: dict[str, Any],
+    caused_at: int | None = None,
+) -> int:
+    """Add an alert in the caller's transaction (this never commits); returns its id."""
+    created = now_ms()
+    cursor = conn.execute(
+        "INSERT INTO alert_outbox (rule, kind, person_id, summary, payload, caused_at, "
+        "created_at, next_attempt_at) VALUES (?,?,?,?,?,?,?,?)",
+        (rule, kind, person_id, summary, orjson.dumps(payload), caused_at, created, created),
+    )
+    return int(cursor.lastrowid or 0)
+
+
+def next_due(conn: sqlite3.Connection, now: int) -> Alert | None:
+    """The oldest pending alert whose time has come: the one the sender delivers next."""
+    row = conn.execute(
+        f"SELECT {_COLUMNS} FROM alert_outbox WHERE state = 'pending' AND next_attempt_at <= ? "
+        "ORDER BY next_attempt_at, id LIMIT 1",
+        (now,),
+    ).fetchone()
+    return _alert(row) if row else None
+
+
+def next_wake(conn: sqlite3.Connection) -> int | None:
+    """When the earliest pending alert becomes due (epoch ms), or None when nothing is pending."""
+    row = conn.execute(
+        "SELECT min(next_attempt_at) FROM alert_outbox WHERE state = 'pending'"
+    ).fetchone()
+    return None if row[0] is None else int(row[0])
+
+
+def mark_sent(conn: sqlite3.Connection, alert_id: int, *, message_id: str | None) -> None:
+    _update(
+        conn,
+        "UPDATE alert_outbox SET state = 'sent', sent_at = ?, attempts = attempts + 1, "
+        "last_error = NULL, discord_message_id = ? WHERE id = ?",
+        (now_ms(), message_id, alert_id),
+    )
+
+
+def mark_failed(conn: sqlite3.Connection, alert_id: int, *, error: str) -> None:
+    _update(
+        conn,
+        "UPDATE alert_outbox SET state = 'failed', attempts = attempts + 1, last_error = ? "
+        "WHERE id = ?",
+        (error, alert_id),
+    )
+
+
+def retry_later(conn: sqlite3.Connection, alert_id: int, *, at: int, error: str) -> None:
+    _update(
+        conn,
+        "UPDATE alert_outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? "
+        "WHERE id = ?",
+        (at, error, alert_id),
+    )
+
+
+def recent(conn: sqlite3.Connection, limit: int = 50) -> list[Alert]:
+    """The newest alerts first, whatever their state (for the read API and the CLI)."""
+    rows = conn.execute(
+        f"SELECT {_COLUMNS} FROM alert_outbox ORDER BY id DESC LIMIT ?", (limit,)
+    ).fetchall()
+    return [_alert(row) for row in rows]
+
+
+def _alert(row: tuple[Any, ...]) -> Alert:
+    values = list(row)
+    values[5] = orjson.loads(values[5])
+    return Alert(*values)
+
+
+def _update(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> None:
+    # Autocommit: each mark is its own small transaction, so a crash right after it keeps it.
+    try:
+        conn.execute(sql, params)
+    except sqlite3.Error as exc:
+        raise StorageError(f"cannot update the alert outbox: {exc}") from exc
