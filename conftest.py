@@ -136,3 +136,63 @@ def browser():  # type: ignore[no-untyped-def]
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield chromium
         chromium.close()
+
+
+class ReadApi(BondProcess):
+    """A real `bond api` (the engine's read API) on a free port."""
+
+    def __init__(self, data_dir: Path, env: dict[str, str] | None = None) -> None:
+        self.port = free_port()
+        super().__init__(["api", "--port", str(self.port)], data_dir, env)
+        self.url = f"http://127.0.0.1:{self.port}/api"
+        self.headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+    def start(self) -> ReadApi:
+        super().start()
+        wait_until(self._up, timeout=20, what=f"read API on {self.url}")
+        return self
+
+    def get(self, path: str, **params: str) -> httpx.Response:
+        return httpx.get(f"{self.url}{path}", params=params, headers=self.headers, timeout=5)
+
+    def _up(self) -> bool:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise AssertionError(f"read API exited with {self.proc.returncode}:\n{self.log}")
+        try:
+            return self.get("/status").status_code == 200
+        except httpx.HTTPError:
+            return False
+
+
+def start_worker(data_dir: Path, env: dict[str, str] | None = None) -> BondProcess:
+    """A real `bond worker` on `data_dir`, returned once it has opened its state."""
+    worker = BondProcess(["worker"], data_dir, env).start()
+    wait_until(lambda: "worker_started" in worker.log, timeout=20, what="the worker to start")
+    return worker
+
+
+@pytest.fixture
+def worker(collector: Collector) -> Iterator[BondProcess]:
+    """A real `bond worker` following the collector's event log."""
+    running = start_worker(collector.data_dir)
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def read_api(collector: Collector) -> Iterator[ReadApi]:
+    """A real `bond api` reading the state of the collector's data directory."""
+    running = ReadApi(collector.data_dir).start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def engine(data_dir: Path):  # type: ignore[no-untyped-def]
+    """An in-process engine (event log, worker, reader) on a fresh data directory."""
+    from tests.engine.harness import Engine
+
+    running = Engine(data_dir)
+    yield running
+    running.close()

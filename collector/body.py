@@ -3,46 +3,75 @@
 from __future__ import annotations
 
 import zlib
+from dataclasses import dataclass
 
 import orjson
-from starlette.requests import Request
+from starlette.types import Receive, Scope
 
 from bond.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 
 # text/plain is what browsers send to avoid a CORS preflight; servers send JSON.
-_ACCEPTED_TYPES = ("application/json", "text/plain", "")
+_ACCEPTED_TYPES = frozenset({"application/json", "text/plain", ""})
+_WANTED = frozenset(
+    {
+        b"content-type",
+        b"content-encoding",
+        b"content-length",
+        b"origin",
+        b"authorization",
+        b"user-agent",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Headers:
+    """The handful of request headers ingest reads, found in one pass over the raw list."""
+
+    content_type: str = ""
+    content_encoding: str = "identity"
+    content_length: int | None = None
+    origin: str | None = None
+    authorization: str | None = None
+    user_agent: str | None = None
+
+    @classmethod
+    def of(cls, scope: Scope) -> Headers:
+        found: dict[bytes, str] = {}
+        for name, value in scope["headers"]:
+            if name in _WANTED:
+                found[name] = value.decode("latin-1")
+        length = found.get(b"content-length")
+        return cls(
+            content_type=found.get(b"content-type", "").split(";", 1)[0].strip().lower(),
+            content_encoding=found.get(b"content-encoding", "identity").strip().lower(),
+            content_length=int(length) if length and length.isdigit() else None,
+            origin=found.get(b"origin"),
+            authorization=found.get(b"authorization"),
+            user_agent=found.get(b"user-agent"),
+        )
 
 
 async def read_json(
-    request: Request, *, max_body_bytes: int, max_decompressed_bytes: int
+    headers: Headers, receive: Receive, *, max_body_bytes: int, max_decompressed_bytes: int
 ) -> object:
     """The parsed JSON body, or a RequestError saying what is wrong with it."""
-    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if media_type not in _ACCEPTED_TYPES:
+    if headers.content_type not in _ACCEPTED_TYPES:
         raise UnsupportedMediaType(
-            f"Content-Type {media_type!r} is not accepted; send application/json or text/plain"
+            f"Content-Type {headers.content_type!r} is not accepted; "
+            "send application/json or text/plain"
         )
-    encoding = request.headers.get("content-encoding", "identity").strip().lower()
-    if encoding not in ("identity", "gzip"):
+    if headers.content_encoding not in ("identity", "gzip"):
         raise UnsupportedMediaType(
-            f"Content-Encoding {encoding!r} is not supported; use gzip or none"
+            f"Content-Encoding {headers.content_encoding!r} is not supported; use gzip or none"
         )
-
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > max_body_bytes:
+    declared = headers.content_length
+    if declared is not None and declared > max_body_bytes:
         raise PayloadTooLarge(
             f"body of {declared} bytes exceeds the limit of {max_body_bytes} bytes"
         )
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > max_body_bytes:
-            raise PayloadTooLarge(f"body exceeds the limit of {max_body_bytes} bytes")
-        chunks.append(chunk)
-    raw = b"".join(chunks)
-
-    if encoding == "gzip":
+    raw = await _read(receive, max_body_bytes)
+    if headers.content_encoding == "gzip":
         raw = _gunzip(raw, budget=max_decompressed_bytes)
     if not raw:
         raise BadRequest("the body is empty; send a JSON object")
@@ -50,6 +79,22 @@ async def read_json(
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise BadRequest(f"the body is not valid JSON: {exc}") from exc
+
+
+async def _read(receive: Receive, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise BadRequest("the client disconnected before sending the whole body")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"body exceeds the limit of {limit} bytes")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def _gunzip(data: bytes, *, budget: int) -> bytes:

@@ -9,8 +9,7 @@ from collections import Counter as Tally
 from typing import Any
 
 import orjson
-from starlette.requests import Request
-from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from bond.config import Config, Source
 from bond.errors import (
@@ -22,10 +21,9 @@ from bond.errors import (
     RequestError,
     Unauthorized,
 )
-from bond.http import error_response, json_response
 from bond.logs import log
 from bond.storage.eventlog import NewEvent, RejectedEvent
-from collector.body import read_json
+from collector.body import Headers, read_json
 from collector.cors import echo_headers
 from collector.ip import apply_policy
 from collector.telemetry import CollectorMetrics
@@ -34,54 +32,65 @@ from collector.writer import Writer
 
 
 class Ingest:
+    """The ingest endpoint as a plain ASGI app.
+
+    It runs once per request on the hottest path Bond has, so it reads the raw scope and sends
+    a pre-built response instead of going through Request and Response objects.
+    """
+
     def __init__(self, config: Config, writer: Writer, metrics: CollectorMetrics) -> None:
         self.config = config
         self.limits = config.collector
         self.writer = writer
         self.metrics = metrics
 
-    async def handle(self, request: Request) -> Response:
-        kind = request.path_params["kind"]
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["path_params"]["kind"]
         route = "batch" if kind == "batch" else "single"
+        headers = Headers.of(scope)
         # Errors echo the origin too: a browser SDK must see a 401 or 413 to stop retrying.
-        origin = request.headers.get("origin")
+        cors = echo_headers(headers.origin)
         started = time.perf_counter()
         try:
-            response, summary = await self._ingest(request, kind, origin)
+            status, body, summary = await self._ingest(scope, receive, kind, headers)
+            extra = cors
         except RequestError as error:
-            response, summary = error_response(error, echo_headers(origin)), {"reason": error.code}
-        self.metrics.requests.inc(1, route, str(response.status_code))
+            status, body = error.status_code, {"error": error.code, "reason": error.reason}
+            summary = {"reason": error.code}
+            extra = {**error.headers, **cors}
+        await _respond(send, status, orjson.dumps(body), extra)
+        self.metrics.requests.inc(1, route, str(status))
         log(
             "ingest",
             route=route,
-            status=response.status_code,
+            status=status,
             ms=round((time.perf_counter() - started) * 1000, 2),
             **summary,
         )
-        return response
 
     async def _ingest(
-        self, request: Request, kind: str, origin: str | None
-    ) -> tuple[Response, dict[str, Any]]:
+        self, scope: Scope, receive: Receive, kind: str, headers: Headers
+    ) -> tuple[int, dict[str, Any], dict[str, Any]]:
         if kind != "batch" and kind not in TYPES:
             raise NotFound(
                 f"no endpoint /v1/{kind}; use /v1/batch or /v1/<{'|'.join(sorted(TYPES))}>"
             )
         payload = await read_json(
-            request,
+            headers,
+            receive,
             max_body_bytes=self.limits.max_body_bytes,
             max_decompressed_bytes=self.limits.max_decompressed_bytes,
         )
         if not isinstance(payload, dict):
             raise BadRequest("the body must be a JSON object")
-        source = self._source(request, payload)
-        if origin and not source.allows_origin(origin.rstrip("/")):
+        source = self._source(headers, payload)
+        if headers.origin and not source.allows_origin(headers.origin.rstrip("/")):
             raise Forbidden(
-                f"origin {origin} may not send to source {source.name!r}; add it to that "
+                f"origin {headers.origin} may not send to source {source.name!r}; add it to that "
                 "source's origins in bond.toml"
             )
         messages, path_type = self._messages(payload, kind)
-        facts, warnings = self._facts(request, payload, source)
+        facts, warnings = self._facts(scope, headers, payload, source)
 
         events: list[NewEvent] = []
         rejected: list[RejectedEvent] = []
@@ -117,15 +126,18 @@ class Ingest:
         }
         if warnings:
             body["warnings"] = warnings
-        # A request whose every event was refused is a client bug: say so with a 400.
-        status = 400 if rejections and not events else 200
-        summary = {"source": source.name, "accepted": len(events), "rejected": len(rejections)}
+        summary: dict[str, Any] = {
+            "source": source.name,
+            "accepted": len(events),
+            "rejected": len(rejections),
+        }
         if codes:
             summary["reasons"] = dict(codes)
-        return json_response(body, status, echo_headers(origin)), summary
+        # A request whose every event was refused is a client bug: say so with a 400.
+        return (400 if rejections and not events else 200), body, summary
 
-    def _source(self, request: Request, payload: dict[str, Any]) -> Source:
-        key = _basic_auth_key(request.headers.get("authorization")) or payload.get("writeKey")
+    def _source(self, headers: Headers, payload: dict[str, Any]) -> Source:
+        key = _basic_auth_key(headers.authorization) or payload.get("writeKey")
         if not isinstance(key, str) or not key:
             raise Unauthorized(
                 "no write key: send it as HTTP Basic auth (the key as user name) or as writeKey"
@@ -149,7 +161,7 @@ class Ingest:
         return messages, None
 
     def _facts(
-        self, request: Request, payload: dict[str, Any], source: Source
+        self, scope: Scope, headers: Headers, payload: dict[str, Any], source: Source
     ) -> tuple[RequestFacts, list[str]]:
         warnings: list[str] = []
         sent_at = None
@@ -158,18 +170,28 @@ class Ingest:
                 sent_at = parse_time(payload["sentAt"], "sentAt")
             except EventInvalid as exc:
                 warnings.append(f"{exc.reason}; clock-skew correction skipped")
-        client = request.client.host if request.client else None
+        client = scope["client"][0] if scope.get("client") else None
         facts = RequestFacts(
             source=source.name,
             received_at=int(time.time() * 1000),
             sent_at=sent_at,
             ip=apply_policy(client, self.limits.ip),
             ip_policy=self.limits.ip,
-            user_agent=request.headers.get("user-agent"),
+            user_agent=headers.user_agent,
             max_event_bytes=self.limits.max_event_bytes,
             future_tolerance_ms=self.limits.future_tolerance_ms,
         )
         return facts, warnings
+
+
+async def _respond(send: Send, status: int, body: bytes, headers: dict[str, str]) -> None:
+    raw_headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        *((name.lower().encode(), value.encode()) for name, value in headers.items()),
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": raw_headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def _basic_auth_key(header: str | None) -> str | None:

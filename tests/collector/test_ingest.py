@@ -1,0 +1,332 @@
+"""The Segment endpoints over real HTTP against a running `bond serve`."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import sqlite3
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from conftest import WRITE_KEY, Collector
+
+TYPES = ["identify", "track", "page", "screen", "group", "alias"]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Collector]:
+    collector = Collector(tmp_path_factory.mktemp("ingest") / "data").start()
+    yield collector
+    collector.stop()
+
+
+def post(server: Collector, path: str, body: Any, **kwargs: Any) -> httpx.Response:
+    content = body if isinstance(body, bytes) else orjson.dumps(body)
+    headers = {"Content-Type": "text/plain", **kwargs.pop("headers", {})}
+    return httpx.post(f"{server.url}{path}", content=content, headers=headers, **kwargs)
+
+
+def stored(server: Collector, message_id: str) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(server.data_dir / "events.db") as conn:
+        return conn.execute(
+            "SELECT type, anonymous_id, user_id, event, timestamp, received_at, ip, user_agent "
+            "FROM events WHERE message_id = ?",
+            (message_id,),
+        ).fetchall()
+
+
+def event(**fields: Any) -> dict[str, Any]:
+    return {
+        "type": "track",
+        "event": "Clicked",
+        "anonymousId": "anon-1",
+        "messageId": mid(),
+        **fields,
+    }
+
+
+def mid() -> str:
+    return str(uuid.uuid4())
+
+
+@pytest.mark.parametrize("kind", TYPES)
+def test_single_endpoint_accepts_each_type(server: Collector, kind: str) -> None:
+    message = {
+        "writeKey": WRITE_KEY,
+        "messageId": mid(),
+        "anonymousId": "anon-1",
+        "userId": "user-1",
+        "event": "Clicked",
+        "previousId": "anon-0",
+        "groupId": "g-1",
+    }
+    response = post(server, f"/v1/{kind}", message)
+    assert response.status_code == 200, response.text
+    assert response.json()["accepted"] == 1
+    assert stored(server, message["messageId"])[0][0] == kind
+
+
+def test_batch_keeps_valid_events_and_rejects_bad_ones_with_reasons(server: Collector) -> None:
+    good = [event(), event(type="page", name="Home")]
+    bad = [
+        event(anonymousId="undefined"),
+        event(anonymousId="[object Object]", userId="null"),
+        event(type="shout"),
+        event(event=""),
+        "not an object",
+        event(properties=["not", "an", "object"]),
+        event(timestamp="yesterday"),
+    ]
+    batch = [good[0], *bad, good[1]]
+    response = post(server, "/v1/batch", {"writeKey": WRITE_KEY, "batch": batch})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["accepted"] == 2
+    assert [r["index"] for r in body["rejected"]] == list(range(1, len(bad) + 1))
+    reasons = [r["reason"] for r in body["rejected"]]
+    assert "anonymousId or userId is required" in reasons[0]
+    assert "anonymousId or userId is required" in reasons[1]
+    assert "'shout' is not one of" in reasons[2]
+    assert "'event' name" in reasons[3]
+    assert "JSON object" in reasons[4]
+    assert "properties must be a JSON object" in reasons[5]
+    assert "ISO-8601" in reasons[6]
+    assert all(stored(server, e["messageId"]) for e in good)
+    with sqlite3.connect(server.data_dir / "events.db") as conn:
+        kept = conn.execute("SELECT reason, body FROM rejected").fetchall()
+    assert any(b'"shout"' in b for _, b in kept), "rejected events are kept with their reason"
+
+
+def test_a_request_whose_every_event_is_invalid_is_a_400(server: Collector) -> None:
+    response = post(server, "/v1/track", {"writeKey": WRITE_KEY, "anonymousId": "0", "event": "X"})
+    assert response.status_code == 400
+    assert response.json()["rejected"][0]["index"] == 0
+
+
+def test_duplicate_message_id_is_acknowledged_and_stored_once(server: Collector) -> None:
+    message = event()
+    for _ in range(3):
+        response = post(server, "/v1/batch", {"writeKey": WRITE_KEY, "batch": [message, message]})
+        assert response.status_code == 200
+    assert len(stored(server, message["messageId"])) == 1
+
+
+def test_missing_message_id_is_generated(server: Collector) -> None:
+    message = event(anonymousId=f"anon-{mid()}")
+    del message["messageId"]
+    assert post(server, "/v1/batch", {"writeKey": WRITE_KEY, "batch": [message]}).status_code == 200
+    with sqlite3.connect(server.data_dir / "events.db") as conn:
+        (message_id,) = conn.execute(
+            "SELECT message_id FROM events WHERE anonymous_id = ?", (message["anonymousId"],)
+        ).fetchone()
+    assert uuid.UUID(message_id)
+
+
+def test_clock_skew_is_corrected_from_sent_at(server: Collector) -> None:
+    # The client clock runs a day behind; the event happened 5 s before it was sent.
+    message = event(timestamp="2020-01-01T00:00:00Z")
+    body = {"writeKey": WRITE_KEY, "sentAt": "2020-01-01T00:00:05Z", "batch": [message]}
+    assert post(server, "/v1/batch", body).status_code == 200
+    (_, _, _, _, timestamp, received_at, _, _) = stored(server, message["messageId"])[0]
+    assert received_at - timestamp == 5000
+
+
+def test_future_timestamp_is_clamped_with_a_warning(server: Collector) -> None:
+    message = event(timestamp="2999-01-01T00:00:00Z")
+    response = post(server, "/v1/batch", {"writeKey": WRITE_KEY, "batch": [message]})
+    assert response.status_code == 200
+    assert "future" in response.json()["warnings"][0]
+    (_, _, _, _, timestamp, received_at, _, _) = stored(server, message["messageId"])[0]
+    assert timestamp == received_at
+
+
+def test_bad_sent_at_skips_skew_correction_but_keeps_the_events(server: Collector) -> None:
+    message = event(timestamp="2024-05-01T10:00:00Z")
+    response = post(server, "/v1/batch", {"writeKey": WRITE_KEY, "sentAt": 12, "batch": [message]})
+    assert response.status_code == 200
+    assert "clock-skew correction skipped" in response.json()["warnings"][0]
+    assert stored(server, message["messageId"])[0][4] == 1714557600000
+
+
+def test_ip_is_truncated_and_user_agent_kept(server: Collector) -> None:
+    message = event(context={"ip": "203.0.113.77"})
+    headers = {"User-Agent": "TestAgent/1.0"}
+    assert post(server, "/v1/batch", {"writeKey": WRITE_KEY, "batch": [message]}, headers=headers)
+    row = stored(server, message["messageId"])[0]
+    assert row[6] == "203.0.113.0"
+    assert row[7] == "TestAgent/1.0"
+
+
+class TestAuth:
+    def test_basic_auth_write_key(self, server: Collector) -> None:
+        token = base64.b64encode(f"{WRITE_KEY}:".encode()).decode()
+        response = post(server, "/v1/track", event(), headers={"Authorization": f"Basic {token}"})
+        assert response.status_code == 200
+
+    def test_unknown_key_is_401_with_reason(self, server: Collector) -> None:
+        response = post(server, "/v1/track", {**event(), "writeKey": "nope"})
+        assert response.status_code == 401
+        assert "unknown write key" in response.json()["reason"]
+
+    def test_missing_key_is_401_with_reason(self, server: Collector) -> None:
+        response = post(server, "/v1/track", event())
+        assert response.status_code == 401
+        assert "Basic auth" in response.json()["reason"]
+
+    def test_malformed_basic_auth_is_401(self, server: Collector) -> None:
+        response = post(server, "/v1/track", event(), headers={"Authorization": "Basic %%%"})
+        assert response.status_code == 401
+
+
+class TestBodies:
+    def test_application_json_is_accepted(self, server: Collector) -> None:
+        headers = {"Content-Type": "application/json; charset=utf-8"}
+        body = {"writeKey": WRITE_KEY, "batch": [event()]}
+        assert post(server, "/v1/batch", body, headers=headers).status_code == 200
+
+    def test_gzip_body(self, server: Collector) -> None:
+        message = event()
+        raw = gzip.compress(orjson.dumps({"writeKey": WRITE_KEY, "batch": [message]}))
+        response = post(server, "/v1/batch", raw, headers={"Content-Encoding": "gzip"})
+        assert response.status_code == 200
+        assert stored(server, message["messageId"])
+
+    def test_gzip_bomb_is_413_not_a_memory_blow_up(self, server: Collector) -> None:
+        bomb = gzip.compress(b"[" + b" " * (200 * 1024 * 1024) + b"]", compresslevel=9)
+        assert len(bomb) < 500 * 1024
+        response = post(server, "/v1/batch", bomb, headers={"Content-Encoding": "gzip"})
+        assert response.status_code == 413
+        assert "inflates past" in response.json()["reason"]
+
+    def test_corrupt_gzip_is_400(self, server: Collector) -> None:
+        response = post(server, "/v1/batch", b"not gzip", headers={"Content-Encoding": "gzip"})
+        assert response.status_code == 400
+
+    def test_unsupported_encoding_and_type(self, server: Collector) -> None:
+        body = {"writeKey": WRITE_KEY, "batch": [event()]}
+        assert (
+            post(server, "/v1/batch", body, headers={"Content-Encoding": "br"}).status_code == 415
+        )
+        form = {"Content-Type": "application/x-www-form-urlencoded"}
+        assert post(server, "/v1/batch", body, headers=form).status_code == 415
+
+    @pytest.mark.parametrize(
+        ("raw", "reason"),
+        [(b"{not json", "not valid JSON"), (b"[]", "JSON object"), (b"", "empty")],
+    )
+    def test_malformed_bodies_are_400_with_reason(
+        self, server: Collector, raw: bytes, reason: str
+    ) -> None:
+        response = post(server, "/v1/batch", raw)
+        assert response.status_code == 400
+        assert reason in response.json()["reason"]
+
+    def test_batch_without_array_is_400(self, server: Collector) -> None:
+        response = post(server, "/v1/batch", {"writeKey": WRITE_KEY, "batch": {}})
+        assert response.status_code == 400
+
+    def test_unknown_endpoint_is_404(self, server: Collector) -> None:
+        assert post(server, "/v1/shout", {"writeKey": WRITE_KEY}).status_code == 404
+
+
+class TestLimits:
+    """Each limit on both sides of its boundary, with the defaults (32 KB, 500 KB, 2,500)."""
+
+    @staticmethod
+    def padded(size: int) -> dict[str, Any]:
+        message = event(properties={"pad": ""})
+        overhead = len(orjson.dumps(message))
+        message["properties"]["pad"] = "x" * (size - overhead)
+        assert len(orjson.dumps(message)) == size
+        return message
+
+    def test_event_size_boundary(self, server: Collector) -> None:
+        at_limit, over = self.padded(32 * 1024), self.padded(32 * 1024 + 1)
+        body = {"writeKey": WRITE_KEY, "batch": [at_limit, over]}
+        response = post(server, "/v1/batch", body)
+        assert response.json()["accepted"] == 1
+        assert response.json()["rejected"][0]["index"] == 1
+        assert "limit is 32768" in response.json()["rejected"][0]["reason"]
+
+    def test_body_size_boundary(self, server: Collector) -> None:
+        def body_of(size: int) -> bytes:
+            raw = orjson.dumps({"writeKey": WRITE_KEY, "batch": [event()], "pad": ""})
+            return raw[:-2] + b"x" * (size - len(raw)) + b'"}'
+
+        assert post(server, "/v1/batch", body_of(500 * 1024)).status_code == 200
+        response = post(server, "/v1/batch", body_of(500 * 1024 + 1))
+        assert response.status_code == 413
+        assert "512000" in response.json()["reason"]
+
+    def test_batch_count_boundary(self, server: Collector) -> None:
+        small = {"type": "page", "anonymousId": "a"}
+        assert (
+            post(server, "/v1/batch", {"writeKey": WRITE_KEY, "batch": [small] * 2500}).status_code
+            == 200
+        )
+        response = post(server, "/v1/batch", {"writeKey": WRITE_KEY, "batch": [small] * 2501})
+        assert response.status_code == 413
+        assert "limit is 2500" in response.json()["reason"]
+
+
+class TestCors:
+    def test_preflight_echoes_allowed_origin(self, server: Collector) -> None:
+        response = httpx.options(
+            f"{server.url}/v1/batch",
+            headers={"Origin": "https://shop.example", "Access-Control-Request-Method": "POST"},
+        )
+        assert response.status_code == 204
+        assert response.headers["access-control-allow-origin"] == "https://shop.example"
+        assert response.headers["access-control-allow-credentials"] == "true"
+        assert "POST" in response.headers["access-control-allow-methods"]
+
+    def test_actual_request_echoes_origin_with_credentials(self, server: Collector) -> None:
+        body = {"writeKey": WRITE_KEY, "batch": [event()]}
+        response = post(server, "/v1/batch", body, headers={"Origin": "https://shop.example"})
+        assert response.status_code == 200
+        assert response.headers["access-control-allow-origin"] == "https://shop.example"
+        assert response.headers["access-control-allow-credentials"] == "true"
+
+
+def test_origin_allowlist_per_source(tmp_path: Path) -> None:
+    config = tmp_path / "bond.toml"
+    config.write_text(
+        '[[sources]]\nname = "shop"\nwrite_key = "shop-key"\norigins = ["https://shop.example"]\n'
+        '[[sources]]\nname = "blog"\nwrite_key = "blog-key"\norigins = ["https://blog.example"]\n'
+    )
+    server = Collector(tmp_path / "data", env={"BOND_CONFIG": str(config), "BOND_WRITE_KEY": ""})
+    server.start()
+    try:
+        shop = {"Origin": "https://shop.example"}
+        ok = post(server, "/v1/batch", {"writeKey": "shop-key", "batch": [event()]}, headers=shop)
+        assert ok.status_code == 200
+        refused = post(
+            server, "/v1/batch", {"writeKey": "blog-key", "batch": [event()]}, headers=shop
+        )
+        assert refused.status_code == 403
+        assert "may not send to source 'blog'" in refused.json()["reason"]
+        preflight = httpx.options(
+            f"{server.url}/v1/batch", headers={"Origin": "https://evil.example"}
+        )
+        assert preflight.status_code == 403
+        assert "access-control-allow-origin" not in preflight.headers
+    finally:
+        server.stop()
+
+
+def test_request_logs_are_json_lines_without_secrets(server: Collector) -> None:
+    message = event(traits={"email": "secret.person@example.com"}, type="identify")
+    post(server, "/v1/identify", {**message, "writeKey": WRITE_KEY})
+    post(server, "/v1/track", {**event(), "writeKey": "wrong-key-value"})
+    lines = [orjson.loads(line) for line in server.log.splitlines() if line.startswith("{")]
+    assert any(line["event"] == "ingest" and line["status"] == 200 for line in lines)
+    assert any(line.get("reason") == "unauthorized" for line in lines)
+    assert "secret.person@example.com" not in server.log
+    assert WRITE_KEY not in server.log
+    assert "wrong-key-value" not in server.log

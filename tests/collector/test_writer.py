@@ -1,0 +1,117 @@
+"""Group commit, back-pressure and health, against a running `bond serve` on real SQLite files."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import orjson
+
+from conftest import WRITE_KEY, Collector, wait_until
+
+
+def batch(n: int, prefix: str) -> bytes:
+    events = [{"type": "page", "anonymousId": "a", "messageId": f"{prefix}-{i}"} for i in range(n)]
+    return orjson.dumps({"writeKey": WRITE_KEY, "batch": events})
+
+
+@contextmanager
+def write_lock(db: Path) -> Iterator[None]:
+    """Hold the event log's write lock from another connection, as a stuck writer would."""
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    finally:
+        conn.execute("ROLLBACK")
+        conn.close()
+
+
+def metric(server: Collector, name: str) -> float:
+    for line in httpx.get(f"{server.url}/metrics").text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"no metric {name}")
+
+
+def test_full_queue_answers_503_with_retry_after_and_loses_nothing(tmp_path: Path) -> None:
+    config = tmp_path / "bond.toml"
+    config.write_text("[collector]\nqueue_max_events = 10\n")
+    server = Collector(tmp_path / "data", env={"BOND_CONFIG": str(config)}).start()
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            with write_lock(server.data_dir / "events.db"):
+                waiting = pool.submit(
+                    httpx.post, f"{server.url}/v1/batch", content=batch(8, "first")
+                )
+                wait_until(lambda: metric(server, "bond_writer_queue_events") == 8, what="queued")
+                refused = httpx.post(f"{server.url}/v1/batch", content=batch(5, "second"))
+                assert refused.status_code == 503
+                assert refused.headers["retry-after"] == "1"
+                assert "retry" in refused.json()["reason"]
+                assert not waiting.done(), "no 2xx before the commit"
+            assert waiting.result(timeout=10).status_code == 200
+        retried = httpx.post(f"{server.url}/v1/batch", content=batch(5, "second"))
+        assert retried.status_code == 200
+        with sqlite3.connect(server.data_dir / "events.db") as conn:
+            assert conn.execute("SELECT count(*) FROM events").fetchone()[0] == 13
+    finally:
+        server.stop()
+
+
+def test_concurrent_requests_share_commits(collector: Collector) -> None:
+    def send(i: int) -> int:
+        return httpx.post(f"{collector.url}/v1/batch", content=batch(1, f"c{i}")).status_code
+
+    with ThreadPoolExecutor(16) as pool:
+        assert set(pool.map(send, range(200))) == {200}
+    commits = metric(collector, "bond_commit_seconds_count")
+    assert metric(collector, "bond_events_accepted_total") == 200
+    assert commits <= 200
+
+
+def test_health_is_503_while_the_log_cannot_be_written(collector: Collector) -> None:
+    assert httpx.get(f"{collector.url}/healthz").json()["status"] == "ok"
+    done = threading.Event()
+    result: dict[str, httpx.Response] = {}
+
+    def send() -> None:
+        result["response"] = httpx.post(
+            f"{collector.url}/v1/batch", content=batch(1, "locked"), timeout=30
+        )
+        done.set()
+
+    with write_lock(collector.data_dir / "events.db"):
+        health = httpx.get(f"{collector.url}/healthz", timeout=30)
+        assert health.status_code == 503
+        assert health.json()["status"] == "unavailable"
+        threading.Thread(target=send).start()
+        # The writer gives up after SQLite's busy timeout; the request is refused, not lost.
+        assert done.wait(timeout=30)
+    assert result["response"].status_code == 503
+    assert "could not be written" in result["response"].json()["reason"]
+    wait_until(lambda: httpx.get(f"{collector.url}/healthz").status_code == 200, what="recovery")
+    assert httpx.post(f"{collector.url}/v1/batch", content=batch(1, "after")).status_code == 200
+
+
+def test_metrics_are_prometheus_text(collector: Collector) -> None:
+    httpx.post(f"{collector.url}/v1/batch", content=batch(3, "m"))
+    httpx.post(f"{collector.url}/v1/batch", content=batch(3, "m"))
+    httpx.post(
+        f"{collector.url}/v1/track",
+        content=orjson.dumps({"writeKey": WRITE_KEY, "userId": "null", "event": "x"}),
+    )
+    text = httpx.get(f"{collector.url}/metrics").text
+    assert 'bond_requests_total{route="batch",status="200"} 2' in text
+    assert 'bond_requests_total{route="single",status="400"} 1' in text
+    assert "bond_events_accepted_total 6" in text
+    assert "bond_events_deduplicated_total 3" in text
+    assert 'bond_events_rejected_total{reason="missing_id"} 1' in text
+    assert "# TYPE bond_commit_seconds histogram" in text
+    assert 'bond_commit_seconds_bucket{le="+Inf"}' in text
+    assert "bond_writer_queue_events 0" in text
