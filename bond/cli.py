@@ -49,6 +49,16 @@ def _parser() -> argparse.ArgumentParser:
     worker = commands.add_parser("worker", help="run the engine worker (identity graph, hooks)")
     worker.set_defaults(run=_worker)
 
+    api = commands.add_parser("api", help="run the read API (persons, timelines) under /api")
+    api.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
+    api.add_argument("--port", type=int, default=8001, help="port to bind (default 8001)")
+    api.set_defaults(run=_api)
+
+    person = commands.add_parser("person", help="print a person's stitched timeline")
+    person.add_argument("who", help="an email, user id or anonymous id")
+    person.add_argument("--limit", type=int, default=50, help="newest events to show (default 50)")
+    person.set_defaults(run=_person)
+
     bench = commands.add_parser("bench", help="measure Bond against a baseline in the same run")
     bench_kinds = bench.add_subparsers(title="benchmarks", metavar="BENCH", required=True)
     ingest = bench_kinds.add_parser(
@@ -74,6 +84,20 @@ def _worker(args: argparse.Namespace, config: Config) -> int:
     from engine.worker import run_worker
 
     run_worker(config)
+    return 0
+
+
+def _api(args: argparse.Namespace, config: Config) -> int:
+    from engine.api import serve_read_api
+
+    serve_read_api(config, host=args.host, port=args.port)
+    return 0
+
+
+def _person(args: argparse.Namespace, config: Config) -> int:
+    from engine.report import print_person
+
+    print_person(config, args.who, limit=args.limit)
     return 0
 
 

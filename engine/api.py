@@ -1,0 +1,187 @@
+"""The read API: persons, stitched timelines and identity events, for the admin token only.
+
+Its routes live under /api, so the app can sit beside the collector (which owns /v1 and the
+SDK paths): `Mount("", app=create_read_app(config))` as the collector's last route, or alone
+under `bond api`. It opens state.db on first use, so it needs no lifespan of its own.
+"""
+
+from __future__ import annotations
+
+import hmac
+import sqlite3
+from collections.abc import Awaitable, Callable
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from bond.config import Config
+from bond.errors import BadRequest, Forbidden, NotFound, RequestError, Unauthorized
+from bond.http import handle_request_error, json_response
+from bond.metrics import Counter, Registry
+from bond.storage.sqlite import connect
+from engine.schema import migrate_identity
+from engine.timeline import Cursor, IdentityReader
+
+Handler = Callable[[Request], Awaitable[Response]]
+DEFAULT_PAGE = 50
+
+
+def create_read_app(config: Config) -> Starlette:
+    state: dict[str, IdentityReader] = {}
+
+    def reader() -> IdentityReader:
+        if "reader" not in state:
+            conn = connect(config.state_db, durable=False)
+            migrate_identity(conn)
+            conn.execute("PRAGMA query_only = ON")
+            state["reader"] = IdentityReader(conn)
+        return state["reader"]
+
+    def guarded(handler: Handler) -> Handler:
+        async def endpoint(request: Request) -> Response:
+            _authorize(request, config)
+            try:
+                return await handler(request)
+            except sqlite3.Error as exc:
+                return json_response({"error": "unavailable", "reason": str(exc)}, 503)
+
+        return endpoint
+
+    async def find_person(request: Request) -> Response:
+        params = request.query_params
+        keys = [k for k in ("email", "user_id", "anonymous_id") if k in params]
+        if len(keys) != 1:
+            raise BadRequest("give exactly one of email, user_id or anonymous_id")
+        person_id = reader().find(**{keys[0]: params[keys[0]]})
+        if person_id is None:
+            raise NotFound(f"no person with that {keys[0]}")
+        return _profile(reader(), person_id)
+
+    async def get_person(request: Request) -> Response:
+        return _profile(reader(), _person_id(reader(), request))
+
+    async def timeline(request: Request) -> Response:
+        person_id = _person_id(reader(), request)
+        limit = _int_param(request, "limit", DEFAULT_PAGE)
+        before = request.query_params.get("before")
+        try:
+            cursor = Cursor.decode(before) if before else None
+        except ValueError:
+            raise BadRequest("before must be a cursor from a previous page's 'next'") from None
+        page = reader().timeline(person_id, limit, cursor)
+        profile = reader().profile(person_id)
+        assert profile is not None
+        return json_response(
+            {
+                "person_id": person_id,
+                "event_count": profile["event_count"],
+                "events": page.events,
+                "next": page.next.encode() if page.next else None,
+            }
+        )
+
+    async def identity_events(request: Request) -> Response:
+        limit = _int_param(request, "limit", DEFAULT_PAGE)
+        before = request.query_params.get("before")
+        person = request.query_params.get("person_id")
+        events = reader().identity_events(
+            limit,
+            before_id=_int(before, "before") if before else None,
+            person_id=_int(person, "person_id") if person else None,
+        )
+        next_id = events[-1]["id"] if len(events) == max(1, limit) and events else None
+        return json_response({"events": events, "next": next_id})
+
+    async def status(request: Request) -> Response:
+        return json_response(reader().status())
+
+    async def metrics(request: Request) -> Response:
+        registry = Registry()
+        changes = registry.add(
+            Counter(
+                "bond_identity_changes_total",
+                "Stitches, merges and refusals applied by the worker.",
+                ("kind", "reason"),
+            )
+        )
+        offset = registry.add(
+            Counter("bond_engine_offset", "Last event log seq applied by the worker.")
+        )
+        current = reader().status()
+        offset.inc(current["offset"])
+        for name, n in current["identity_changes"].items():
+            kind, _, reason = name.partition(":")
+            changes.inc(n, kind, reason)
+        return PlainTextResponse(registry.render(), media_type="text/plain; version=0.0.4")
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        return json_response({"error": "http_error", "reason": str(exc.detail)}, exc.status_code)
+
+    return Starlette(
+        routes=[
+            Route("/api/persons", guarded(find_person)),
+            Route("/api/persons/{person_id:int}", guarded(get_person)),
+            Route("/api/persons/{person_id:int}/timeline", guarded(timeline)),
+            Route("/api/identity-events", guarded(identity_events)),
+            Route("/api/status", guarded(status)),
+            Route("/api/metrics", guarded(metrics)),
+        ],
+        exception_handlers={RequestError: handle_request_error, HTTPException: http_error},
+    )
+
+
+def _authorize(request: Request, config: Config) -> None:
+    if not config.admin_token:
+        raise Forbidden("the read API is disabled: set BOND_ADMIN_TOKEN (or admin_token)")
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized(
+            "send the admin token as 'Authorization: Bearer <token>'",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    if hmac.compare_digest(token.encode(), config.admin_token.encode()):
+        return
+    if config.source_for_key(token) is not None:
+        raise Forbidden("a write key only sends events; the read API needs the admin token")
+    raise Forbidden("that token is not the admin token")
+
+
+def _person_id(reader: IdentityReader, request: Request) -> int:
+    requested = int(request.path_params["person_id"])
+    person_id = reader.resolve(requested)
+    if person_id is None:
+        raise NotFound(f"no person {requested}")
+    return person_id
+
+
+def _profile(reader: IdentityReader, person_id: int) -> Response:
+    profile = reader.profile(person_id)
+    if profile is None:
+        raise NotFound(f"no person {person_id}")
+    return json_response(profile)
+
+
+def _int_param(request: Request, name: str, default: int) -> int:
+    value = request.query_params.get(name)
+    return default if value is None else _int(value, name)
+
+
+def _int(value: str, name: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise BadRequest(f"{name} must be an integer") from None
+
+
+def serve_read_api(config: Config, *, host: str, port: int) -> None:
+    import uvicorn
+
+    from bond.logs import log
+
+    app = create_read_app(config)
+    log("listening", app="read_api", url=f"http://{host}:{port}/api")
+    uvicorn.run(app, host=host, port=port, access_log=False, log_level="warning")

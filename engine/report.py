@@ -1,0 +1,72 @@
+"""`bond person WHO`: a person's identifiers, traits and stitched timeline, for an operator."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+import orjson
+
+from bond.config import Config
+from bond.errors import NotFound
+from bond.storage.sqlite import connect
+from engine.schema import migrate_identity
+from engine.timeline import IdentityReader
+
+
+def print_person(config: Config, who: str, *, limit: int, out: TextIO = sys.stdout) -> None:
+    """Look `who` up as an email, then a user id, then an anonymous id, and print the person."""
+    conn = connect(config.state_db, durable=False)
+    try:
+        migrate_identity(conn)
+        reader = IdentityReader(conn)
+        person_id = (
+            reader.find(email=who) or reader.find(user_id=who) or reader.find(anonymous_id=who)
+        )
+        profile = reader.profile(person_id) if person_id is not None else None
+        if person_id is None or profile is None:
+            raise NotFound(f"no person known by the email, user id or anonymous id {who!r}")
+        page = reader.timeline(person_id, limit)
+    finally:
+        conn.close()
+    state = "identified" if profile["identified"] else "anonymous"
+    out.write(
+        f"person {profile['id']} · {state} · {len(profile['anonymous_ids'])} browser(s) · "
+        f"{profile['event_count']} event(s)\n"
+    )
+    for label, key in (
+        ("user ids", "user_ids"),
+        ("emails", "emails"),
+        ("browsers", "anonymous_ids"),
+    ):
+        if profile[key]:
+            out.write(f"  {label}: {', '.join(profile[key])}\n")
+    out.write(
+        f"  first seen {_when(profile['first_seen'])}, last seen {_when(profile['last_seen'])}\n"
+    )
+    if profile["traits"]:
+        out.write(f"  traits: {orjson.dumps(profile['traits']).decode()}\n")
+    shown = f"newest {len(page.events)}" if page.next else "all"
+    out.write(f"\ntimeline ({shown}, newest first)\n")
+    for event in page.events:
+        out.write(_line(event) + "\n")
+
+
+def _line(event: dict[str, Any]) -> str:
+    details = event.get("properties", event.get("traits")) or {}
+    return "  ".join(
+        [
+            _when(event["timestamp"]),
+            f"{event['type']:<8}",
+            f"{event['event'] or '':<20}",
+            f"{event['anonymous_id'] or '(server)':<24}",
+            orjson.dumps(details).decode()[:80],
+        ]
+    )
+
+
+def _when(ms: int | None) -> str:
+    if ms is None:
+        return "-"
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]

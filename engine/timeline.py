@@ -1,0 +1,197 @@
+"""Reading the identity state: find a person, their profile, their stitched timeline.
+
+A timeline page costs the same however long a person's history is: each of the person's
+segments (a browser's time range, usually one or two per browser) is read newest first through
+the (browser_id, ts, seq) index up to one page, and the few short lists are merged here.
+"""
+
+from __future__ import annotations
+
+import heapq
+import sqlite3
+from typing import Any, NamedTuple
+
+import orjson
+
+from bond.ids import clean_id, normalize_email
+from engine.store import anonymous_key
+
+MAX_PAGE = 500
+
+
+class Cursor(NamedTuple):
+    """Where a newest-first page stopped: the (timestamp, seq) of its last event."""
+
+    ts: int
+    seq: int
+
+    def encode(self) -> str:
+        return f"{self.ts}:{self.seq}"
+
+    @staticmethod
+    def decode(text: str) -> Cursor:
+        ts, _, seq = text.partition(":")
+        return Cursor(int(ts), int(seq))
+
+
+class TimelinePage(NamedTuple):
+    events: list[dict[str, Any]]
+    next: Cursor | None
+
+
+class IdentityReader:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def find(
+        self,
+        *,
+        email: str | None = None,
+        user_id: str | None = None,
+        anonymous_id: str | None = None,
+    ) -> int | None:
+        if email is not None:
+            normal = normalize_email(email)
+            return self._identifier("email", normal) if normal else None
+        if user_id is not None:
+            clean = clean_id(user_id)
+            return self._identifier("user_id", clean) if clean else None
+        if anonymous_id is not None:
+            # The browser's current owner: its latest segment.
+            row = self.conn.execute(
+                "SELECT s.person_id FROM browsers b JOIN segments s ON s.browser_id = b.id "
+                "WHERE b.key = ? ORDER BY s.start_ts DESC LIMIT 1",
+                (anonymous_key(anonymous_id),),
+            ).fetchone()
+            return int(row[0]) if row else None
+        return None
+
+    def _identifier(self, kind: str, value: str) -> int | None:
+        row = self.conn.execute(
+            "SELECT person_id FROM identifiers WHERE kind = ? AND value = ?", (kind, value)
+        ).fetchone()
+        return int(row[0]) if row else None
+
+    def resolve(self, person_id: int) -> int | None:
+        """The person `person_id` is now, following merges; None when it never existed."""
+        seen = set()
+        while person_id not in seen:
+            seen.add(person_id)
+            row = self.conn.execute(
+                "SELECT merged_into FROM persons WHERE id = ?", (person_id,)
+            ).fetchone()
+            if row is None:
+                return None
+            if row[0] is None:
+                return person_id
+            person_id = int(row[0])
+        return None
+
+    def profile(self, person_id: int) -> dict[str, Any] | None:
+        row = self.conn.execute(
+            "SELECT identified, first_seen, last_seen, event_count, traits FROM persons "
+            "WHERE id = ?",
+            (person_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        identifiers: dict[str, list[str]] = {"user_id": [], "email": []}
+        for kind, value in self.conn.execute(
+            "SELECT kind, value FROM identifiers WHERE person_id = ? ORDER BY added_at, value",
+            (person_id,),
+        ):
+            identifiers[kind].append(value)
+        browsers = self.conn.execute(
+            "SELECT DISTINCT b.key FROM segments s JOIN browsers b ON b.id = s.browser_id "
+            "WHERE s.person_id = ? ORDER BY b.key",
+            (person_id,),
+        ).fetchall()
+        traits = orjson.loads(row[4])
+        return {
+            "id": person_id,
+            "identified": bool(row[0]),
+            "user_ids": identifiers["user_id"],
+            "emails": identifiers["email"],
+            "anonymous_ids": [key[2:] for (key,) in browsers if key.startswith("a:")],
+            "first_seen": row[1],
+            "last_seen": row[2],
+            "event_count": row[3],
+            "traits": {key: value for key, (value, _at) in traits.items()},
+        }
+
+    def timeline(self, person_id: int, limit: int, before: Cursor | None = None) -> TimelinePage:
+        limit = max(1, min(limit, MAX_PAGE))
+        segments = self.conn.execute(
+            "SELECT s.browser_id, s.start_ts, s.end_ts, b.key FROM segments s "
+            "JOIN browsers b ON b.id = s.browser_id WHERE s.person_id = ?",
+            (person_id,),
+        ).fetchall()
+        runs = []
+        for browser_id, start, end, key in segments:
+            # seq starts at 1, so (end, 0) excludes the segment's end timestamp itself.
+            bound = min(Cursor(end, 0), before) if before is not None else Cursor(end, 0)
+            rows = self.conn.execute(
+                "SELECT ts, seq, type, name, data FROM timeline "
+                "WHERE browser_id = ? AND ts >= ? AND (ts, seq) < (?, ?) "
+                "ORDER BY ts DESC, seq DESC LIMIT ?",
+                (browser_id, start, bound.ts, bound.seq, limit + 1),
+            ).fetchall()
+            runs.append([(ts, seq, type_, name, data, key) for ts, seq, type_, name, data in rows])
+        merged = list(
+            heapq.merge(*runs, key=lambda r: (r[0], r[1]), reverse=True)  # newest first
+        )[: limit + 1]
+        page, more = merged[:limit], len(merged) > limit
+        events = [_event(*row) for row in page]
+        next_cursor = Cursor(page[-1][0], page[-1][1]) if more and page else None
+        return TimelinePage(events, next_cursor)
+
+    def identity_events(
+        self, limit: int, before_id: int | None = None, person_id: int | None = None
+    ) -> list[dict[str, Any]]:
+        limit = max(1, min(limit, MAX_PAGE))
+        where, params = ["id < ?"], [before_id if before_id is not None else 2**62]
+        if person_id is not None:
+            where.append("(person_id = ? OR other_person_id = ?)")
+            params += [person_id, person_id]
+        rows = self.conn.execute(
+            "SELECT id, kind, person_id, other_person_id, reason, anonymous_events_stitched, "
+            "browsers_stitched, first_seen, at, seq FROM identity_events "
+            f"WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?",
+            (*params, limit),
+        ).fetchall()
+        names = (
+            "id",
+            "kind",
+            "person_id",
+            "other_person_id",
+            "reason",
+            "anonymous_events_stitched",
+            "browsers_stitched",
+            "first_seen",
+            "at",
+            "seq",
+        )
+        return [dict(zip(names, row, strict=True)) for row in rows]
+
+    def status(self) -> dict[str, Any]:
+        offset = self.conn.execute("SELECT seq FROM engine_offset WHERE id = 1").fetchone()
+        counts: dict[str, int] = {}
+        for kind, reason, n in self.conn.execute(
+            "SELECT kind, reason, n FROM identity_counts ORDER BY kind, reason"
+        ):
+            counts[f"{kind}:{reason}" if reason else kind] = n
+        return {"offset": offset[0] if offset else 0, "identity_changes": counts}
+
+
+def _event(
+    ts: int, seq: int, type_: str, name: str | None, data: bytes | None, key: str
+) -> dict[str, Any]:
+    field = "traits" if type_ in ("identify", "group") else "properties"
+    return {
+        "seq": seq,
+        "timestamp": ts,
+        "type": type_,
+        "event": name,
+        "anonymous_id": key[2:] if key.startswith("a:") else None,
+        field: orjson.loads(data) if data else {},
+    }

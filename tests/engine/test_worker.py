@@ -1,0 +1,157 @@
+"""The worker as a real process behind a real collector: following, stitching, kill -9."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+from bond.config import Config
+from conftest import WRITE_KEY, BondProcess, Collector, ReadApi, start_worker, wait_until
+from engine.worker import Worker
+
+T0 = 1_780_000_000_000
+
+
+def iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
+
+
+def post_batch(collector: Collector, messages: list[dict[str, Any]]) -> None:
+    body = {"batch": messages, "writeKey": WRITE_KEY}
+    response = httpx.post(
+        f"{collector.url}/v1/batch",
+        content=orjson.dumps(body),
+        headers={"Content-Type": "text/plain"},
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text
+
+
+def message(n: int, type_: str, anon: str, **fields: Any) -> dict[str, Any]:
+    return {
+        "type": type_,
+        "messageId": f"msg-{n}",
+        "anonymousId": anon,
+        "timestamp": iso(T0 + n),
+        **fields,
+    }
+
+
+def log_head(data_dir: Path) -> int:
+    with sqlite3.connect(data_dir / "events.db") as conn:
+        return int(conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0])
+
+
+def state_offset(data_dir: Path) -> int:
+    with sqlite3.connect(data_dir / "state.db") as conn:
+        row = conn.execute("SELECT seq FROM engine_offset").fetchone()
+        return int(row[0]) if row else 0
+
+
+def dump(path: Path) -> dict[str, list[tuple[Any, ...]]]:
+    tables = ("persons", "identifiers", "browsers", "segments", "timeline", "identity_events")
+    with sqlite3.connect(path) as conn:
+        return {t: conn.execute(f"SELECT * FROM {t} ORDER BY 1, 2").fetchall() for t in tables}
+
+
+def test_events_posted_to_the_collector_appear_stitched(
+    collector: Collector, worker: BondProcess, read_api: ReadApi
+) -> None:
+    post_batch(
+        collector,
+        [
+            message(1, "page", "anon-1", properties={"url": "/"}),
+            message(2, "track", "anon-1", event="Product Viewed", properties={"sku": "A1"}),
+            message(3, "track", "anon-1", event="Product Added", properties={"sku": "A1"}),
+        ],
+    )
+    wait_until(
+        lambda: read_api.get("/persons", anonymous_id="anon-1").status_code == 200,
+        what="the anonymous person",
+    )
+    post_batch(
+        collector,
+        [message(4, "identify", "anon-1", userId="u-42", traits={"email": "Ada@Example.com"})],
+    )
+
+    def stitched() -> dict[str, Any] | None:
+        response = read_api.get("/persons", email="ada@example.com")
+        return response.json() if response.status_code == 200 else None
+
+    person = wait_until(stitched, what="the identify to stitch the history")
+    assert person["event_count"] == 4 and person["user_ids"] == ["u-42"]
+    timeline = read_api.get(f"/persons/{person['id']}/timeline").json()
+    assert [e["event"] for e in timeline["events"]] == [
+        None,
+        "Product Added",
+        "Product Viewed",
+        None,
+    ]
+    assert [e["type"] for e in timeline["events"]] == ["identify", "track", "track", "page"]
+
+
+def test_kill_9_mid_stream_loses_and_doubles_nothing(collector: Collector, tmp_path: Path) -> None:
+    config = tmp_path / "bond.toml"
+    config.write_text("[engine]\nbatch_size = 10\n")
+    env = {"BOND_CONFIG": str(config)}
+    worker = start_worker(collector.data_dir, env)
+    n, total, killed_mid_stream = 0, 6000, 0
+    for _ in range(6):
+        batch = []
+        for _ in range(total // 6):
+            n += 1
+            anon = f"anon-{n % 300}"
+            if n % 37 == 0:
+                batch.append(message(n, "identify", anon, userId=f"user-{n % 120}"))
+            elif n % 101 == 0:
+                batch.append(message(n, "alias", anon, userId=f"user-{n % 50}", previousId=anon))
+            else:
+                batch.append(message(n, "track", anon, event="Viewed"))
+        before = state_offset(collector.data_dir)
+        post_batch(collector, batch)
+        wait_until(
+            lambda before=before: state_offset(collector.data_dir) > before,  # type: ignore[misc]
+            what="the worker to move",
+        )
+        worker.kill()
+        killed_mid_stream += state_offset(collector.data_dir) < n
+        worker = start_worker(collector.data_dir, env)
+    assert killed_mid_stream, "every kill came after the worker had caught up"
+    head = log_head(collector.data_dir)
+    assert head == total
+    wait_until(lambda: state_offset(collector.data_dir) == head, timeout=60, what="catch up")
+    worker.stop()
+
+    state = collector.data_dir / "state.db"
+    with sqlite3.connect(state) as conn:
+        timeline_seqs = [r[0] for r in conn.execute("SELECT seq FROM timeline ORDER BY seq")]
+        counted = conn.execute(
+            "SELECT sum(event_count) FROM persons WHERE merged_into IS NULL"
+        ).fetchone()[0]
+    assert timeline_seqs == list(range(1, total + 1))
+    assert counted == total
+
+    # Replaying the same log from zero in one go gives exactly the state the kills left.
+    replay = tmp_path / "replay"
+    replay.mkdir()
+    with (
+        sqlite3.connect(collector.data_dir / "events.db") as source,
+        sqlite3.connect(replay / "events.db") as copy,
+    ):
+        source.backup(copy)  # the log's newest pages may still be in its WAL file
+    fresh = Worker(Config(data_dir=replay))
+    while fresh.run_once():
+        pass
+    fresh.close()
+    assert dump(replay / "state.db") == dump(state)
+
+
+def test_worker_stops_cleanly_on_sigterm(collector: Collector) -> None:
+    worker = start_worker(collector.data_dir)
+    assert worker.stop() == 0
+    assert '"event":"worker_stopped"' in worker.log
