@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+
+from bond.errors import StorageError
+from bond.storage.eventlog import NewEvent, RejectedEvent, SqliteEventLog
+from bond.storage.sqlite import connect, migrate
+
+
+def new(message_id: str, source: str = "web") -> NewEvent:
+    return NewEvent(source, message_id, "track", "a", None, "E", 1, 2, None, None, b"{}")
+
+
+def test_append_then_read_after_offsets(tmp_path: Path) -> None:
+    log = SqliteEventLog(tmp_path / "events.db")
+    assert log.head() == 0
+    assert log.append([new("m1"), new("m2"), new("m3")], []) == 3
+    first = log.read_after(0, 2)
+    assert [e.message_id for e in first] == ["m1", "m2"]
+    rest = log.read_after(first[-1].seq, 10)
+    assert [e.message_id for e in rest] == ["m3"]
+    assert log.head() == rest[-1].seq
+
+
+def test_duplicates_are_stored_once_per_source(tmp_path: Path) -> None:
+    log = SqliteEventLog(tmp_path / "events.db")
+    assert log.append([new("m1"), new("m1")], []) == 1
+    assert log.append([new("m1")], []) == 0
+    assert log.append([new("m1", source="app")], []) == 1
+
+
+def test_offsets_are_never_reused_after_a_delete(tmp_path: Path) -> None:
+    log = SqliteEventLog(tmp_path / "events.db")
+    log.append([new("m1"), new("m2")], [])
+    with sqlite3.connect(tmp_path / "events.db") as conn:
+        conn.execute("DELETE FROM events WHERE message_id = 'm2'")
+    log.append([new("m3")], [])
+    assert [e.seq for e in log.read_after(0, 10)] == [1, 3]
+
+
+def test_rejected_events_are_kept_with_reasons(tmp_path: Path) -> None:
+    log = SqliteEventLog(tmp_path / "events.db")
+    log.append([], [RejectedEvent("web", 5, "no id", b'{"type":"page"}')])
+    assert log.rejected_count() == 1
+    assert log.rejected()[0].reason == "no id"
+
+
+def test_wait_for_append_wakes_on_another_connections_commit(tmp_path: Path) -> None:
+    reader = SqliteEventLog(tmp_path / "events.db")
+    writer = SqliteEventLog(tmp_path / "events.db")
+    assert reader.wait_for_append(0.05) is False
+    appended = threading.Event()
+
+    def append() -> None:
+        appended.wait()
+        writer.append([new("m1")], [])
+
+    thread = threading.Thread(target=append)
+    thread.start()
+    appended.set()
+    assert reader.wait_for_append(10) is True
+    thread.join()
+
+
+def test_migrations_are_per_component_and_refuse_a_newer_schema(tmp_path: Path) -> None:
+    conn = connect(tmp_path / "state.db")
+    assert migrate(conn, ["CREATE TABLE a (x)"], name="one") == 1
+    assert migrate(conn, ["CREATE TABLE b (x)", "CREATE TABLE c (x)"], name="two") == 2
+    assert migrate(conn, ["CREATE TABLE a (x)", "CREATE TABLE a2 (x)"], name="one") == 2
+    with pytest.raises(StorageError, match="newer than this Bond"):
+        migrate(conn, ["CREATE TABLE a (x)"], name="one")
+
+
+def test_a_failed_migration_leaves_the_old_schema(tmp_path: Path) -> None:
+    conn = connect(tmp_path / "state.db")
+    migrate(conn, ["CREATE TABLE a (x)"], name="one")
+    with pytest.raises(StorageError):
+        migrate(conn, ["CREATE TABLE a (x)", "CREATE TABLE b (x); NOT SQL"], name="one")
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert "b" not in tables
+    assert conn.execute(
+        "SELECT version FROM schema_version WHERE component = 'one'"
+    ).fetchone() == (1,)

@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bond.config import DEFAULT_WRITE_KEY, load
+from bond.errors import ConfigError
+
+
+def test_defaults_work_with_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    config = load(env={})
+    assert config.data_dir == Path("bond-data")
+    assert config.sources[0].write_key == DEFAULT_WRITE_KEY
+    assert config.collector.max_event_bytes == 32 * 1024
+    assert config.collector.max_body_bytes == 500 * 1024
+    assert config.collector.max_batch_events == 2500
+    assert config.collector.ip == "truncate"
+
+
+def test_file_then_environment_then_flags(tmp_path: Path) -> None:
+    path = tmp_path / "bond.toml"
+    path.write_text(
+        'data_dir = "from-file"\n[collector]\nport = 9000\nmax_batch_events = 10\n'
+        '[[sources]]\nname = "shop"\nwrite_key = "file-key"\norigins = ["https://shop.example/"]\n'
+    )
+    config = load(path, env={"BOND_WRITE_KEY": "env-key", "BOND_DATA_DIR": "from-env"})
+    assert config.collector.port == 9000
+    assert config.collector.max_batch_events == 10
+    assert config.sources[0].name == "shop"
+    assert config.sources[0].write_key == "env-key"
+    assert config.sources[0].origins == ("https://shop.example",)
+    assert config.data_dir == Path("from-env")
+    assert load(path, env={}, data_dir="flag").data_dir == Path("flag")
+
+
+def test_bond_config_variable_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "elsewhere.toml"
+    path.write_text("[collector]\nport = 9100\n")
+    assert load(env={"BOND_CONFIG": str(path)}).collector.port == 9100
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[collector]\nmax_batch_event = 5\n", "unknown setting(s) max_batch_event"),
+        ("[collector]\nport = true\n", "port must be an integer"),
+        ('[collector]\nip = "hash"\n', "keep, truncate or drop"),
+        ("colector = 1\n", "unknown setting(s) colector"),
+        ('[[sources]]\nname = "a"\n', "lacks 'write_key'"),
+        (
+            '[[sources]]\nname = "a"\nwrite_key = "k"\n[[sources]]\nname = "b"\nwrite_key = "k"\n',
+            "share a write key",
+        ),
+        (
+            '[[sources]]\nname = "a"\nwrite_key = "k"\nrequire_signed_identify = true\n',
+            "no signing_secret",
+        ),
+        ("not toml = = 1", "cannot read config file"),
+    ],
+)
+def test_mistakes_fail_loudly_with_the_reason(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "bond.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load(path, env={})
+
+
+def test_secrets_stay_out_of_repr(tmp_path: Path) -> None:
+    path = tmp_path / "bond.toml"
+    path.write_text('[[sources]]\nname = "a"\nwrite_key = "k"\nsigning_secret = "s3cr3t-value"\n')
+    config = load(path, env={"BOND_ADMIN_TOKEN": "t0k3n-value"})
+    assert "s3cr3t-value" not in repr(config)
+    assert "t0k3n-value" not in repr(config)
