@@ -1,0 +1,31 @@
+// Tracking that needs no code from the site: page views on load and on SPA navigation, clicks on
+// elements marked data-bond-event, and identify from any submitted form with an email field.
+const EMAIL = /^\S+@\S+\.\S+$/;
+
+export const autotrack = (api, cfg, on, nav) => {
+  const d = document;
+  if (cfg.trackPages !== false) {
+    for (const k of ['pushState', 'replaceState']) {
+      const orig = history[k];
+      history[k] = function () {
+        orig.apply(this, arguments);
+        nav();
+      };
+    }
+    on(window, 'popstate', nav);
+    nav();
+  }
+  on(d, 'click', (e) => {
+      const el = e.target.closest?.('[data-bond-event]');
+      const props = {};
+      for (const a of el?.attributes || [])
+        if (a.name.startsWith('data-bond-prop-')) props[a.name.slice(15)] = a.value;
+      if (el) api.track(el.dataset.bondEvent, props);
+    });
+  // Only input[type=email] is ever read: never password fields, never other inputs.
+  if (cfg.identifyForms !== false)
+    on(d, 'submit', (e) => {
+      const email = e.target.querySelector?.('input[type=email]')?.value.trim();
+      if (EMAIL.test(email)) api.identify(null, { email });
+    });
+};

@@ -1,0 +1,21 @@
+import { cleanId, parse, uuid } from './util.js';
+
+// When cookie and localStorage disagree the cookie wins and localStorage is repaired: the cookie
+// is what subdomains share, and letting the two drift apart splits one visitor in two.
+export const anonId = (jar, store) => {
+  const c = jar.get();
+  const l = store.get('bond_id');
+  const id = cleanId(c) || cleanId(l) || uuid();
+  if (c != id) jar.set(id);
+  if (l != id) store.set('bond_id', id);
+  return id;
+};
+
+// A visit ends after 30 minutes without an event. Its id is the visit's start in epoch ms.
+export const sessionId = (store, now) => {
+  let s = parse(store.get('bond_s'));
+  if (!(now - s?.t <= 18e5)) s = { i: now };
+  s.t = now;
+  store.set('bond_s', JSON.stringify(s));
+  return s.i;
+};

@@ -1,0 +1,54 @@
+import { backoff, verdict } from './backoff.js';
+import { chunk } from './chunk.js';
+
+// Moves events from the stored queue to the collector, one request per round: a round starts
+// when `at` events wait or `every` ms have passed. A failure holds every tab back for a backoff,
+// or for the collector's Retry-After; the hold is stored so the next page respects it too.
+// io: {Q, S, log, ready(), wrap(batch) -> body, post(body) -> Promise<{s, h, t}>, beacon(body) -> bool}
+export const sender = (io, at, every, timer = setTimeout, now = Date.now, rand = Math.random) => {
+  const { Q, S, log } = io;
+  let pending;
+  let busy;
+  let tries = 0;
+  const held = () => S.get('bond_hold') - now();
+  const later = (ms) => (pending ||= timer(() => run((pending = 0)), ms));
+  const ids = (c) => c.map((m) => m.messageId);
+
+  const send = async () => {
+    const c = chunk(Q.all());
+    if (!Q.locked() || !c[0]) return;
+    const r = await io.post(io.wrap(c)).catch(() => ({ s: 0 }));
+    const v = verdict(r.s);
+    // A 200 may still list rejected events: they are final, their reasons are in r.t.
+    log(v, c.length, r.s, r.t);
+    if (v != 'retry') return Q.drop(ids(c)), (tries = 0);
+    S.set('bond_hold', now() + (r.h > 0 ? r.h * 1e3 : backoff(tries++, rand)));
+  };
+
+  const run = () => {
+    if (busy || !io.ready()) return;
+    if (held() > 0) return later(held());
+    if (!Q.lock()) return later(every);
+    busy = 1;
+    // Check the lock a moment later, once a competing tab's write has landed.
+    timer(() => send().finally(() => {
+      busy = 0;
+      Q.unlock();
+      if (Q.all()[0]) later(every);
+    }), 50);
+  };
+
+  return {
+    run,
+    added: () => (Q.all().length < at ? later(every) : run()),
+    // The page is going away: beacons outlive it, timers and pending requests may not, so all
+    // that is queued leaves now. A batch that was in flight may arrive twice; the collector
+    // stores each messageId once.
+    unload() {
+      if (!(held() > 0) && io.ready() && Q.lock())
+        for (let rest = Q.all(), c; (c = chunk(rest))[0]; rest = rest.slice(c.length))
+          if (io.beacon(io.wrap(c))) Q.drop(ids(c));
+      Q.unlock();
+    },
+  };
+};

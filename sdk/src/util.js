@@ -1,0 +1,16 @@
+// Values that sites pass by mistake when nobody is logged in. None of them names a person, so
+// sending one as an id would merge every anonymous visitor into a single profile.
+const PLACEHOLDER = /^(0|-1|null|undefined|nan|none|nil|anon(ymous)?|guest|unknown|false|true|n\/a|\[object object\])?$/i;
+
+export const cleanId = (v) => ((v = String(v ?? '').trim()), PLACEHOLDER.test(v) ? null : v);
+
+// crypto.randomUUID exists only in secure contexts; getRandomValues works on plain http too.
+export const uuid = () => '10000000-1000-4000-8000-100000000000'.replace(/[018]/g,
+  (c) => (c ^ (crypto.getRandomValues(new Uint8Array(1))[0] & (15 >> (c / 4)))).toString(16));
+
+export const parse = (s) => {
+  try {
+    return JSON.parse(s);
+  } catch (e) {}
+};
+

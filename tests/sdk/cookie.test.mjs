@@ -1,0 +1,60 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { cookieJar } from '../../sdk/src/cookie.js';
+
+const PUBLIC_SUFFIXES = ['com', 'uk', 'co.uk', 'test'];
+
+// A browser's cookie store for one host, shared with other hosts through `store`: it refuses a
+// domain that is a public suffix or does not contain the host, like real browsers do.
+const fakeDocument = (hostname, store = []) => ({
+  location: { hostname },
+  store,
+  get cookie() {
+    return store
+      .filter((c) => (c.domain ? hostname == c.domain || hostname.endsWith('.' + c.domain) : c.host == hostname))
+      .map((c) => `${c.name}=${c.value}`)
+      .join('; ');
+  },
+  set cookie(s) {
+    const [pair, ...attrs] = s.split(';');
+    const [name, value] = pair.split('=');
+    const attr = Object.fromEntries(attrs.map((a) => a.split('=')));
+    const domain = attr.domain;
+    if (domain && (PUBLIC_SUFFIXES.includes(domain) || !(hostname == domain || hostname.endsWith('.' + domain)))) return;
+    const i = store.findIndex((c) => c.name == name && c.domain == domain && c.host == (domain ? undefined : hostname));
+    if (i >= 0) store.splice(i, 1);
+    if (attr['max-age'] != '0') store.push({ name, value, domain, host: domain ? undefined : hostname, attr });
+  },
+});
+
+test('the id cookie goes on the top-most domain the browser accepts', () => {
+  const doc = fakeDocument('shop.example.co.uk');
+  cookieJar(doc).set('abc');
+  assert.deepEqual(doc.store.map((c) => c.domain), ['example.co.uk']);
+  const { attr } = doc.store[0];
+  assert.equal(attr.SameSite, 'Lax');
+  assert.equal(attr['max-age'], '31536000');
+  assert.equal(attr.path, '/');
+});
+
+test('subdomains share the visitor', () => {
+  const store = [];
+  cookieJar(fakeDocument('www.example.com', store)).set('abc');
+  assert.equal(cookieJar(fakeDocument('checkout.example.com', store)).get(), 'abc');
+  assert.equal(cookieJar(fakeDocument('other.com', store)).get(), undefined);
+});
+
+test('hosts without a settable parent get a host-only cookie', () => {
+  const doc = fakeDocument('localhost');
+  cookieJar(doc).set('abc');
+  assert.deepEqual(doc.store.map((c) => [c.domain, c.host]), [[undefined, 'localhost']]);
+  assert.equal(cookieJar(doc).get(), 'abc');
+});
+
+test('an empty value deletes the cookie wherever it was set', () => {
+  const doc = fakeDocument('a.b.example.com');
+  cookieJar(doc).set('abc');
+  cookieJar(doc).set('');
+  assert.deepEqual(doc.store, []);
+  assert.equal(cookieJar(doc).get(), undefined);
+});
