@@ -73,4 +73,6 @@ class Hook(Protocol):
 
 def default_hooks(config: Config) -> list[Hook]:
     """The hooks `bond worker` runs; engine parts register themselves here."""
-    return []
+    from engine.alerts.hook import AlertsHook
+
+    return [AlertsHook(config)]

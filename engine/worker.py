@@ -195,6 +195,10 @@ def _dict(value: object) -> dict[str, Any]:
 
 
 def run_worker(config: Config) -> None:
+    from engine.alerts.sender import running_sender
     from engine.hooks import default_hooks
 
-    Worker(config, default_hooks(config)).run()
+    worker = Worker(config, default_hooks(config))
+    # The sender delivers what the worker's hooks committed to the alert outbox, beside it.
+    with running_sender(config):
+        worker.run()

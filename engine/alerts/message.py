@@ -27,6 +27,7 @@ ELLIPSIS = "…"
 # Characters Discord markdown gives a meaning to, plus `<` (mention and channel syntax) and `:`
 # (emoji shortcodes and auto-linked URLs, so a visitor cannot make a clickable link).
 _MARKDOWN = re.compile(r"([\\*_~`|>#\-\[\]()<:])")
+_EVERYONE = re.compile(r"@(?=everyone|here)", re.IGNORECASE)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
 NO_MENTIONS: dict[str, list[str]] = {"parse": []}
 
@@ -37,8 +38,9 @@ def escape(value: object) -> str:
     """Make a browser-supplied value inert: one line, no markdown, no mentions, no links."""
     text = _CONTROL.sub(" ", str(value)).strip()
     text = _MARKDOWN.sub(r"\\\1", text)
-    # A zero-width space after `@` keeps `@everyone` and `@here` from reading as mentions.
-    return text.replace("@", "@\u200b")
+    # A zero-width space after `@` keeps `@everyone` and `@here` from reading as mentions; other
+    # `@`s stay as typed, so an email copied from an alert still works.
+    return _EVERYONE.sub("@\u200b", text)
 
 
 def truncate(text: str, limit: int) -> str:

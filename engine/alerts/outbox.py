@@ -25,7 +25,7 @@ MIGRATIONS = [
         id INTEGER PRIMARY KEY AUTOINCREMENT,
         rule TEXT NOT NULL,
         kind TEXT NOT NULL,
-        person_id TEXT NOT NULL,
+        person_id INTEGER NOT NULL,
         summary TEXT NOT NULL,
         payload BLOB NOT NULL,
         -- when the event that caused the alert reached the collector: alert latency starts here
@@ -41,7 +41,7 @@ MIGRATIONS = [
     CREATE INDEX alert_outbox_due ON alert_outbox (next_attempt_at, id) WHERE state = 'pending';
     CREATE TABLE alert_cooldowns (
         rule TEXT NOT NULL,
-        person_id TEXT NOT NULL,
+        person_id INTEGER NOT NULL,
         fired_at INTEGER NOT NULL,
         PRIMARY KEY (rule, person_id)
     ) WITHOUT ROWID;
@@ -53,7 +53,7 @@ class Alert(NamedTuple):
     id: int
     rule: str
     kind: str
-    person_id: str
+    person_id: int
     summary: str
     payload: dict[str, Any]
     caused_at: int | None
@@ -100,7 +100,7 @@ def enqueue(
     *,
     rule: str,
     kind: str,
-    person_id: str,
+    person_id: int,
     summary: str,
     payload: dict[str, Any],
     caused_at: int | None = None,

@@ -25,13 +25,18 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, NamedTuple
 
 import orjson
 import requests
 from discord_webhook import DiscordWebhook
 
+from bond.config import Config
+from bond.errors import StorageError
 from bond.logs import log
+from bond.storage.sqlite import connect
 from engine.alerts import outbox
 from engine.alerts.outbox import Alert
 
@@ -101,8 +106,14 @@ class Sender:
         outbox.migrate_outbox(self._conn)
         log("alert_sender_started")
         while not stop.is_set():
-            if self.send_due(stop) == 0:
-                self._wait_for_work(stop)
+            try:
+                if self.send_due(stop) == 0:
+                    self._wait_for_work(stop)
+            except StorageError as exc:
+                # The worker holds state.db's write lock for a batch; an alert marked late is
+                # better than a sender thread that died and sends nothing until a restart.
+                log("alert_sender_error", reason=str(exc))
+                stop.wait(IDLE_MAX_S)
         log("alert_sender_stopped", rate_limited=self.rate_limited)
 
     def send_due(self, stop: threading.Event | None = None) -> int:
@@ -163,6 +174,36 @@ class Sender:
         while time.monotonic() < deadline and not stop.wait(POLL_S):
             if _data_version(self._conn) != version:
                 return
+
+
+@contextmanager
+def running_sender(config: Config) -> Iterator[None]:
+    """A sender thread delivering `config`'s outbox for the duration of the block."""
+    url = config.alerts.webhook_url
+    if url is None:
+        if config.alerts.rules:
+            log("alerts_undelivered", reason="alert rules are set but no webhook_url")
+        yield
+        return
+    conn = connect(config.state_db, durable=False)
+    try:
+        with in_background(Sender(conn, url, timeout_s=config.alerts.timeout_s)):
+            yield
+    finally:
+        conn.close()
+
+
+@contextmanager
+def in_background(sender: Sender) -> Iterator[None]:
+    """`sender.run` in a thread until the block ends (a delivery in flight is finished first)."""
+    stop = threading.Event()
+    thread = threading.Thread(target=sender.run, args=(stop,), name="alert-sender")
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _data_version(conn: sqlite3.Connection) -> int:

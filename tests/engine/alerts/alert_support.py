@@ -1,14 +1,18 @@
 """Shared pieces of the alert tests: a fake Discord, an outbox on a real SQLite file, logs.
 
-Not a conftest.py: that name would shadow the repository's root conftest module here.
+Not a conftest.py: a second module named conftest shadows the root one for `from conftest
+import ...`, which tests/engine/conftest.py already does for this directory; so the root's
+helpers are loaded here by path, under a name of their own.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import io
+import itertools
 import sqlite3
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -16,9 +20,25 @@ from typing import Any
 import orjson
 
 from bond import logs
+from bond.config import AlertRule, AlertsConfig, Config
+from bond.storage.eventlog import NewEvent, SqliteEventLog
 from bond.storage.sqlite import connect
 from engine.alerts import outbox
 from engine.alerts.fake_discord import Bucket, FakeDiscord
+from engine.alerts.hook import AlertsHook
+from engine.hooks import Hook
+from engine.worker import Worker
+
+_spec = importlib.util.spec_from_file_location(
+    "bond_root_conftest", Path(__file__).resolve().parents[3] / "conftest.py"
+)
+assert _spec is not None and _spec.loader is not None
+root = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(root)
+free_port = root.free_port
+wait_until = root.wait_until
+BondProcess = root.BondProcess
+Collector = root.Collector
 
 
 @contextmanager
@@ -62,3 +82,42 @@ def captured_logs() -> Iterator[LogCapture]:
         yield capture
     finally:
         logs.redirect(sys.stderr)
+
+
+class AlertEngine:
+    """The real worker with the alerts hook, fed one Segment message at a time, in-process."""
+
+    def __init__(self, data_dir: Path, *rules: AlertRule, hooks: Sequence[Hook] = ()) -> None:
+        self.config = Config(data_dir=data_dir, alerts=AlertsConfig(rules=rules))
+        self.log = SqliteEventLog(self.config.events_db)
+        self.worker = Worker(self.config, [*hooks, AlertsHook(self.config)])
+        self._ids = itertools.count(1)
+
+    def send(self, type_: str, *, anon: str = "browser-1", ts: int, **body: Any) -> None:
+        message_id = f"m-{next(self._ids)}"
+        message = {"type": type_, "messageId": message_id, "anonymousId": anon, **body}
+        event = NewEvent(
+            "default",
+            message_id,
+            type_,
+            anon,
+            body.get("userId"),
+            body.get("event"),
+            ts,
+            ts,
+            None,
+            None,
+            orjson.dumps(message),
+        )
+        self.log.append([event], [])
+
+    def apply(self) -> None:
+        while self.worker.run_once():
+            pass
+
+    def alerts(self) -> list[outbox.Alert]:
+        return outbox.recent(self.worker.conn)[::-1]
+
+    def close(self) -> None:
+        self.worker.close()
+        self.log.close()

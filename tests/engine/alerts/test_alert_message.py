@@ -24,7 +24,7 @@ from engine.alerts.message import (
 
 def test_mentions_are_defused_and_disallowed() -> None:
     name = escape("@everyone @here <@123> <@&456>")
-    assert not re.search(r"@(everyone|here)|<@&?\d", name)
+    assert not re.search(r"@(everyone|here)|(?<!\\)<@&?\d", name)
     assert Message("identified", f"{name} identified").payload()["allowed_mentions"] == {
         "parse": []
     }

@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import sqlite3
-import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from alert_support import LogCapture, captured_logs, fake_discord, outbox_db
+from alert_support import (
+    LogCapture,
+    captured_logs,
+    fake_discord,
+    free_port,
+    outbox_db,
+    wait_until,
+)
 
 from bond.storage.sqlite import connect
-from conftest import free_port, wait_until
 from engine.alerts import outbox
 from engine.alerts.fake_discord import Bucket, FakeDiscord
 from engine.alerts.message import Message
-from engine.alerts.sender import Sender
+from engine.alerts.sender import Sender, in_background
 
 
 @pytest.fixture
@@ -37,7 +41,7 @@ def logs() -> Iterator[LogCapture]:
         yield capture
 
 
-def add(conn: sqlite3.Connection, n: int = 1, person: str = "7") -> list[int]:
+def add(conn: sqlite3.Connection, n: int = 1, person: int = 7) -> list[int]:
     return [
         outbox.enqueue(
             conn,
@@ -53,18 +57,6 @@ def add(conn: sqlite3.Connection, n: int = 1, person: str = "7") -> list[int]:
 
 def states(conn: sqlite3.Connection) -> dict[int, str]:
     return {a.id: a.state for a in outbox.recent(conn, 1000)}
-
-
-@contextmanager
-def running(sender: Sender) -> Iterator[None]:
-    stop = threading.Event()
-    thread = threading.Thread(target=sender.run, args=(stop,))
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
 
 
 def test_a_delivered_alert_is_marked_sent_with_discords_message_id(
@@ -172,7 +164,7 @@ def test_a_burst_of_200_alerts_stays_within_the_rate_limit(
     tmp_path: Path, state: sqlite3.Connection
 ) -> None:
     with fake_discord(Bucket(limit=10, window_s=0.2)) as discord:
-        with running(Sender(connect(tmp_path / "state.db"), discord.url)):
+        with in_background(Sender(connect(tmp_path / "state.db"), discord.url)):
             writer = connect(tmp_path / "state.db")
             writer.execute("BEGIN")
             add(writer, 200)
@@ -188,7 +180,7 @@ def test_a_burst_of_200_alerts_stays_within_the_rate_limit(
 def test_a_running_sender_picks_up_alerts_committed_by_another_connection(
     tmp_path: Path, state: sqlite3.Connection, discord: FakeDiscord
 ) -> None:
-    with running(Sender(connect(tmp_path / "state.db"), discord.url)):
+    with in_background(Sender(connect(tmp_path / "state.db"), discord.url)):
         add(state, 1)
         wait_until(lambda: discord.delivered, what="delivery")
         add(state, 1)

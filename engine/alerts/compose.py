@@ -1,0 +1,115 @@
+"""What each kind of alert says. Every value from a browser goes through `escape`."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from engine.alerts.message import Message, escape
+from engine.alerts.person import Person
+
+MAX_PROPERTIES = 10
+
+
+def identified(rule: str, person: Person, at: int) -> Message:
+    fields = [
+        ("Value", _money(person.value)),
+        ("Anonymous visits", str(person.anonymous_visits)),
+        ("Page views", str(person.page_views)),
+        ("First seen", _when(person.first_seen)),
+    ]
+    if person.cart_value:
+        fields.append(("Cart", _money(person.cart_value)))
+    if person.lifetime_value:
+        fields.append(("Lifetime value", _money(person.lifetime_value)))
+    if person.top_products:
+        fields.append(("Top products", ", ".join(escape(p) for p in person.top_products)))
+    if person.top_categories:
+        fields.append(("Top categories", ", ".join(escape(c) for c in person.top_categories)))
+    return Message(
+        "identified",
+        title=f"{_who(person)} identified",
+        description=_steps(person),
+        fields=fields,
+        footer=f"rule: {rule} · person {person.id}",
+        timestamp_iso=_iso(at),
+    )
+
+
+def returned(rule: str, person: Person, away_ms: int, at: int) -> Message:
+    fields = [("Away for", _duration(away_ms)), ("First seen", _when(person.first_seen))]
+    if person.lifetime_value:
+        fields.append(("Lifetime value", _money(person.lifetime_value)))
+    return Message(
+        "returned",
+        title=f"{_who(person)} is back",
+        description=_steps(person),
+        fields=fields,
+        footer=f"rule: {rule} · person {person.id}",
+        timestamp_iso=_iso(at),
+    )
+
+
+def event(rule: str, person: Person, name: str, properties: dict[str, Any], at: int) -> Message:
+    shown = list(properties.items())[:MAX_PROPERTIES]
+    return Message(
+        "event",
+        title=f"{escape(name)} by {_who(person)}",
+        description=_steps(person),
+        fields=[(escape(key), escape(_plain(value))) for key, value in shown],
+        footer=f"rule: {rule} · person {person.id}",
+        timestamp_iso=_iso(at),
+    )
+
+
+def sample() -> Message:
+    return Message(
+        "test",
+        title="Bond alerts are connected",
+        description="This is a test message from `bond alerts test`. Real alerts look like this.",
+        fields=[("Value", _money(640)), ("Anonymous visits", "3"), ("Page views", "17")],
+        footer="rule: test",
+    )
+
+
+def summary(message: Message) -> str:
+    """One plain line for the read API and the CLI."""
+    return message.title
+
+
+def _who(person: Person) -> str:
+    email = person.email
+    if person.name and email:
+        return f"{escape(person.name)} ({escape(email)})"
+    return escape(person.name or email or f"person {person.id}")
+
+
+def _steps(person: Person) -> str:
+    if not person.last_steps:
+        return ""
+    return "Last steps:\n" + "\n".join(f"• {escape(step)}" for step in person.last_steps)
+
+
+def _plain(value: Any) -> str:
+    return value if isinstance(value, str) else repr(value)
+
+
+def _money(amount: float) -> str:
+    return f"{amount:,.2f}"
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat()
+
+
+def _when(ms: int | None) -> str:
+    return (
+        "unknown"
+        if ms is None
+        else datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    )
+
+
+def _duration(ms: int) -> str:
+    hours = ms / 3_600_000
+    return f"{hours / 24:.1f} days" if hours >= 48 else f"{hours:.1f} hours"

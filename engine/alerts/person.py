@@ -1,0 +1,199 @@
+"""What an alert knows about a person: who they are, what they are worth, how they got here.
+
+Read from the engine's state through its `IdentityReader`, so the stitched history (every linked
+browser's anonymous past) is what the identity graph says it is. Values follow Segment's
+e-commerce spec: an order's `total`, `revenue` or `value`; a cart from `Checkout Started` /
+`Cart Viewed` or, failing those, the `Product Added` since the last order.
+
+Only the newest `HISTORY_LIMIT` events are read, so an alert costs the same for a person with
+a very long history; lifetime value counts the orders among them (or a `lifetime_value` trait
+the site sends, when larger).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from engine.timeline import MAX_PAGE, Cursor, IdentityReader
+
+HISTORY_LIMIT = 5000
+# Segment's and most analytics tools' session boundary: 30 minutes without an event.
+SESSION_GAP_MS = 30 * 60 * 1000
+LAST_STEPS = 5
+TOP = 3
+
+ORDER_EVENTS = frozenset({"Order Completed"})
+CART_EVENTS = frozenset({"Checkout Started", "Cart Viewed"})
+PRODUCT_EVENTS = frozenset({"Product Viewed", "Product Added", "Product Clicked"})
+
+
+@dataclass(frozen=True)
+class Person:
+    id: int
+    identified: bool
+    emails: tuple[str, ...]
+    name: str | None
+    first_seen: int | None
+    anonymous_visits: int
+    page_views: int
+    cart_value: float
+    order_value: float
+    lifetime_value: float
+    top_products: tuple[str, ...]
+    top_categories: tuple[str, ...]
+    last_steps: tuple[str, ...]
+
+    @property
+    def email(self) -> str | None:
+        return self.emails[0] if self.emails else None
+
+    @property
+    def value(self) -> float:
+        """What the identified rule compares with its threshold."""
+        return max(self.cart_value, self.order_value, self.lifetime_value)
+
+
+def load_person(conn: sqlite3.Connection, person_id: int) -> Person | None:
+    reader = IdentityReader(conn)
+    profile = reader.profile(person_id)
+    if profile is None:
+        return None
+    history = _history(reader, person_id)  # oldest first
+    traits: dict[str, Any] = profile["traits"]
+    orders = [order for e in history if (order := _order_value(e)) is not None]
+    products = Counter(p for e in history if (p := _product(e)))
+    categories = Counter(c for e in history if (c := _category(e)))
+    return Person(
+        id=person_id,
+        identified=profile["identified"],
+        emails=tuple(profile["emails"]),
+        name=_name(traits),
+        first_seen=profile["first_seen"],
+        anonymous_visits=_anonymous_visits(history),
+        page_views=sum(1 for e in history if e["type"] == "page"),
+        cart_value=_cart_value(history),
+        order_value=orders[-1] if orders else 0.0,
+        lifetime_value=max(sum(orders), number(traits.get("lifetime_value")) or 0.0),
+        top_products=tuple(p for p, _ in products.most_common(TOP)),
+        top_categories=tuple(c for c, _ in categories.most_common(TOP)),
+        last_steps=tuple(_step(e) for e in history[-LAST_STEPS:]),
+    )
+
+
+def previous_seen(conn: sqlite3.Connection, person_id: int, ts: int, seq: int) -> int | None:
+    """The timestamp of the person's latest event before (ts, seq), or None for a first visit."""
+    page = IdentityReader(conn).timeline(person_id, 1, Cursor(ts, seq))
+    return int(page.events[0]["timestamp"]) if page.events else None
+
+
+def _history(reader: IdentityReader, person_id: int) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    cursor: Cursor | None = None
+    while len(events) < HISTORY_LIMIT:
+        page = reader.timeline(person_id, MAX_PAGE, cursor)
+        events.extend(page.events)
+        if page.next is None:
+            break
+        cursor = page.next
+    return events[:HISTORY_LIMIT][::-1]
+
+
+def _anonymous_visits(history: list[dict[str, Any]]) -> int:
+    """Sessions before the person's first identify: the visits sales did not know about."""
+    visits, last_ts = 0, None
+    for event in history:
+        if event["type"] == "identify":
+            break
+        if last_ts is None or event["timestamp"] - last_ts >= SESSION_GAP_MS:
+            visits += 1
+        last_ts = event["timestamp"]
+    return visits
+
+
+def _cart_value(history: list[dict[str, Any]]) -> float:
+    cart = 0.0
+    for event in history:
+        name, props = event.get("event"), event.get("properties") or {}
+        if name in ORDER_EVENTS:
+            cart = 0.0
+        elif name in CART_EVENTS:
+            cart = _money(props) or _products_total(props.get("products")) or cart
+        elif name in ("Product Added", "Product Removed"):
+            line = (number(props.get("price")) or 0.0) * (number(props.get("quantity")) or 1.0)
+            cart = max(cart + (line if name == "Product Added" else -line), 0.0)
+    return cart
+
+
+def _order_value(event: dict[str, Any]) -> float | None:
+    if event.get("event") not in ORDER_EVENTS:
+        return None
+    props = event.get("properties") or {}
+    return _money(props) or _products_total(props.get("products")) or 0.0
+
+
+def _money(props: dict[str, Any]) -> float | None:
+    for key in ("total", "revenue", "value"):
+        amount = number(props.get(key))
+        if amount is not None:
+            return amount
+    return None
+
+
+def _products_total(products: Any) -> float | None:
+    if not isinstance(products, list):
+        return None
+    total = 0.0
+    for product in products:
+        if isinstance(product, dict):
+            price = number(product.get("price")) or 0.0
+            total += price * (number(product.get("quantity")) or 1.0)
+    return total or None
+
+
+def _product(event: dict[str, Any]) -> str | None:
+    if event.get("event") not in PRODUCT_EVENTS:
+        return None
+    props = event.get("properties") or {}
+    name = props.get("name") or props.get("product_id") or props.get("sku")
+    return str(name) if name else None
+
+
+def _category(event: dict[str, Any]) -> str | None:
+    if event.get("event") not in PRODUCT_EVENTS:
+        return None
+    category = (event.get("properties") or {}).get("category")
+    return str(category) if category else None
+
+
+def _step(event: dict[str, Any]) -> str:
+    props = event.get("properties") or {}
+    if event["type"] == "page":
+        return f"viewed {props.get('path') or props.get('url') or props.get('name') or 'a page'}"
+    if event["type"] == "identify":
+        return "identified"
+    product = _product(event)
+    return f"{event.get('event') or event['type']}{f': {product}' if product else ''}"
+
+
+def _name(traits: dict[str, Any]) -> str | None:
+    name = traits.get("name")
+    if not name:
+        parts = [traits.get("firstName") or traits.get("first_name"), traits.get("lastName")]
+        name = " ".join(str(p) for p in parts if p)
+    return str(name) if name else None
+
+
+def number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
