@@ -59,6 +59,15 @@ def _parser() -> argparse.ArgumentParser:
     person.add_argument("--limit", type=int, default=50, help="newest events to show (default 50)")
     person.set_defaults(run=_person)
 
+    demo = commands.add_parser(
+        "demo", help="run everything: collector, worker, read API and the demo storefront"
+    )
+    demo.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
+    demo.add_argument("--port", type=int, default=None, help="collector port (default 8000)")
+    demo.add_argument("--api-port", type=int, default=8001, help="read API port (default 8001)")
+    demo.add_argument("--shop-port", type=int, default=8080, help="storefront port (default 8080)")
+    demo.set_defaults(run=_demo)
+
     bench = commands.add_parser("bench", help="measure Bond against a baseline in the same run")
     bench_kinds = bench.add_subparsers(title="benchmarks", metavar="BENCH", required=True)
     ingest = bench_kinds.add_parser(
@@ -99,6 +108,19 @@ def _person(args: argparse.Namespace, config: Config) -> int:
 
     print_person(config, args.who, limit=args.limit)
     return 0
+
+
+def _demo(args: argparse.Namespace, config: Config) -> int:
+    from bond.demo import run_demo
+
+    return run_demo(
+        config,
+        config_file=args.config,
+        host=args.host,
+        port=args.port or config.collector.port,
+        api_port=args.api_port,
+        shop_port=args.shop_port,
+    )
 
 
 def _bench_ingest(args: argparse.Namespace, config: Config) -> int:

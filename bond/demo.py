@@ -1,0 +1,197 @@
+"""`bond demo`: the whole stack on the embedded default, and the demo storefront beside it.
+
+The collector, the worker and the read API run as child processes (the same commands a user
+runs by hand); the storefront is a small static server in this process. One data directory
+holds everything, so a second run carries on with the first run's people.
+"""
+
+from __future__ import annotations
+
+import secrets
+import signal
+import subprocess
+import threading
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from bond.bench.processes import running
+from bond.config import Config
+from bond.errors import BondError
+
+SITE_DIR = Path(__file__).resolve().parent.parent / "demo_site"
+# The placeholders of the snippet in sdk/README.md. A site owner replaces them by hand; the
+# storefront keeps the snippet exactly as pasted and its server fills them in as it serves.
+SNIPPET_HOST = "'https://bond.example.com'"
+SNIPPET_WRITE_KEY = "'YOUR_WRITE_KEY'"
+TOKEN_FILE = "demo-admin-token"
+
+
+def fill_snippet(html: str, *, collector_url: str, write_key: str) -> str:
+    """The page as the browser gets it: the README's snippet with this stack's values."""
+    return html.replace(SNIPPET_HOST, repr(collector_url)).replace(
+        SNIPPET_WRITE_KEY, repr(write_key)
+    )
+
+
+class _ShopHandler(SimpleHTTPRequestHandler):
+    def __init__(self, *args: Any, collector_url: str, write_key: str, **kwargs: Any) -> None:
+        self.collector_url = collector_url
+        self.write_key = write_key
+        super().__init__(*args, directory=str(SITE_DIR), **kwargs)
+
+    def do_GET(self) -> None:
+        path = Path(self.translate_path(self.path))
+        if path.is_dir():
+            path = path / "index.html"
+        if path.suffix != ".html" or not path.is_file():
+            super().do_GET()
+            return
+        body = fill_snippet(
+            path.read_text(), collector_url=self.collector_url, write_key=self.write_key
+        ).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        # The pages carry this stack's collector address, which changes from run to run.
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        # A line per asset on stderr would drown the stack's own JSON logs.
+        return
+
+
+class ShopServer:
+    """The demo storefront served on `host:port` (0 picks a free port) from a background thread."""
+
+    def __init__(
+        self, *, collector_url: str, write_key: str, host: str = "127.0.0.1", port: int = 0
+    ) -> None:
+        handler = partial(_ShopHandler, collector_url=collector_url, write_key=write_key)
+        try:
+            self.httpd = ThreadingHTTPServer((host, port), handler)
+        except OSError as exc:
+            raise BondError(f"cannot serve the demo shop on {host}:{port}: {exc}") from exc
+        self.httpd.daemon_threads = True
+        self.url = f"http://{host}:{self.httpd.server_address[1]}"
+        self._thread = threading.Thread(target=self.httpd.serve_forever, name="demo-shop")
+
+    def start(self) -> ShopServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self._thread.join()
+        self.httpd.server_close()
+
+
+def admin_token(config: Config) -> tuple[str, str]:
+    """The read API's token and where it comes from: the configuration, else a generated one
+    kept in the data directory so that the next run accepts the same token."""
+    if config.admin_token:
+        return config.admin_token, "BOND_ADMIN_TOKEN (or admin_token in bond.toml)"
+    path = config.data_dir.resolve() / TOKEN_FILE
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(24) + "\n")
+    return path.read_text().strip(), f"generated, kept in {path}"
+
+
+def run_demo(
+    config: Config,
+    *,
+    config_file: str | None,
+    host: str,
+    port: int,
+    api_port: int,
+    shop_port: int,
+) -> int:
+    data_dir = config.data_dir.resolve()
+    logs = data_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    token, token_source = admin_token(config)
+    common = ["bond.cli", "--data-dir", str(data_dir)]
+    if config_file:
+        common += ["--config", config_file]
+    env = {"BOND_ADMIN_TOKEN": token}
+    collector_url = f"http://{host}:{port}"
+    api_url = f"http://{host}:{api_port}/api"
+    stop = threading.Event()
+
+    with ExitStack() as stack:
+        children = {
+            "collector": stack.enter_context(
+                _child(
+                    [*common, "serve", "--host", host, "--port", str(port)],
+                    f"{collector_url}/healthz",
+                    env,
+                    logs / "collector.log",
+                )
+            ),
+            "worker": stack.enter_context(
+                _child([*common, "worker"], None, env, logs / "worker.log")
+            ),
+            "read API": stack.enter_context(
+                _child(
+                    [*common, "api", "--host", host, "--port", str(api_port)],
+                    f"{api_url}/status",
+                    env,
+                    logs / "api.log",
+                )
+            ),
+        }
+        shop = ShopServer(
+            collector_url=collector_url,
+            write_key=config.sources[0].write_key,
+            host=host,
+            port=shop_port,
+        ).start()
+        stack.callback(shop.stop)
+        stack.enter_context(_stop_on_signals(stop))
+        print(
+            f"Bond demo on {data_dir}\n"
+            f"  storefront  {shop.url}/\n"
+            f"  collector   {collector_url}/  (SDK at {collector_url}/sdk/v1/bond.js)\n"
+            f"  read API    {api_url}/status  (Bearer admin token: {token_source})\n"
+            f"  logs        {logs}/\n"
+            "Press Ctrl-C to stop.",
+            flush=True,
+        )
+        while not stop.wait(0.5):
+            for name, proc in children.items():
+                if proc.poll() is not None:
+                    raise BondError(f"the {name} exited with {proc.returncode}; see {logs}/")
+    print("Bond demo stopped.", flush=True)
+    return 0
+
+
+@contextmanager
+def _child(
+    args: list[str], ready_url: str | None, env: dict[str, str], log: Path
+) -> Iterator[subprocess.Popen[bytes]]:
+    try:
+        with running(args, ready_url=ready_url, env=env, log=log) as proc:
+            yield proc
+    except RuntimeError as exc:
+        raise BondError(f"{exc}; see {log}") from exc
+
+
+@contextmanager
+def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    def handler(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
