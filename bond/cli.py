@@ -68,6 +68,20 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--shop-port", type=int, default=8080, help="storefront port (default 8080)")
     demo.set_defaults(run=_demo)
 
+    alerts = commands.add_parser("alerts", help="Discord alerts: check the webhook, send, list")
+    alert_kinds = alerts.add_subparsers(title="actions", metavar="ACTION", required=True)
+    alert_test = alert_kinds.add_parser("test", help="send a sample message to the webhook")
+    alert_test.set_defaults(run=_alerts_test)
+    alert_send = alert_kinds.add_parser("send", help="deliver pending alerts now")
+    alert_send.add_argument(
+        "--retry-failed", action="store_true", help="also retry failed ones (webhook fixed)"
+    )
+    alert_send.set_defaults(run=_alerts_send)
+    alert_list = alert_kinds.add_parser("list", help="recent alerts and their delivery state")
+    alert_list.add_argument("--limit", type=int, default=20, help="how many (default 20)")
+    alert_list.add_argument("--json", action="store_true", help="print one JSON object")
+    alert_list.set_defaults(run=_alerts_list)
+
     bench = commands.add_parser("bench", help="measure Bond against a baseline in the same run")
     bench_kinds = bench.add_subparsers(title="benchmarks", metavar="BENCH", required=True)
     ingest = bench_kinds.add_parser(
@@ -121,6 +135,24 @@ def _demo(args: argparse.Namespace, config: Config) -> int:
         api_port=args.api_port,
         shop_port=args.shop_port,
     )
+
+
+def _alerts_test(args: argparse.Namespace, config: Config) -> int:
+    from engine.alerts.commands import test_webhook
+
+    return test_webhook(config)
+
+
+def _alerts_send(args: argparse.Namespace, config: Config) -> int:
+    from engine.alerts.commands import send_pending
+
+    return send_pending(config, retry_failed=args.retry_failed)
+
+
+def _alerts_list(args: argparse.Namespace, config: Config) -> int:
+    from engine.alerts.commands import list_alerts
+
+    return list_alerts(config, limit=args.limit, as_json=args.json)
 
 
 def _bench_ingest(args: argparse.Namespace, config: Config) -> int:

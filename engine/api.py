@@ -22,8 +22,9 @@ from bond.errors import BadRequest, Forbidden, NotFound, RequestError, Unauthori
 from bond.http import handle_request_error, json_response
 from bond.metrics import Counter, Registry
 from bond.storage.sqlite import connect
+from engine.alerts import outbox
 from engine.schema import migrate_identity
-from engine.timeline import Cursor, IdentityReader
+from engine.timeline import MAX_PAGE, Cursor, IdentityReader
 
 Handler = Callable[[Request], Awaitable[Response]]
 DEFAULT_PAGE = 50
@@ -95,6 +96,11 @@ def create_read_app(config: Config) -> Starlette:
         next_id = events[-1]["id"] if len(events) == max(1, limit) and events else None
         return json_response({"events": events, "next": next_id})
 
+    async def alerts(request: Request) -> Response:
+        limit = _int_param(request, "limit", DEFAULT_PAGE)
+        recent = outbox.recent(reader().conn, max(1, min(limit, MAX_PAGE)))
+        return json_response({"alerts": [alert.public() for alert in recent]})
+
     async def status(request: Request) -> Response:
         return json_response(reader().status())
 
@@ -127,6 +133,7 @@ def create_read_app(config: Config) -> Starlette:
             Route("/api/persons/{person_id:int}", guarded(get_person)),
             Route("/api/persons/{person_id:int}/timeline", guarded(timeline)),
             Route("/api/identity-events", guarded(identity_events)),
+            Route("/api/alerts", guarded(alerts)),
             Route("/api/status", guarded(status)),
             Route("/api/metrics", guarded(metrics)),
         ],

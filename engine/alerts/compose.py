@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from engine.alerts.message import Message, escape
+from engine.alerts.message import Message, escape, unescape
 from engine.alerts.person import Person
 
 MAX_PROPERTIES = 10
@@ -73,8 +73,8 @@ def sample() -> Message:
 
 
 def summary(message: Message) -> str:
-    """One plain line for the read API and the CLI."""
-    return message.title
+    """One plain line for the read API and the CLI: the title as Discord shows it."""
+    return unescape(message.title)
 
 
 def _who(person: Person) -> str:

@@ -43,6 +43,11 @@ def escape(value: object) -> str:
     return _EVERYONE.sub("@\u200b", text)
 
 
+def unescape(text: str) -> str:
+    """`text` as Discord renders it, for places that show plain text (the read API, the CLI)."""
+    return re.sub(r"\\(.)", r"\1", text).replace("\u200b", "")
+
+
 def truncate(text: str, limit: int) -> str:
     """`text` cut to `limit` characters with an ellipsis, never ending inside an escape."""
     if len(text) <= limit:

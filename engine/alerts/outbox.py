@@ -160,8 +160,24 @@ def retry_later(conn: sqlite3.Connection, alert_id: int, *, at: int, error: str)
     )
 
 
+def retry_failed(conn: sqlite3.Connection) -> int:
+    """Make failed alerts pending again (after fixing the webhook); returns how many."""
+    cursor = conn.execute(
+        "UPDATE alert_outbox SET state = 'pending', attempts = 0, next_attempt_at = ? "
+        "WHERE state = 'failed'",
+        (now_ms(),),
+    )
+    return cursor.rowcount
+
+
 def recent(conn: sqlite3.Connection, limit: int = 50) -> list[Alert]:
     """The newest alerts first, whatever their state (for the read API and the CLI)."""
+    # Readers open state.db read-only and may come before the worker has created the outbox.
+    exists = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'alert_outbox'"
+    ).fetchone()
+    if exists is None:
+        return []
     rows = conn.execute(
         f"SELECT {_COLUMNS} FROM alert_outbox ORDER BY id DESC LIMIT ?", (limit,)
     ).fetchall()

@@ -1,13 +1,11 @@
 """Shared pieces of the alert tests: a fake Discord, an outbox on a real SQLite file, logs.
 
-Not a conftest.py: a second module named conftest shadows the root one for `from conftest
-import ...`, which tests/engine/conftest.py already does for this directory; so the root's
-helpers are loaded here by path, under a name of their own.
+Not a conftest.py: a second module named conftest would shadow the root one, whose helpers
+these tests import.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import itertools
 import sqlite3
@@ -28,17 +26,6 @@ from engine.alerts.fake_discord import Bucket, FakeDiscord
 from engine.alerts.hook import AlertsHook
 from engine.hooks import Hook
 from engine.worker import Worker
-
-_spec = importlib.util.spec_from_file_location(
-    "bond_root_conftest", Path(__file__).resolve().parents[3] / "conftest.py"
-)
-assert _spec is not None and _spec.loader is not None
-root = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(root)
-free_port = root.free_port
-wait_until = root.wait_until
-BondProcess = root.BondProcess
-Collector = root.Collector
 
 
 @contextmanager

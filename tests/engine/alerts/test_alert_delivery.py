@@ -10,11 +10,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from alert_support import BondProcess, Collector, fake_discord, wait_until
+from alert_support import fake_discord
 
+from conftest import WRITE_KEY, BondProcess, Collector, wait_until
 from engine.alerts.fake_discord import FakeDiscord
 
-WRITE_KEY = "test-write-key"
 RULES = """
 [[alerts.rules]]
 name = "big checkout"

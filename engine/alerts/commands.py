@@ -1,0 +1,60 @@
+"""`bond alerts test|send|list`: check a webhook, deliver now, see what was sent."""
+
+from __future__ import annotations
+
+import orjson
+
+from bond.config import Config
+from bond.errors import ConfigError
+from bond.storage.sqlite import connect
+from engine.alerts import compose, outbox
+from engine.alerts.sender import Sender, post
+
+
+def _webhook_url(config: Config) -> str:
+    if config.alerts.webhook_url is None:
+        raise ConfigError("no Discord webhook: set BOND_DISCORD_WEBHOOK_URL or alerts.webhook_url")
+    return config.alerts.webhook_url
+
+
+def test_webhook(config: Config) -> int:
+    """Send one sample message; say plainly whether Discord took it."""
+    url, timeout_s = _webhook_url(config), config.alerts.timeout_s
+    reply = post(url, compose.sample().payload(), timeout_s=timeout_s)
+    if reply.status is not None and 200 <= reply.status < 300:
+        print("Discord accepted the test message: the webhook works.")
+        return 0
+    print(f"The test message was not delivered: {reply.reason}.")
+    return 1
+
+
+def send_pending(config: Config, *, retry_failed: bool) -> int:
+    """Deliver the pending alerts due now (and failed ones again, if asked), without a worker."""
+    url = _webhook_url(config)
+    conn = connect(config.state_db, durable=False)
+    try:
+        outbox.migrate_outbox(conn)
+        if retry_failed:
+            print(f"{outbox.retry_failed(conn)} failed alert(s) made pending again.")
+        sender = Sender(conn, url, timeout_s=config.alerts.timeout_s)
+        tried = sender.send_due()
+        left = "none" if outbox.next_wake(conn) is None else "some (retried later)"
+        print(f"{tried} delivery attempt(s); {left} still pending.")
+    finally:
+        conn.close()
+    return 0
+
+
+def list_alerts(config: Config, *, limit: int, as_json: bool) -> int:
+    conn = connect(config.state_db, durable=False)
+    try:
+        alerts = [a.public() for a in outbox.recent(conn, limit)]
+    finally:
+        conn.close()
+    if as_json:
+        print(orjson.dumps({"alerts": alerts}).decode())
+        return 0
+    for alert in alerts:
+        error = f"  ({alert['last_error']})" if alert["last_error"] else ""
+        print(f"#{alert['id']}  {alert['state']:<7}  {alert['rule']}: {alert['summary']}{error}")
+    return 0

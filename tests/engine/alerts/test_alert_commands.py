@@ -1,0 +1,76 @@
+"""`bond alerts test|send|list` and the read API's /api/alerts, against a fake Discord."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import orjson
+import pytest
+from alert_support import AlertEngine, fake_discord
+
+from bond.cli import main
+from bond.config import AlertRule
+from conftest import ADMIN_TOKEN
+from engine.alerts.fake_discord import FakeDiscord
+from engine.api import create_read_app
+from tests.engine.test_api import AppClient
+
+
+@pytest.fixture
+def discord(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeDiscord]:
+    with fake_discord() as fake:
+        monkeypatch.setenv("BOND_DISCORD_WEBHOOK_URL", fake.url)
+        yield fake
+
+
+def an_alert(data_dir: Path) -> None:
+    engine = AlertEngine(data_dir, AlertRule(name="anyone", kind="identified"))
+    engine.send("identify", ts=1_000, traits={"email": "dee@example.com"})
+    engine.apply()
+    engine.close()
+
+
+def test_alerts_test_sends_a_sample_and_says_whether_it_worked(
+    discord: FakeDiscord, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["alerts", "test"]) == 0
+    [request] = discord.delivered
+    assert request.body["embeds"][0]["title"] == "Bond alerts are connected"
+    discord.then("404")
+    assert main(["alerts", "test"]) == 1
+    out = capsys.readouterr().out
+    assert "the webhook works" in out
+    assert "Discord answered 404: Unknown Webhook" in out
+    assert "s3cret-token" not in out
+
+
+def test_alerts_send_retries_failed_alerts_once_the_webhook_is_fixed(
+    tmp_path: Path, discord: FakeDiscord, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data_dir = tmp_path / "bond-data"
+    an_alert(data_dir)
+    discord.then("404")
+    assert main(["--data-dir", str(data_dir), "alerts", "send"]) == 0
+    assert discord.delivered == []
+    assert main(["--data-dir", str(data_dir), "alerts", "send", "--retry-failed"]) == 0
+    assert len(discord.delivered) == 1
+    capsys.readouterr()
+    assert main(["--data-dir", str(data_dir), "alerts", "list", "--json"]) == 0
+    [listed] = orjson.loads(capsys.readouterr().out)["alerts"]
+    assert (listed["state"], listed["summary"]) == ("sent", "dee@example.com identified")
+
+
+def test_the_read_api_lists_recent_alerts_with_their_delivery_state(tmp_path: Path) -> None:
+    data_dir = tmp_path / "bond-data"
+    engine = AlertEngine(data_dir)
+    config = replace(engine.config, admin_token=ADMIN_TOKEN)
+    engine.close()
+    client = AppClient(create_read_app(config))
+    auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    assert client.get("/api/alerts", headers=auth).json() == {"alerts": []}
+    an_alert(data_dir)
+    [alert] = client.get("/api/alerts", headers=auth).json()["alerts"]
+    assert (alert["rule"], alert["state"], alert["attempts"]) == ("anyone", "pending", 0)
+    assert client.get("/api/alerts").status_code == 401
