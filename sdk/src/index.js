@@ -92,6 +92,7 @@ const persist = () => {
   ls = 1;
   for (const k in m) S.set(k, m[k]);
   jar = cookieJar(d);
+  if (m.bond_id) jar.set(m.bond_id);
 };
 
 // Forgets who this browser is: the next person on a shared computer starts with a new id.

@@ -1,0 +1,426 @@
+"""The browser SDK in Debian's Chromium, against a real collector.
+
+Test pages are served over http://127.0.0.1 by a static server started here, with the snippet
+pasted exactly as sdk/README.md tells site owners; the SDK itself comes from the collector at
+/sdk/v1/bond.js. What arrived is read from the collector's SQLite event log.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page
+
+from conftest import ROOT, WRITE_KEY, Collector, free_port, wait_until
+
+SNIPPET = re.search(
+    r"```html\n(<script>.*?</script>)\n```", (ROOT / "sdk" / "README.md").read_text(), re.S
+)
+assert SNIPPET, "sdk/README.md must show the snippet in an html block"
+
+# Counts what the page hands to the network for the collector, so a test can tell that nothing
+# was even attempted (not merely that nothing arrived yet).
+COUNT_SENDS = """
+window.__sends = [];
+const fetch0 = window.fetch;
+window.fetch = (url, init) =>
+  (String(url).includes('/v1/batch') && __sends.push(init.body), fetch0(url, init));
+const beacon0 = navigator.sendBeacon.bind(navigator);
+navigator.sendBeacon = (url, data) => (__sends.push(data), beacon0(url, data));
+"""
+
+Events = list[dict[str, Any]]
+
+
+def snippet(host: str, **options: Any) -> str:
+    """The README's snippet for `host`, with test options passed to init."""
+    init = json.dumps({"host": host, "debug": True, **options})
+    text = SNIPPET.group(1).replace("'https://bond.example.com'", json.dumps(host))
+    return text.replace("YOUR_WRITE_KEY", WRITE_KEY).replace("{ host: host }", init)
+
+
+class Site:
+    """Static pages on a free port; POSTs (form submits) get the page too."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir(parents=True)
+
+        class Handler(SimpleHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                self.do_GET()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.port = free_port()
+        self.server = ThreadingHTTPServer(
+            ("127.0.0.1", self.port), functools.partial(Handler, directory=str(root))
+        )
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def page(self, name: str, host: str, body: str = "", **options: Any) -> str:
+        """Write a page with the snippet in its head; returns its URL."""
+        head = f"<title>{name}</title>{snippet(host, **options)}"
+        (self.root / name).write_text(
+            f"<!doctype html><html><head>{head}</head><body>{body}</body></html>"
+        )
+        return f"{self.url}/{name}"
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[Site]:
+    running = Site(tmp_path / "site")
+    yield running
+    running.server.shutdown()
+    running.server.server_close()
+
+
+@pytest.fixture
+def context(browser: Browser) -> Iterator[BrowserContext]:
+    ctx = browser.new_context()
+    ctx.add_init_script(COUNT_SENDS)
+    yield ctx
+    ctx.close()
+
+
+class Tab:
+    """A page and the SDK's debug log."""
+
+    def __init__(self, page: Page) -> None:
+        self.page = page
+        self.logs: list[str] = []
+        page.on("console", lambda m: self.logs.append(m.text))
+
+    def wait_log(self, text: str) -> None:
+        def seen() -> bool:
+            # A round trip to the page lets Playwright deliver the console messages it holds.
+            self.page.evaluate("0")
+            return any(text in line for line in self.logs)
+
+        wait_until(seen, what=f"console: {text}")
+
+    def sends(self) -> int:
+        return int(self.page.evaluate("__sends.length"))
+
+    def bond_storage(self) -> dict[str, str]:
+        items = self.page.evaluate("Object.entries(localStorage)")
+        return {k: v for k, v in items if k.startswith("bond_")}
+
+    def cookie(self) -> str | None:
+        found = re.search(r"(?:^|; )bond_id=([^;]*)", self.page.evaluate("document.cookie"))
+        return found.group(1) if found else None
+
+
+@pytest.fixture
+def tab(context: BrowserContext) -> Tab:
+    return Tab(context.new_page())
+
+
+def stored(collector: Collector) -> Events:
+    """Events in the collector's log, in arrival order."""
+    db = sqlite3.connect(f"file:{collector.data_dir / 'events.db'}?mode=ro", uri=True)
+    try:
+        return [json.loads(body) for (body,) in db.execute("SELECT body FROM events ORDER BY seq")]
+    except sqlite3.OperationalError:
+        return []
+    finally:
+        db.close()
+
+
+def wait_stored(collector: Collector, check: Callable[[Events], bool], what: str) -> Events:
+    """The stored events, once `check` holds for them."""
+
+    def ready() -> Events | None:
+        events = stored(collector)
+        return events if check(events) else None
+
+    result: Events = wait_until(ready, what=what)
+    return result
+
+
+def names(events: Events) -> list[str]:
+    return [e.get("event") or e["type"] for e in events]
+
+
+def test_stub_replays_calls_made_before_the_library_loads(
+    collector: Collector, site: Site, tab: Tab
+) -> None:
+    early = "<script>bond.track('Early', {n: 1}); bond('identify', 'user-1', {plan: 'pro'});"
+    early += " bond.track('Later');</script>"
+    tab.page.goto(site.page("stub.html", collector.url, early))
+    events = wait_stored(collector, lambda evs: len(evs) >= 4, "four events")
+    assert names(events) == ["page", "Early", "identify", "Later"]
+    assert events[1]["properties"] == {"n": 1}
+    assert events[2]["userId"] == "user-1" and events[2]["traits"] == {"plan": "pro"}
+    assert events[3]["userId"] == "user-1"
+    assert {e["anonymousId"] for e in events} == {tab.cookie()}
+
+
+def test_anonymous_id_survives_reloads_and_the_cookie_repairs_local_storage(
+    collector: Collector, site: Site, context: BrowserContext, tab: Tab
+) -> None:
+    url = site.page("id.html", collector.url)
+    tab.page.goto(url)
+    first = wait_stored(collector, lambda evs: len(evs) == 1, "first page view")[0]
+    anon = first["anonymousId"]
+    assert tab.cookie() == anon
+    assert tab.bond_storage()["bond_id"] == anon
+    # localStorage drifts away from the cookie (another SDK, a cleared cookie jar...).
+    tab.page.evaluate("localStorage.bond_id = '0b3a62a6-0000-4000-8000-000000000000'")
+    tab.page.reload()
+    Tab(context.new_page()).page.goto(url)
+    events = wait_stored(collector, lambda evs: len(evs) == 3, "two more page views")
+    assert {e["anonymousId"] for e in events} == {anon}
+    assert tab.bond_storage()["bond_id"] == anon
+
+
+def test_subdomains_share_the_anonymous_id(
+    collector: Collector, site: Site, context: BrowserContext, tab: Tab
+) -> None:
+    site.page("sub.html", collector.url)
+    tab.page.goto(f"http://www.shop.localhost:{site.port}/sub.html")
+    wait_stored(collector, lambda evs: len(evs) == 1, "the page view on www")
+    Tab(context.new_page()).page.goto(f"http://checkout.shop.localhost:{site.port}/sub.html")
+    events = wait_stored(collector, lambda evs: len(evs) == 2, "the page view on checkout")
+    assert [e["context"]["page"]["url"].split(".")[0] for e in events] == [
+        "http://www",
+        "http://checkout",
+    ]
+    assert events[0]["anonymousId"] == events[1]["anonymousId"]
+    cookies = context.cookies()
+    assert [(c["name"], c["domain"]) for c in cookies] == [("bond_id", ".shop.localhost")]
+    assert cookies[0]["sameSite"] == "Lax"
+
+
+def test_a_submitted_email_form_identifies_without_reading_the_password(
+    collector: Collector, site: Site, tab: Tab
+) -> None:
+    site.page("thanks.html", collector.url)
+    form = (
+        "<form method=post action=thanks.html><input type=email name=email>"
+        "<input type=password name=password><input name=coupon><button>Buy</button></form>"
+    )
+    # A long interval: only the page leaving can carry the identify out.
+    tab.page.goto(site.page("checkout.html", collector.url, form, flushInterval=600000))
+    wait_stored(collector, lambda evs: len(evs) == 1, "the page view")
+    tab.page.fill("input[type=email]", "  Ann@Example.com ")
+    tab.page.fill("input[type=password]", "hunter2-secret")
+    tab.page.fill("input[name=coupon]", "COUPON-XYZ")
+    tab.page.click("button")
+    events = wait_stored(collector, lambda evs: "identify" in names(evs), "the identify")
+    identify = next(e for e in events if e["type"] == "identify")
+    assert identify["traits"] == {"email": "Ann@Example.com"}
+    assert "userId" not in identify
+    everything = json.dumps(stored(collector))
+    assert "hunter2" not in everything and "COUPON-XYZ" not in everything
+
+
+def test_spa_navigation_records_page_views(collector: Collector, site: Site, tab: Tab) -> None:
+    tab.page.goto(site.page("app.html", collector.url, flushInterval=50))
+    wait_stored(collector, lambda evs: len(evs) == 1, "the first page view")
+    tab.page.evaluate("history.pushState({}, '', '/app/cart')")
+    tab.page.evaluate("history.replaceState({}, '', '/app/cart?step=2')")
+    tab.page.evaluate("history.replaceState({step: 2}, '', '/app/cart?step=2')")
+    tab.page.go_back()
+    events = wait_stored(collector, lambda evs: len(evs) >= 4, "three more page views")
+    assert [e["properties"]["path"] for e in events] == [
+        "/app.html",
+        "/app/cart",
+        "/app/cart",
+        "/app.html",
+    ]
+    assert events[2]["properties"]["search"] == "?step=2"
+    assert names(events) == ["page"] * 4
+
+
+def test_data_attribute_clicks_are_tracked(collector: Collector, site: Site, tab: Tab) -> None:
+    body = (
+        "<button data-bond-event='Plan Chosen' data-bond-prop-plan='pro'"
+        " data-bond-prop-seat-count='3'><span id=inner>Go Pro</span></button><p id=plain>text</p>"
+    )
+    tab.page.goto(site.page("clicks.html", collector.url, body, flushInterval=50))
+    tab.page.click("#plain")
+    tab.page.click("#inner")
+    events = wait_stored(collector, lambda evs: "Plan Chosen" in names(evs), "the click")
+    assert names(events) == ["page", "Plan Chosen"]
+    assert events[1]["properties"] == {"plan": "pro", "seat-count": "3"}
+
+
+@pytest.mark.parametrize("leave", ["navigate away", "close the tab"])
+def test_queued_events_leave_with_the_page(
+    collector: Collector, site: Site, tab: Tab, leave: str
+) -> None:
+    tab.page.goto(site.page("leave.html", collector.url, flushInterval=600000, flushAt=100))
+    # The page view leaves at once (init flushes what is queued); the rest waits for a timer
+    # that would fire in ten minutes, so only the page leaving can carry it out.
+    wait_stored(collector, lambda evs: len(evs) == 1, "the page view")
+    tab.page.evaluate("bond.identify('user-7', {email: 'u7@example.com'}); bond.track('Paid')")
+    if leave == "navigate away":
+        tab.page.goto(f"{collector.url}/healthz")
+    else:
+        tab.page.close()
+    events = wait_stored(collector, lambda evs: len(evs) == 3, "events sent on the way out")
+    assert names(events) == ["page", "identify", "Paid"]
+
+
+def test_offline_then_online_loses_and_duplicates_nothing(
+    collector: Collector, site: Site, context: BrowserContext, tab: Tab
+) -> None:
+    tab.page.goto(site.page("offline.html", collector.url, flushAt=1, flushInterval=50))
+    wait_stored(collector, lambda evs: len(evs) == 1, "the page view")
+    context.set_offline(True)
+    tab.page.wait_for_function("!navigator.onLine")
+    tab.page.evaluate("for (let i = 0; i < 30; i++) bond.track('Offline ' + i)")
+    assert len(json.loads(tab.bond_storage()["bond_q"])) == 30
+    context.set_offline(False)
+    events = wait_stored(collector, lambda evs: len(evs) == 31, "the offline events")
+    assert names(events)[1:] == [f"Offline {i}" for i in range(30)]
+    sent = [
+        m["messageId"] for body in tab.page.evaluate("__sends") for m in json.loads(body)["batch"]
+    ]
+    assert len(sent) == len(set(sent)) == 31, "each event was sent once"
+    wait_until(lambda: tab.bond_storage()["bond_q"] == "[]", what="the queue to empty")
+
+
+@pytest.mark.parametrize(
+    ("signal", "reason"),
+    [
+        ("Object.defineProperty(Navigator.prototype, 'doNotTrack', {get: () => '1'})", "DNT"),
+        (
+            "Object.defineProperty(Navigator.prototype, 'globalPrivacyControl', {get: () => true})",
+            "GPC",
+        ),
+    ],
+)
+def test_do_not_track_and_global_privacy_control_store_and_send_nothing(
+    collector: Collector, site: Site, context: BrowserContext, signal: str, reason: str
+) -> None:
+    context.add_init_script(signal)
+    tab = Tab(context.new_page())
+    tab.page.clock.install()
+    tab.page.goto(site.page("dnt.html", collector.url))
+    tab.wait_log(f"skipped page: {reason}")
+    tab.page.evaluate("bond.identify('user-1'); bond.track('Seen')")
+    tab.page.clock.run_for(60000)
+    tab.wait_log(f"skipped track: {reason}")
+    assert tab.sends() == 0
+    assert tab.cookie() is None and tab.bond_storage() == {}
+
+
+def test_opting_out_persists_until_opting_in(collector: Collector, site: Site, tab: Tab) -> None:
+    url = site.page("optout.html", collector.url, flushInterval=50)
+    tab.page.goto(url)
+    wait_stored(collector, lambda evs: len(evs) == 1, "the page view before opting out")
+    tab.page.evaluate("bond.optOut(); bond.track('After opt-out')")
+    tab.wait_log("skipped track: opted out")
+    assert tab.cookie() is None
+    tab.page.reload()
+    tab.wait_log("skipped page: opted out")
+    assert tab.cookie() is None and tab.bond_storage() == {"bond_optout": "1"}
+    tab.page.evaluate("bond.optIn(); bond.track('Back')")
+    events = wait_stored(collector, lambda evs: len(evs) == 2, "the event after opting in")
+    assert names(events) == ["page", "Back"]
+    assert events[0]["anonymousId"] != events[1]["anonymousId"], "opting out forgot the old id"
+
+
+def test_require_consent_keeps_everything_in_memory_until_consent(
+    collector: Collector, site: Site, tab: Tab
+) -> None:
+    url = site.page("consent.html", collector.url, requireConsent=True, flushInterval=50)
+    tab.page.clock.install()
+    tab.page.goto(url)
+    tab.page.evaluate("bond.identify('user-9'); bond.track('Before consent')")
+    tab.page.clock.run_for(60000)
+    assert tab.sends() == 0
+    assert tab.cookie() is None
+    assert tab.page.evaluate("localStorage.length") == 0
+    tab.page.evaluate("bond.consent()")
+    events = wait_stored(collector, lambda evs: len(evs) == 3, "the events held for consent")
+    assert names(events) == ["page", "identify", "Before consent"]
+    assert tab.cookie() == events[0]["anonymousId"]
+    # Consent is remembered: the next page sends without asking again.
+    tab.page.reload()
+    events = wait_stored(collector, lambda evs: len(evs) == 4, "the page view after reload")
+    assert events[3]["anonymousId"] == events[0]["anonymousId"]
+    assert events[3]["userId"] == "user-9"
+
+
+class OverloadedCollector:
+    """A tiny collector that serves the SDK, answers the first batch with 429 and Retry-After,
+    then accepts; it remembers the messageIds of every batch."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[str]] = []
+        sdk = (
+            ROOT
+            / "sdk"
+            / "dist"
+            / json.loads((ROOT / "sdk/dist/manifest.json").read_text())["file"]
+        ).read_bytes()
+        batches = self.batches
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.answer(200, sdk, "text/javascript")
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                batches.append([m["messageId"] for m in body["batch"]])
+                if len(batches) == 1:
+                    self.answer(429, b'{"error": "slow down"}', "application/json")
+                else:
+                    accepted = {"accepted": len(body["batch"]), "rejected": []}
+                    self.answer(200, json.dumps(accepted).encode(), "application/json")
+
+            def answer(self, status: int, data: bytes, kind: str) -> None:
+                self.send_response(status)
+                self.send_header("Retry-After", "30")
+                self.send_header("Access-Control-Allow-Origin", self.headers.get("Origin", "*"))
+                self.send_header("Access-Control-Allow-Credentials", "true")
+                self.send_header("Access-Control-Expose-Headers", "Retry-After")
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+
+@pytest.fixture
+def overloaded() -> Iterator[OverloadedCollector]:
+    running = OverloadedCollector()
+    yield running
+    running.server.shutdown()
+    running.server.server_close()
+
+
+def test_429_waits_for_retry_after_then_delivers(
+    site: Site, tab: Tab, overloaded: OverloadedCollector
+) -> None:
+    tab.page.clock.install()
+    tab.page.goto(site.page("busy.html", overloaded.url, flushInterval=50))
+    tab.wait_log("retry 1 429")
+    assert 25000 < tab.page.evaluate("localStorage.bond_hold - Date.now()") <= 30000
+    tab.page.clock.run_for(25000)
+    assert tab.sends() == 1, "nothing is sent while Retry-After lasts"
+    tab.page.clock.run_for(6000)
+    wait_until(lambda: len(overloaded.batches) == 2, what="the retry")
+    assert overloaded.batches[0] == overloaded.batches[1]
+    wait_until(lambda: tab.bond_storage()["bond_q"] == "[]", what="the queue to empty")
