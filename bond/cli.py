@@ -93,6 +93,14 @@ def _parser() -> argparse.ArgumentParser:
         "--connections", type=int, default=32, help="concurrent keep-alive connections"
     )
     ingest.set_defaults(run=_bench_ingest)
+    stitch = bench_kinds.add_parser(
+        "stitch", help="identify to complete timeline vs the naive UPDATE; worker events/s"
+    )
+    stitch.add_argument("--json", action="store_true", help="print one JSON object")
+    stitch.add_argument(
+        "--trials", type=int, default=20, help="identifies per history size (default 20)"
+    )
+    stitch.set_defaults(run=_bench_stitch)
     return parser
 
 
@@ -159,6 +167,12 @@ def _bench_ingest(args: argparse.Namespace, config: Config) -> int:
     from bond.bench.ingest import run
 
     return run(seconds=args.seconds, connections=args.connections, as_json=args.json)
+
+
+def _bench_stitch(args: argparse.Namespace, config: Config) -> int:
+    from engine.bench import run
+
+    return run(trials=args.trials, as_json=args.json)
 
 
 if __name__ == "__main__":

@@ -48,22 +48,25 @@ class IdentityGraph:
         previous_id: object = None,
     ) -> tuple[Browser, Person]:
         """Apply one event; returns its browser and the person owning it now."""
+        store = self.store
         email = normalize_email(traits.get("email")) if type_ == "identify" else None
         if type_ == "alias" and user_id is not None:
             previous = clean_id(previous_id)
             if previous is not None and previous != user_id:
                 self._alias(previous, user_id, timestamp, seq)
         key = anonymous_key(anonymous_id) if anonymous_id else user_key(user_id or "")
-        browser = self._browser(key, user_id, email)
+        browser = store.browsers.get(key) or self._browser(key, user_id, email)
         segment = browser.segment_at(timestamp)
         if user_id is not None or email is not None:
             segment = self._claim(browser, segment, user_id, email, timestamp, seq)
-        person = self.store.person(segment.person_id)
+        person = store.persons.get(segment.person_id) or store.person(segment.person_id)
         person.event_count += 1
         person.saw(timestamp)
         if type_ == "identify" and traits:
             person.set_traits(traits, timestamp)
-        self.store.changed_person(person)
+            store.changed_person(person)
+        else:
+            store.dirty_persons.add(person.id)  # only its counters moved
         return browser, person
 
     def _browser(self, key: str, user_id: str | None, email: str | None) -> Browser:

@@ -5,7 +5,8 @@ Stitching is resolved through the graph, never by rewriting event rows:
 - a `segment` is a time range of one browser [start_ts, end_ts) owned by one person. A browser
   has one segment until a second identified person logs in on it (a shared computer without
   reset()); then the range splits at that identify, so each keeps their own events;
-- `timeline` holds each event once, keyed by (browser, timestamp): an O(1) insert when applied.
+- `timeline` holds each event once, clustered by (browser, timestamp, seq): one b-tree insert
+  when applied, and a range of a browser's history is one contiguous read.
   A person's timeline is the union of their segments' ranges, so an identify that hands a
   browser to a person costs one segment update whatever the length of its history;
 - `persons.merged_into` keeps old person ids resolvable after an anonymous person is folded
@@ -59,14 +60,14 @@ MIGRATIONS = [
     CREATE INDEX IF NOT EXISTS segments_browser ON segments (browser_id, start_ts);
     CREATE INDEX IF NOT EXISTS segments_person ON segments (person_id);
     CREATE TABLE IF NOT EXISTS timeline (
-        seq INTEGER PRIMARY KEY,
         browser_id INTEGER NOT NULL,
         ts INTEGER NOT NULL,
+        seq INTEGER NOT NULL,
         type TEXT NOT NULL,
         name TEXT,
-        data BLOB
-    );
-    CREATE INDEX IF NOT EXISTS timeline_browser_ts ON timeline (browser_id, ts, seq);
+        data BLOB,
+        PRIMARY KEY (browser_id, ts, seq)
+    ) WITHOUT ROWID;
     CREATE TABLE IF NOT EXISTS identity_events (
         id INTEGER PRIMARY KEY,
         kind TEXT NOT NULL,

@@ -19,6 +19,9 @@ import orjson
 MIN_TS = -(2**62)
 MAX_TS = 2**62
 
+# SQLite allows 32,766 parameters per statement.
+PREFETCH_CHUNK = 10_000
+
 # Past this many cached rows, the caches are dropped after a flush (everything is on disk).
 CACHE_LIMIT = 200_000
 
@@ -40,9 +43,10 @@ class Person:
         return bool(self.user_ids or self.emails)
 
     def saw(self, ts: int) -> None:
-        if self.first_seen is None or ts < self.first_seen:
+        first, last = self.first_seen, self.last_seen
+        if first is None or ts < first:
             self.first_seen = ts
-        if self.last_seen is None or ts > self.last_seen:
+        if last is None or ts > last:
             self.last_seen = ts
 
     def set_traits(self, traits: dict[str, Any], at: int) -> None:
@@ -90,6 +94,8 @@ class IdentityStore:
 
     def reset(self) -> None:
         self.browsers: dict[str, Browser] = {}
+        # Keys a prefetch found not to exist yet: no query needed to learn they are new.
+        self.absent: set[str] = set()
         self.browsers_by_id: dict[int, Browser] = {}
         self.persons: dict[int, Person] = {}
         self.identifiers: dict[tuple[str, str], int | None] = {}
@@ -98,6 +104,9 @@ class IdentityStore:
         self.new_browsers: list[Browser] = []
         self.new_identifiers: list[tuple[str, str, int, int]] = []
         self.timeline: list[tuple[int, int, int, str, str | None, bytes]] = []
+        # Persons whose traits or identity changed need their whole row written; the others
+        # (most of a batch) only had their counters move.
+        self.rewrite_persons: set[int] = set()
         self.next_person = self._next_id("persons")
         self.next_segment = self._next_id("segments")
         self.next_browser = self._next_id("browsers")
@@ -109,7 +118,7 @@ class IdentityStore:
 
     def browser(self, key: str) -> Browser | None:
         browser = self.browsers.get(key)
-        if browser is not None:
+        if browser is not None or key in self.absent:
             return browser
         row = self.conn.execute("SELECT id FROM browsers WHERE key = ?", (key,)).fetchone()
         if row is None:
@@ -125,6 +134,30 @@ class IdentityStore:
         browser = Browser(row[0], key, segments)
         self._cache_browser(browser)
         return browser
+
+    def prefetch(self, keys: set[str]) -> None:
+        """Load a batch's browsers in two queries rather than two per browser."""
+        missing = [k for k in keys if k not in self.browsers]
+        self.absent = set(missing)
+        for first in range(0, len(missing), PREFETCH_CHUNK):
+            chunk = missing[first : first + PREFETCH_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            found = self.conn.execute(
+                f"SELECT id, key FROM browsers WHERE key IN ({marks})", chunk
+            ).fetchall()
+            if not found:
+                continue
+            browsers = {browser_id: Browser(browser_id, key, []) for browser_id, key in found}
+            marks = ",".join("?" * len(browsers))
+            for row in self.conn.execute(
+                "SELECT id, browser_id, start_ts, end_ts, person_id FROM segments "
+                f"WHERE browser_id IN ({marks}) ORDER BY browser_id, start_ts",
+                list(browsers),
+            ):
+                browsers[row[1]].segments.append(Segment(*row))
+            for browser in browsers.values():
+                self._cache_browser(browser)
+                self.absent.discard(browser.key)
 
     def browser_by_id(self, browser_id: int) -> Browser | None:
         browser = self.browsers_by_id.get(browser_id)
@@ -162,7 +195,7 @@ class IdentityStore:
             person = self.person(person.merged_into)
         for walked in path[:-1]:
             walked.merged_into = person.id
-            self.dirty_persons.add(walked.id)
+            self.changed_person(walked)
         return person.id
 
     def person_of(self, kind: str, value: str) -> int | None:
@@ -205,11 +238,12 @@ class IdentityStore:
         person = Person(self.next_person)
         self.next_person += 1
         self.persons[person.id] = person
-        self.dirty_persons.add(person.id)
+        self.changed_person(person)
         return person
 
     def new_browser(self, key: str, owner: int) -> Browser:
         browser = Browser(self.next_browser, key, [])
+        self.absent.discard(key)
         self.next_browser += 1
         self.new_browsers.append(browser)
         self._cache_browser(browser)
@@ -229,17 +263,18 @@ class IdentityStore:
 
     def changed_person(self, person: Person) -> None:
         self.dirty_persons.add(person.id)
+        self.rewrite_persons.add(person.id)
 
     def add_identifier(self, kind: str, value: str, person: Person, at: int) -> None:
         (person.user_ids if kind == "user_id" else person.emails).append(value)
         self.identifiers[(kind, value)] = person.id
         self.new_identifiers.append((kind, value, person.id, at))
-        self.dirty_persons.add(person.id)
+        self.changed_person(person)
 
     def add_event(
         self, seq: int, browser_id: int, ts: int, type_: str, name: str | None, data: bytes
     ) -> None:
-        self.timeline.append((seq, browser_id, ts, type_, name, data))
+        self.timeline.append((browser_id, ts, seq, type_, name, data))
 
     # -- writing back -------------------------------------------------------------------------
 
@@ -254,10 +289,10 @@ class IdentityStore:
             )
             self.new_identifiers = []
         if self.dirty_persons:
-            rows = []
-            for person_id in self.dirty_persons:
-                p = self.persons[person_id]
-                rows.append(
+            persons = [self.persons[i] for i in self.dirty_persons]
+            conn.executemany(
+                "INSERT OR REPLACE INTO persons VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
                     (
                         p.id,
                         p.merged_into,
@@ -267,16 +302,27 @@ class IdentityStore:
                         p.event_count,
                         orjson.dumps(p.traits),
                     )
-                )
-            conn.executemany("INSERT OR REPLACE INTO persons VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+                    for p in persons
+                    if p.id in self.rewrite_persons
+                ],
+            )
+            conn.executemany(
+                "UPDATE persons SET first_seen = ?, last_seen = ?, event_count = ? WHERE id = ?",
+                [
+                    (p.first_seen, p.last_seen, p.event_count, p.id)
+                    for p in persons
+                    if p.id not in self.rewrite_persons
+                ],
+            )
             self.dirty_persons = set()
+            self.rewrite_persons = set()
         if len(self.persons) + len(self.browsers) + len(self.identifiers) > CACHE_LIMIT:
             self.reset()
 
     def _flush_timeline(self) -> None:
         if self.timeline:
             self.conn.executemany(
-                "INSERT INTO timeline (seq, browser_id, ts, type, name, data) "
+                "INSERT INTO timeline (browser_id, ts, seq, type, name, data) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
                 self.timeline,
             )
