@@ -1,0 +1,159 @@
+"""The household engine fed in-process with simulated traffic: quick evaluation and calibration.
+
+This skips HTTP and the identity graph (each simulated account is its own person from its first
+event), so it measures the model alone; the canary measures the whole path.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bond.simulate import evaluate as evaluation
+from bond.simulate.households import Household, Settings, generate
+from bond.simulate.traffic import Truth, messages, truth_of
+from bond.storage.sqlite import connect
+from collector.validate import parse_time
+from engine.hooks import AppliedEvent
+from engine.households import store
+from engine.households.calibration import Calibration, fit
+from engine.households.processor import HouseholdProcessor, Timings
+from engine.households.store import migrate_households
+
+BATCH = 2000
+
+
+@dataclass
+class Run:
+    households: list[Household]
+    truth: Truth
+    conn: sqlite3.Connection
+    account_of: dict[int, str]
+    timings: Timings
+    settings: Settings
+
+    def report(self) -> dict[str, Any]:
+        return score(self.conn, self.truth, self.account_of, self.settings)
+
+
+def run(settings: Settings, calibration: Calibration, *, path: str = ":memory:") -> Run:
+    households = generate(settings)
+    truth = truth_of(households)
+    conn = connect_memory() if path == ":memory:" else connect_file(path)
+    migrate_households(conn)
+    person_of = {h.account: h.index + 1 for h in households}
+    timings = Timings()
+    processor = HouseholdProcessor(calibration, timings=timings)
+    for batch in _batches(_applied(messages(households), person_of), BATCH):
+        conn.execute("BEGIN")
+        processor.process(conn, batch)
+        conn.execute("COMMIT")
+    account_of = {p: a for a, p in person_of.items()}
+    return Run(households, truth, conn, account_of, timings, settings)
+
+
+def score(
+    conn: sqlite3.Connection, truth: Truth, account_of: dict[int, str], settings: Settings
+) -> dict[str, Any]:
+    final = dict(conn.execute("SELECT person_id, members FROM households_models").fetchall())
+    return evaluation.evaluate(
+        truth,
+        store.all_sessions(conn),
+        store.attributions(conn),
+        store.drift_events(conn),
+        account_of,
+        split_ms=split_ms(settings),
+        final_members=final,
+    )
+
+
+def split_ms(settings: Settings) -> int:
+    """Fit on the first half of the weeks, score conversions in the second half."""
+    return settings.start_ms + (settings.weeks // 2) * evaluation.WEEK_MS
+
+
+def calibrate(settings: Settings) -> Calibration:
+    """Fit the temperature on simulated households (their own seed, never the evaluation's)."""
+    result = run(settings, Calibration())
+    logits, correct = [], []
+    sessions_by_account = _truth_mapping(result)
+    split = split_ms(settings)
+    # The same time split as the evaluation: calibrate what is measured, past the cold start.
+    for a in store.attributions(result.conn):
+        if a.timestamp < split:
+            continue
+        account = result.account_of[a.person_id]
+        real = result.truth.orders.get(a.order_id or "")
+        if real is None:
+            continue
+        to_person = sessions_by_account.get(account, {})
+        logits.append(np.array(a.logits))
+        correct.append(np.array([to_person.get(m) == real[1] for m in a.probabilities]))
+    return fit(
+        logits,
+        correct,
+        {
+            "households": len(result.households),
+            "difficulty": settings.difficulty,
+            "seed": settings.seed,
+            "conversions": len(logits),
+        },
+    )
+
+
+def _truth_mapping(result: Run) -> dict[str, dict[int, int]]:
+    votes: dict[str, dict[int, Counter[int]]] = defaultdict(lambda: defaultdict(Counter))
+    for row in store.all_sessions(result.conn):
+        account = result.account_of[row.person_id]
+        real = result.truth.sessions.get((row.device, row.start_ms))
+        if real is not None:
+            votes[account][row.member_id][real[1]] += 1
+    return {
+        account: {m: c.most_common(1)[0][0] for m, c in members.items()}
+        for account, members in votes.items()
+    }
+
+
+def connect_memory() -> sqlite3.Connection:
+    return sqlite3.connect(":memory:", isolation_level=None)
+
+
+def connect_file(path: str) -> sqlite3.Connection:
+    return connect(Path(path), durable=False)
+
+
+def _applied(stream: Iterable[dict[str, Any]], person_of: dict[str, int]) -> Iterator[AppliedEvent]:
+    for seq, m in enumerate(stream, start=1):
+        yield AppliedEvent(
+            seq=seq,
+            person_id=person_of[m["userId"]],
+            identified=True,
+            source="default",
+            type=m["type"],
+            event=m.get("event"),
+            anonymous_id=m.get("anonymousId"),
+            user_id=m.get("userId"),
+            timestamp=parse_time(m["timestamp"], "timestamp"),
+            received_at=0,
+            user_agent=m["context"].get("userAgent"),
+            properties=m.get("properties", {}),
+            traits=m.get("traits", {}),
+            context=m["context"],
+        )
+
+
+def _batches(items: Iterable[AppliedEvent], size: int) -> Iterator[list[AppliedEvent]]:
+    batch: list[AppliedEvent] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

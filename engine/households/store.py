@@ -1,0 +1,273 @@
+"""The household tables in `state.db`, migrated under the component name "households".
+
+Everything the model needs to continue after a restart lives here: each account's model (its
+sufficient statistics, drift detector and pending refit), the browsers' open sessions, the
+finished sessions (the refit window), and what users read: members, attributions, drift events.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Sequence
+from typing import Any, NamedTuple
+
+import orjson
+
+from bond.storage.sqlite import migrate
+
+COMPONENT = "households"
+
+MIGRATIONS = [
+    """
+    CREATE TABLE IF NOT EXISTS households_models (
+        person_id INTEGER PRIMARY KEY,
+        state BLOB NOT NULL,
+        sessions_seen INTEGER NOT NULL,
+        members INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS households_members (
+        person_id INTEGER NOT NULL,
+        member_id INTEGER NOT NULL,
+        profile BLOB NOT NULL,
+        PRIMARY KEY (person_id, member_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS households_open (
+        device TEXT PRIMARY KEY,
+        last_ms INTEGER NOT NULL,
+        state BLOB NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX IF NOT EXISTS households_open_last ON households_open (last_ms);
+    CREATE TABLE IF NOT EXISTS households_sessions (
+        id INTEGER PRIMARY KEY,
+        person_id INTEGER NOT NULL,
+        device TEXT NOT NULL,
+        start_ms INTEGER NOT NULL,
+        features BLOB NOT NULL,
+        member_id INTEGER NOT NULL,
+        confidence REAL NOT NULL,
+        surprise REAL
+    );
+    CREATE INDEX IF NOT EXISTS households_sessions_person ON households_sessions (person_id, id);
+    CREATE TABLE IF NOT EXISTS households_attributions (
+        seq INTEGER PRIMARY KEY,
+        person_id INTEGER NOT NULL,
+        order_id TEXT,
+        timestamp INTEGER NOT NULL,
+        device TEXT NOT NULL,
+        member_id INTEGER NOT NULL,
+        probability REAL NOT NULL,
+        probabilities BLOB NOT NULL,
+        logits BLOB NOT NULL,
+        sessions_seen INTEGER NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS households_attributions_person
+        ON households_attributions (person_id, timestamp);
+    CREATE TABLE IF NOT EXISTS households_drift (
+        id INTEGER PRIMARY KEY,
+        person_id INTEGER NOT NULL,
+        at_ms INTEGER NOT NULL,
+        sessions_seen INTEGER NOT NULL,
+        sessions_since_change INTEGER NOT NULL,
+        p_value REAL NOT NULL,
+        members_before INTEGER NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS households_drift_person ON households_drift (person_id, id);
+    """,
+]
+
+
+def migrate_households(conn: sqlite3.Connection) -> int:
+    return migrate(conn, MIGRATIONS, name=COMPONENT)
+
+
+class Attribution(NamedTuple):
+    seq: int
+    person_id: int
+    order_id: str | None
+    timestamp: int
+    device: str
+    member_id: int
+    probability: float
+    probabilities: dict[int, float]
+    logits: list[float]
+    sessions_seen: int
+
+
+class SessionRow(NamedTuple):
+    person_id: int
+    device: str
+    start_ms: int
+    features: dict[str, Any]
+    member_id: int
+    confidence: float
+    surprise: float | None
+
+
+class DriftEvent(NamedTuple):
+    person_id: int
+    at_ms: int
+    sessions_seen: int
+    sessions_since_change: int
+    p_value: float
+    members_before: int
+
+
+def load_state(conn: sqlite3.Connection, person_id: int) -> dict[str, Any] | None:
+    row = conn.execute(
+        "SELECT state FROM households_models WHERE person_id = ?", (person_id,)
+    ).fetchone()
+    return orjson.loads(row[0]) if row else None
+
+
+def save_state(
+    conn: sqlite3.Connection,
+    person_id: int,
+    state: dict[str, Any],
+    *,
+    sessions_seen: int,
+    members: int,
+    at: int,
+) -> None:
+    conn.execute(
+        "INSERT OR REPLACE INTO households_models VALUES (?, ?, ?, ?, ?)",
+        (person_id, orjson.dumps(state), sessions_seen, members, at),
+    )
+
+
+def save_members(
+    conn: sqlite3.Connection, person_id: int, profiles: Sequence[dict[str, Any]]
+) -> None:
+    conn.execute("DELETE FROM households_members WHERE person_id = ?", (person_id,))
+    conn.executemany(
+        "INSERT INTO households_members VALUES (?, ?, ?)",
+        [(person_id, p["member"], orjson.dumps(p)) for p in profiles],
+    )
+
+
+def load_open(conn: sqlite3.Connection, device: str) -> dict[str, Any] | None:
+    row = conn.execute("SELECT state FROM households_open WHERE device = ?", (device,)).fetchone()
+    return orjson.loads(row[0]) if row else None
+
+
+def stale_open(conn: sqlite3.Connection, before_ms: int) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        "SELECT state FROM households_open WHERE last_ms < ? ORDER BY last_ms", (before_ms,)
+    ).fetchall()
+    return [orjson.loads(r[0]) for r in rows]
+
+
+def save_open(conn: sqlite3.Connection, sessions: Iterable[dict[str, Any]]) -> None:
+    conn.executemany(
+        "INSERT OR REPLACE INTO households_open VALUES (?, ?, ?)",
+        [(s["device"], s["last_ms"], orjson.dumps(s)) for s in sessions],
+    )
+
+
+def drop_open(conn: sqlite3.Connection, devices: Iterable[str]) -> None:
+    conn.executemany("DELETE FROM households_open WHERE device = ?", [(d,) for d in devices])
+
+
+def add_session(conn: sqlite3.Connection, row: SessionRow) -> None:
+    conn.execute(
+        "INSERT INTO households_sessions "
+        "(person_id, device, start_ms, features, member_id, confidence, surprise) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (*row[:3], orjson.dumps(row.features), *row[4:]),
+    )
+
+
+def recent_sessions(conn: sqlite3.Connection, person_id: int, limit: int) -> list[SessionRow]:
+    rows = conn.execute(
+        "SELECT person_id, device, start_ms, features, member_id, confidence, surprise "
+        "FROM households_sessions WHERE person_id = ? ORDER BY id DESC LIMIT ?",
+        (person_id, limit),
+    ).fetchall()
+    return [SessionRow(r[0], r[1], r[2], orjson.loads(r[3]), *r[4:]) for r in reversed(rows)]
+
+
+def all_sessions(conn: sqlite3.Connection) -> list[SessionRow]:
+    rows = conn.execute(
+        "SELECT person_id, device, start_ms, features, member_id, confidence, surprise "
+        "FROM households_sessions ORDER BY id"
+    ).fetchall()
+    return [SessionRow(r[0], r[1], r[2], orjson.loads(r[3]), *r[4:]) for r in rows]
+
+
+def add_attribution(conn: sqlite3.Connection, a: Attribution) -> None:
+    conn.execute(
+        "INSERT OR REPLACE INTO households_attributions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            *a[:7],
+            orjson.dumps({str(k): v for k, v in a.probabilities.items()}),
+            orjson.dumps(a.logits),
+            a.sessions_seen,
+        ),
+    )
+
+
+def attributions(conn: sqlite3.Connection, person_id: int | None = None) -> list[Attribution]:
+    where, args = ("WHERE person_id = ?", (person_id,)) if person_id is not None else ("", ())
+    rows = conn.execute(
+        f"SELECT * FROM households_attributions {where} ORDER BY timestamp, seq", args
+    ).fetchall()
+    return [
+        Attribution(
+            seq=r[0],
+            person_id=r[1],
+            order_id=r[2],
+            timestamp=r[3],
+            device=r[4],
+            member_id=r[5],
+            probability=r[6],
+            probabilities={int(k): v for k, v in orjson.loads(r[7]).items()},
+            logits=orjson.loads(r[8]),
+            sessions_seen=r[9],
+        )
+        for r in rows
+    ]
+
+
+def add_drift(conn: sqlite3.Connection, event: DriftEvent) -> None:
+    conn.execute(
+        "INSERT INTO households_drift "
+        "(person_id, at_ms, sessions_seen, sessions_since_change, p_value, members_before) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        event,
+    )
+
+
+def drift_events(conn: sqlite3.Connection, person_id: int | None = None) -> list[DriftEvent]:
+    where, args = ("WHERE person_id = ?", (person_id,)) if person_id is not None else ("", ())
+    rows = conn.execute(
+        "SELECT person_id, at_ms, sessions_seen, sessions_since_change, p_value, members_before "
+        f"FROM households_drift {where} ORDER BY id",
+        args,
+    ).fetchall()
+    return [DriftEvent(*r) for r in rows]
+
+
+def person_households(conn: sqlite3.Connection, person_id: int) -> dict[str, Any]:
+    """What the read API shows for a person: members, their profiles, attributions, drift."""
+    members = [
+        orjson.loads(r[0])
+        for r in conn.execute(
+            "SELECT profile FROM households_members WHERE person_id = ? ORDER BY member_id",
+            (person_id,),
+        )
+    ]
+    return {
+        "person_id": person_id,
+        "members": members,
+        "attributions": [
+            {
+                "order_id": a.order_id,
+                "timestamp": a.timestamp,
+                "member": a.member_id,
+                "probability": round(a.probability, 3),
+                "probabilities": {str(k): round(v, 3) for k, v in a.probabilities.items()},
+            }
+            for a in attributions(conn, person_id)
+        ],
+        "drift": [e._asdict() for e in drift_events(conn, person_id)],
+    }
