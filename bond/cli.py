@@ -90,7 +90,7 @@ def _parser() -> argparse.ArgumentParser:
     ingest.add_argument("--json", action="store_true", help="print one JSON object")
     ingest.add_argument("--seconds", type=float, default=5.0, help="length of each measurement")
     ingest.add_argument(
-        "--connections", type=int, default=32, help="concurrent keep-alive connections"
+        "--connections", type=int, default=64, help="concurrent keep-alive connections"
     )
     ingest.set_defaults(run=_bench_ingest)
     stitch = bench_kinds.add_parser(
@@ -101,6 +101,30 @@ def _parser() -> argparse.ArgumentParser:
         "--trials", type=int, default=20, help="identifies per history size (default 20)"
     )
     stitch.set_defaults(run=_bench_stitch)
+
+    simulate = commands.add_parser(
+        "simulate",
+        help="synthetic households through the real collector and worker, scored on attribution",
+    )
+    simulate.add_argument("--households", type=int, default=200, help="how many (default 200)")
+    simulate.add_argument(
+        "--sessions", type=int, default=None, help="stop generating at this many sessions"
+    )
+    simulate.add_argument("--weeks", type=int, default=8, help="simulated weeks (default 8)")
+    simulate.add_argument(
+        "--difficulty", type=float, default=0.5, help="0 easy .. 1 hard (default 0.5)"
+    )
+    simulate.add_argument("--seed", type=int, default=7)
+    simulate.add_argument("--json", action="store_true", help="print one JSON object")
+    simulate.add_argument(
+        "--offline", action="store_true", help="score the model in-process, without HTTP"
+    )
+    simulate.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="fit the attribution calibration on simulated households and save it with the model",
+    )
+    simulate.set_defaults(run=_simulate)
     return parser
 
 
@@ -173,6 +197,29 @@ def _bench_stitch(args: argparse.Namespace, config: Config) -> int:
     from engine.bench import run
 
     return run(trials=args.trials, as_json=args.json)
+
+
+def _simulate(args: argparse.Namespace, config: Config) -> int:
+    from bond.simulate.households import Settings
+
+    settings = Settings(
+        households=args.households,
+        weeks=args.weeks,
+        difficulty=args.difficulty,
+        seed=args.seed,
+        sessions=args.sessions,
+    )
+    if args.calibrate:
+        from bond.simulate.offline import fit_and_save
+
+        return fit_and_save(settings)
+    if args.offline:
+        from bond.simulate.offline import run_and_report
+
+        return run_and_report(settings, as_json=args.json)
+    from bond.simulate.canary import run
+
+    return run(settings, as_json=args.json)
 
 
 if __name__ == "__main__":

@@ -74,5 +74,6 @@ class Hook(Protocol):
 def default_hooks(config: Config) -> list[Hook]:
     """The hooks `bond worker` runs; engine parts register themselves here."""
     from engine.alerts.hook import AlertsHook
+    from engine.households.hook import HouseholdsHook
 
-    return [AlertsHook(config)]
+    return [AlertsHook(config), HouseholdsHook()]

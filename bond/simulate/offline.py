@@ -7,26 +7,29 @@ event), so it measures the model alone; the canary measures the whole path.
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from bond.simulate import evaluate as evaluation
 from bond.simulate.households import Household, Settings, generate
+from bond.simulate.report import print_report
 from bond.simulate.traffic import Truth, messages, truth_of
 from bond.storage.sqlite import connect
 from collector.validate import parse_time
 from engine.hooks import AppliedEvent
 from engine.households import store
-from engine.households.calibration import Calibration, fit
+from engine.households.calibration import Calibration, fit, load, save
 from engine.households.processor import HouseholdProcessor, Timings
 from engine.households.store import migrate_households
 
 BATCH = 2000
+T = TypeVar("T")
 
 
 @dataclass
@@ -50,7 +53,7 @@ def run(settings: Settings, calibration: Calibration, *, path: str = ":memory:")
     person_of = {h.account: h.index + 1 for h in households}
     timings = Timings()
     processor = HouseholdProcessor(calibration, timings=timings)
-    for batch in _batches(_applied(messages(households), person_of), BATCH):
+    for batch in batches(_applied(messages(households), person_of), BATCH):
         conn.execute("BEGIN")
         processor.process(conn, batch)
         conn.execute("COMMIT")
@@ -148,8 +151,8 @@ def _applied(stream: Iterable[dict[str, Any]], person_of: dict[str, int]) -> Ite
         )
 
 
-def _batches(items: Iterable[AppliedEvent], size: int) -> Iterator[list[AppliedEvent]]:
-    batch: list[AppliedEvent] = []
+def batches(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    batch: list[T] = []
     for item in items:
         batch.append(item)
         if len(batch) >= size:
@@ -157,3 +160,36 @@ def _batches(items: Iterable[AppliedEvent], size: int) -> Iterator[list[AppliedE
             batch = []
     if batch:
         yield batch
+
+
+def run_and_report(settings: Settings, *, as_json: bool) -> int:
+    """`bond simulate --offline`: the model alone, with its per-session update cost."""
+    started = time.perf_counter()
+    result = run(settings, load())
+    updates = np.array(result.timings.updates or [0.0]) * 1000
+    refits = np.array(result.timings.refits or [0.0]) * 1000
+    report = {
+        "households": len(result.households),
+        "sessions": len(result.truth.sessions),
+        "conversions": len(result.truth.orders),
+        "difficulty": settings.difficulty,
+        "seed": settings.seed,
+        "model_update_ms": {
+            "p50": round(float(np.percentile(updates, 50)), 3),
+            "p99": round(float(np.percentile(updates, 99)), 3),
+            "refits": len(result.timings.refits),
+            "refit_p99": round(float(np.percentile(refits, 99)), 1),
+        },
+        "total_s": round(time.perf_counter() - started, 1),
+        "quality": result.report(),
+    }
+    print_report(report, as_json=as_json)
+    return 0
+
+
+def fit_and_save(settings: Settings) -> int:
+    """`bond simulate --calibrate`: fit on households of their own seed and ship the result."""
+    calibration = calibrate(replace(settings, seed=settings.seed + 1000))
+    save(calibration)
+    print(f"temperature {calibration.temperature}, one-member rate {calibration.single}")
+    return 0

@@ -6,7 +6,7 @@ import sqlite3
 from pathlib import Path
 
 from bond.simulate.households import Settings, generate
-from bond.simulate.offline import _applied, _batches
+from bond.simulate.offline import _applied, batches
 from bond.simulate.traffic import messages
 from bond.storage.sqlite import connect
 from engine.households import store
@@ -26,20 +26,20 @@ def _feed(conn: sqlite3.Connection, batches: list[list]) -> None:  # type: ignor
 def test_a_restart_between_batches_changes_nothing(tmp_path: Path) -> None:
     households = generate(Settings(households=12, seed=21))
     person_of = {h.account: h.index + 1 for h in households}
-    batches = list(_batches(_applied(messages(households), person_of), 300))
-    half = len(batches) // 2
+    chunks = list(batches(_applied(messages(households), person_of), 300))
+    half = len(chunks) // 2
 
     one = connect(tmp_path / "one.db", durable=False)
     migrate_households(one)
-    _feed(one, batches)
+    _feed(one, chunks)
 
     first = connect(tmp_path / "two.db", durable=False)
     migrate_households(first)
-    _feed(first, batches[:half])
+    _feed(first, chunks[:half])
     first.close()
     second = connect(tmp_path / "two.db", durable=False)
     migrate_households(second)
-    _feed(second, batches[half:])
+    _feed(second, chunks[half:])
 
     assert store.attributions(second) == store.attributions(one)
     assert store.all_sessions(second) == store.all_sessions(one)
@@ -51,13 +51,13 @@ def test_a_restart_between_batches_changes_nothing(tmp_path: Path) -> None:
 def test_a_rolled_back_batch_leaves_no_trace(tmp_path: Path) -> None:
     households = generate(Settings(households=4, seed=22))
     person_of = {h.account: h.index + 1 for h in households}
-    batches = list(_batches(_applied(messages(households), person_of), 200))
+    chunks = list(batches(_applied(messages(households), person_of), 200))
     conn = connect(tmp_path / "s.db", durable=False)
     migrate_households(conn)
-    _feed(conn, batches[:2])
+    _feed(conn, chunks[:2])
     before = conn.execute("SELECT count(*), sum(length(state)) FROM households_models").fetchone()
     conn.execute("BEGIN")
-    HouseholdProcessor(load()).process(conn, batches[2])
+    HouseholdProcessor(load()).process(conn, chunks[2])
     conn.execute("ROLLBACK")
     after = conn.execute("SELECT count(*), sum(length(state)) FROM households_models").fetchone()
     assert after == before
