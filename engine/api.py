@@ -23,6 +23,7 @@ from bond.http import handle_request_error, json_response
 from bond.metrics import Counter, Registry
 from bond.storage.sqlite import connect
 from engine.alerts import outbox
+from engine.households.store import person_households
 from engine.schema import migrate_identity
 from engine.timeline import MAX_PAGE, Cursor, IdentityReader
 
@@ -96,6 +97,10 @@ def create_read_app(config: Config) -> Starlette:
         next_id = events[-1]["id"] if len(events) == max(1, limit) and events else None
         return json_response({"events": events, "next": next_id})
 
+    async def households(request: Request) -> Response:
+        person_id = _person_id(reader(), request)
+        return json_response(person_households(reader().conn, person_id))
+
     async def alerts(request: Request) -> Response:
         limit = _int_param(request, "limit", DEFAULT_PAGE)
         recent = outbox.recent(reader().conn, max(1, min(limit, MAX_PAGE)))
@@ -132,6 +137,7 @@ def create_read_app(config: Config) -> Starlette:
             Route("/api/persons", guarded(find_person)),
             Route("/api/persons/{person_id:int}", guarded(get_person)),
             Route("/api/persons/{person_id:int}/timeline", guarded(timeline)),
+            Route("/api/persons/{person_id:int}/household", guarded(households)),
             Route("/api/identity-events", guarded(identity_events)),
             Route("/api/alerts", guarded(alerts)),
             Route("/api/status", guarded(status)),
