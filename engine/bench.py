@@ -17,6 +17,7 @@ where wall time also counts other tenants); the wall-clock rate is reported besi
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import statistics
 import tempfile
@@ -41,6 +42,7 @@ EVENTS_PER_REQUEST = 1_000
 TARGETS = {"stitch_p99_ms": 50.0, "flat_p99_ratio": 2.0, "worker_events_per_s": 50_000}
 THROUGHPUT_EVENTS = 200_000
 DAY_MS = 86_400_000
+POLL_S = 0.0005
 
 
 def _history_event(browser: str, n: int, ts: int) -> dict[str, Any]:
@@ -120,6 +122,8 @@ class Stack:
                 events = page.json()["events"]
                 if len(events) == min(PAGE, size + 1) and events[0]["type"] == "identify":
                     return time.perf_counter() - start
+            # A tight loop would take a core from the collector and worker it is waiting for.
+            time.sleep(POLL_S)
 
 
 def _naive(events_db: Path, work: Path, browsers: list[str]) -> list[float]:
@@ -307,14 +311,18 @@ def measure_worker(total: int = THROUGHPUT_EVENTS) -> dict[str, Any]:
 
 
 def run(*, trials: int, as_json: bool) -> int:
+    load_before = os.getloadavg()[0]
     stitch = measure_stitch(trials)
     worker = measure_worker()
+    load_after = os.getloadavg()[0]
+    load = {"cpus": os.cpu_count(), "load_avg_1m": [load_before, load_after]}
     p99s = {row["history"]: row["bond_ms"]["p99"] for row in stitch}
     flat = max(p99s.values()) / max(min(p99s.values()), 1e-9)
     report = {
         "stitch": stitch,
         "flat_p99_ratio": round(flat, 2),
         "worker": worker,
+        "machine": load,
         "targets": TARGETS,
         "met": {
             "stitch_p99_ms": max(p99s.values()) < TARGETS["stitch_p99_ms"],
@@ -337,7 +345,11 @@ def run(*, trials: int, as_json: bool) -> int:
             f"{b['max']:>8.1f}ms{n['p50']:>9.1f}ms{n['p99']:>9.1f}ms{row['naive_over_bond_p99']:>15.1f}x"
         )
     print(
-        f"\nbond p99, largest / smallest history: {flat:.2f}x (target <= "
+        f"\nmachine: {load['cpus']} CPUs, 1-minute load average {load_before:.1f} before, "
+        f"{load_after:.1f} after"
+    )
+    print(
+        f"bond p99, largest / smallest history: {flat:.2f}x (target <= "
         f"{TARGETS['flat_p99_ratio']}), target p99 < {TARGETS['stitch_p99_ms']:g} ms"
     )
     print(

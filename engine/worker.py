@@ -166,12 +166,12 @@ class Worker:
     def run(self) -> None:
         """Follow the log until SIGTERM/SIGINT; a batch in flight is finished first."""
         previous = {sig: signal.signal(sig, self._stop) for sig in (signal.SIGTERM, signal.SIGINT)}
-        log(
-            "worker_started",
-            offset=self.offset,
-            head=self.log.head(),
-            hooks=[h.name for h in self.hooks],
-        )
+        head = self.log.head()
+        log("worker_started", offset=self.offset, head=head, hooks=[h.name for h in self.hooks])
+        if self.offset > head:
+            # state.db was built from another (or a since-deleted) event log: new events would
+            # be skipped until the log passes the offset. Say so rather than look idle.
+            log("worker_offset_ahead_of_log", offset=self.offset, head=head)
         last_progress = time.monotonic()
         try:
             while not self._stopping:
