@@ -118,6 +118,10 @@ class Tab:
         items = self.page.evaluate("Object.entries(localStorage)")
         return {k: v for k, v in items if k.startswith("bond_")}
 
+    def unsent(self) -> int:
+        """Events in the SDK's stored queue (one localStorage key each)."""
+        return sum(k.startswith("bond_e") for k in self.bond_storage())
+
     def cookie(self) -> str | None:
         found = re.search(r"(?:^|; )bond_id=([^;]*)", self.page.evaluate("document.cookie"))
         return found.group(1) if found else None
@@ -283,7 +287,7 @@ def test_offline_then_online_loses_and_duplicates_nothing(
     context.set_offline(True)
     tab.page.wait_for_function("!navigator.onLine")
     tab.page.evaluate("for (let i = 0; i < 30; i++) bond.track('Offline ' + i)")
-    assert len(json.loads(tab.bond_storage()["bond_q"])) == 30
+    assert tab.unsent() == 30
     context.set_offline(False)
     events = wait_stored(collector, lambda evs: len(evs) == 31, "the offline events")
     assert names(events)[1:] == [f"Offline {i}" for i in range(30)]
@@ -291,7 +295,7 @@ def test_offline_then_online_loses_and_duplicates_nothing(
         m["messageId"] for body in tab.page.evaluate("__sends") for m in json.loads(body)["batch"]
     ]
     assert len(sent) == len(set(sent)) == 31, "each event was sent once"
-    wait_until(lambda: tab.bond_storage()["bond_q"] == "[]", what="the queue to empty")
+    wait_until(lambda: tab.unsent() == 0, what="the queue to empty")
 
 
 @pytest.mark.parametrize(
@@ -423,4 +427,50 @@ def test_429_waits_for_retry_after_then_delivers(
     tab.page.clock.run_for(6000)
     wait_until(lambda: len(overloaded.batches) == 2, what="the retry")
     assert overloaded.batches[0] == overloaded.batches[1]
-    wait_until(lambda: tab.bond_storage()["bond_q"] == "[]", what="the queue to empty")
+    wait_until(lambda: tab.unsent() == 0, what="the queue to empty")
+
+
+def test_identify_group_alias_and_reset(collector: Collector, site: Site, tab: Tab) -> None:
+    tab.page.goto(site.page("calls.html", collector.url, flushInterval=50))
+    tab.page.evaluate("""
+        bond.identify('undefined', {email: 'x@example.com'});
+        bond.group('[object Object]');
+        bond.identify('user-1', {email: 'null', plan: 'pro'}, {signature: 'c2lnbmVk'});
+        bond.group('acme', {seats: 3});
+        bond.alias('user-1-new');
+        bond.reset();
+        bond.track('After reset');
+    """)
+    tab.wait_log("skipped identify: placeholder userId")
+    tab.wait_log("skipped group: placeholder groupId")
+    events = wait_stored(collector, lambda evs: len(evs) == 5, "the calls")
+    page, identify, group, alias, after = events
+    assert names(events) == ["page", "identify", "group", "alias", "After reset"]
+    assert identify["userId"] == "user-1" and identify["traits"] == {"plan": "pro"}
+    assert identify["context"]["bond"] == {"signature": "c2lnbmVk"}
+    assert group["groupId"] == "acme" and group["userId"] == "user-1"
+    assert (alias["userId"], alias["previousId"]) == ("user-1-new", "user-1")
+    assert len({page["anonymousId"], identify["anonymousId"], alias["anonymousId"]}) == 1
+    assert "userId" not in after and after["anonymousId"] != page["anonymousId"]
+    assert after["context"]["sessionId"] != page["context"]["sessionId"]
+    assert tab.cookie() == after["anonymousId"]
+
+
+def test_two_tabs_never_send_the_same_event(
+    collector: Collector, site: Site, context: BrowserContext
+) -> None:
+    url = site.page("tabs.html", collector.url, flushAt=2, flushInterval=20)
+    tabs = [Tab(context.new_page()) for _ in range(3)]
+    for tab in tabs:
+        tab.page.goto(url)
+    for n in range(10):
+        for i, tab in enumerate(tabs):
+            tab.page.evaluate(f"bond.track('Tab {i} event {n}')")
+    wait_stored(collector, lambda evs: len(evs) == 33, "every tab's events")
+    sent = [
+        m["messageId"]
+        for tab in tabs
+        for body in tab.page.evaluate("__sends")
+        for m in json.loads(body)["batch"]
+    ]
+    assert len(sent) == len(set(sent)), "no event went out twice"

@@ -16,7 +16,7 @@ export const autotrack = (api, cfg, on, nav) => {
     nav();
   }
   on(d, 'click', (e) => {
-      const el = e.target.closest?.('[data-bond-event]');
+      const el = e.target.closest('[data-bond-event]');
       const props = {};
       for (const a of el?.attributes || [])
         if (a.name.startsWith('data-bond-prop-')) props[a.name.slice(15)] = a.value;
@@ -25,7 +25,7 @@ export const autotrack = (api, cfg, on, nav) => {
   // Only input[type=email] is ever read: never password fields, never other inputs.
   if (cfg.identifyForms !== false)
     on(d, 'submit', (e) => {
-      const email = e.target.querySelector?.('input[type=email]')?.value.trim();
+      const email = e.target.querySelector('input[type=email]')?.value.trim();
       if (EMAIL.test(email)) api.identify(null, { email });
     });
 };

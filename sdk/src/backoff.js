@@ -9,4 +9,4 @@ export const backoff = (attempt, rand) => {
 // 'retry' keeps it for later, 'drop' removes it for good, since the collector would refuse it
 // again however often it were sent.
 export const verdict = (s) =>
-  s > 199 && s < 300 ? 'ok' : !s || s == 408 || s == 429 || s > 499 ? 'retry' : 'drop';
+  s < 300 && s ? 'ok' : !s || s == 408 || s == 429 || s > 499 ? 'retry' : 'drop';

@@ -1,4 +1,4 @@
-import { cleanId, parse, uuid } from './util.js';
+import { cleanId, uuid } from './util.js';
 
 // When cookie and localStorage disagree the cookie wins and localStorage is repaired: the cookie
 // is what subdomains share, and letting the two drift apart splits one visitor in two.
@@ -11,11 +11,11 @@ export const anonId = (jar, store) => {
   return id;
 };
 
-// A visit ends after 30 minutes without an event. Its id is the visit's start in epoch ms.
+// A visit ends after 30 minutes without an event. Its id is the visit's start in epoch ms;
+// bond_s reads "<start> <last event>".
 export const sessionId = (store, now) => {
-  let s = parse(store.get('bond_s'));
-  if (!(now - s?.t <= 18e5)) s = { i: now };
-  s.t = now;
-  store.set('bond_s', JSON.stringify(s));
-  return s.i;
+  let [start, last] = (store.get('bond_s') || '').split(' ');
+  if (!(now - last <= 18e5)) start = now;
+  store.set('bond_s', start + ' ' + now);
+  return +start;
 };

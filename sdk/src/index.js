@@ -8,8 +8,6 @@ import { cleanId, uuid } from './util.js';
 const w = window;
 const d = document;
 const n = navigator;
-// Captured now: currentScript is only set while this file first runs.
-const script = d.currentScript;
 const tab = uuid();
 let cfg, Q, out, pageUrl;
 let jar = { get() {}, set() {} };
@@ -25,7 +23,12 @@ const io = (f) => (k, v, disk) => {
     return f(disk || ls ? localStorage : m, k, v);
   } catch (e) {}
 };
-const S = { get: io((s, k) => s[k]), set: io((s, k, v) => ((s[k] = v), 1)), del: io((s, k) => delete s[k]) };
+const S = {
+  get: io((s, k) => s[k]),
+  set: io((s, k, v) => ((s[k] = v), 1)),
+  del: io((s, k) => delete s[k]),
+  keys: io(Object.keys),
+};
 
 const log = (...a) => cfg?.debug && console.log('[bond]', ...a);
 const skip = (type, why) => log('skipped', type + ':', why);
@@ -95,17 +98,16 @@ const persist = () => {
   if (m.bond_id) jar.set(m.bond_id);
 };
 
-// Forgets who this browser is: the next person on a shared computer starts with a new id.
-const reset = () => {
+// Deletes the id cookie and the stored keys that match.
+const forget = (keys) => {
   jar.set('');
-  for (const k of ['bond_id', 'bond_uid', 'bond_s']) S.del(k);
+  for (const k of S.keys()) if (keys.test(k)) S.del(k);
 };
 
 const api = {
   init(key, o) {
     if (cfg) return;
     cfg = {
-      host: script?.src && new URL(script.src).origin,
       flushAt: 20,
       flushInterval: 1e3,
       ...o,
@@ -119,7 +121,7 @@ const api = {
       Q,
       S,
       log,
-      ready: () => ls && n.onLine,
+      ready: () => ls && n.onLine && !blocked(),
       wrap: (batch) => JSON.stringify({ writeKey: key, sentAt: new Date().toISOString(), batch }),
       post,
       // Without sendBeacon (or when it refuses) a keepalive fetch carries the batch; its answer
@@ -147,11 +149,13 @@ const api = {
   },
   group: (groupId, traits = {}) => send('group', { groupId: groupId ?? '', traits }),
   alias: (userId, previousId) => send('alias', { userId: userId ?? '', previousId: previousId ?? S.get('bond_uid') }),
-  reset,
+  // Forgets who this browser is (but still sends what they did): the next person on a shared
+  // computer starts with a new id and a new session.
+  reset: () => forget(/^bond_(id|uid|s)$/),
+  // Forgets everything, unsent events included.
   optOut() {
+    forget(/^bond_/);
     S.set('bond_optout', 1, 1);
-    reset();
-    S.del('bond_q');
   },
   optIn: () => S.del('bond_optout', 0, 1),
   consent() {
@@ -160,8 +164,9 @@ const api = {
   },
 };
 
-// The stub's calls replay in order (the snippet calls init first); no call throws into the page.
-const call = guard((m, ...a) => (cfg || m == 'init' ? api[m]?.(...a) : skip(m, 'call init first')));
+// The stub's calls replay in order; the snippet calls init first, and calls before init are
+// ignored. No call throws into the page.
+const call = guard((m, ...a) => (cfg || m == 'init') && api[m]?.(...a));
 
 if (!w.bond?.version) {
   const q = w.bond?.q || [];

@@ -1,31 +1,36 @@
 import { parse } from './util.js';
 
 // The unsent queue lives in storage, shared by the site's tabs, so a crash, a redirect or a closed
-// tab loses nothing and the next page load resumes it.
+// tab loses nothing and the next page load resumes it. Tabs may run in different processes, where
+// a read-modify-write of one shared value would lose another tab's update; so each event has a
+// key of its own, written once and deleted once: bond_e<ms><n>_<messageId>, which sorts in order
+// of arrival (n is this page's counter, seven digits wide, for events within one millisecond).
 export const LEASE = 1e4;
 
 export const queue = (store, tab, max, now = Date.now) => {
-  const all = () => parse(store.get('bond_q')) || [];
-  const owner = () => parse(store.get('bond_lock')) || {};
-  const locked = () => owner().o == tab;
+  let n = 1e6;
+  const keys = () => store.keys().filter((k) => k.startsWith('bond_e')).sort();
+  // The lock reads "<expiry ms> <tab>".
+  const owner = () => (store.get('bond_lock') || '').split(' ');
+  const locked = () => owner()[1] == tab;
   return {
-    all,
-    // Returns how many of the oldest events were dropped to stay within max.
-    // A full disk sheds more of the oldest, until the queue fits.
+    all: () => keys().map((k) => parse(store.get(k))).filter(Boolean),
+    // Returns how many of the oldest events were dropped to stay within max, or to fit the disk.
     add(m) {
-      const q = [...all(), m];
-      let over = Math.max(0, q.length - max);
-      while (!store.set('bond_q', JSON.stringify(q.slice(over))) && over < q.length) over++;
-      return over;
+      const old = keys();
+      const k = `bond_e${now()}${n++}_${m.messageId}`;
+      let lost = 0;
+      for (; old.length >= max || (!store.set(k, JSON.stringify(m)) && old[0]); lost++) store.del(old.shift());
+      return lost;
     },
     drop(ids) {
-      store.set('bond_q', JSON.stringify(all().filter((m) => !ids.includes(m.messageId))));
+      for (const k of keys()) if (ids.includes(k.split('_')[2])) store.del(k);
     },
-    // A lease on the whole queue: only its holder reads, sends and removes events, so two tabs
-    // never send the same event. It lapses by itself when the holder dies mid-send.
+    // A lease on sending: only its holder sends and removes events, so two tabs never send the
+    // same event. It lapses by itself when the holder dies mid-send.
     lock() {
-      const l = owner();
-      return (l.o == tab || !(l.t > now())) && store.set('bond_lock', JSON.stringify({ o: tab, t: now() + LEASE }));
+      const [t, o] = owner();
+      return (o == tab || !(t > now())) && store.set('bond_lock', now() + LEASE + ' ' + tab);
     },
     locked,
     unlock() {

@@ -1,6 +1,6 @@
 // Values that sites pass by mistake when nobody is logged in. None of them names a person, so
 // sending one as an id would merge every anonymous visitor into a single profile.
-const PLACEHOLDER = /^(0|-1|null|undefined|nan|none|nil|anon(ymous)?|guest|unknown|false|true|n\/a|\[object object\])?$/i;
+const PLACEHOLDER = /^(0|-1|null|undefined|nan|none|nil|anon(ymous)?|guest|unknown|false|true|\[object object\])?$/i;
 
 export const cleanId = (v) => ((v = String(v ?? '').trim()), PLACEHOLDER.test(v) ? null : v);
 

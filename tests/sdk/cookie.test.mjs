@@ -2,10 +2,11 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { cookieJar } from '../../sdk/src/cookie.js';
 
-const PUBLIC_SUFFIXES = ['com', 'uk', 'co.uk', 'test'];
+const PUBLIC_SUFFIXES = ['com', 'uk', 'co.uk', 'localhost'];
 
-// A browser's cookie store for one host, shared with other hosts through `store`: it refuses a
-// domain that is a public suffix or does not contain the host, like real browsers do.
+// A browser's cookie store for one host, shared with other hosts through `store`: like real
+// browsers, it refuses a domain that does not contain the host, or that is a public suffix other
+// than the host itself (which makes a host-only cookie).
 const fakeDocument = (hostname, store = []) => ({
   location: { hostname },
   store,
@@ -19,8 +20,12 @@ const fakeDocument = (hostname, store = []) => ({
     const [pair, ...attrs] = s.split(';');
     const [name, value] = pair.split('=');
     const attr = Object.fromEntries(attrs.map((a) => a.split('=')));
-    const domain = attr.domain;
-    if (domain && (PUBLIC_SUFFIXES.includes(domain) || !(hostname == domain || hostname.endsWith('.' + domain)))) return;
+    let domain = attr.domain || undefined;
+    if (domain && !(hostname == domain || hostname.endsWith('.' + domain))) return;
+    if (PUBLIC_SUFFIXES.includes(domain)) {
+      if (domain != hostname) return;
+      domain = undefined;
+    }
     const i = store.findIndex((c) => c.name == name && c.domain == domain && c.host == (domain ? undefined : hostname));
     if (i >= 0) store.splice(i, 1);
     if (attr['max-age'] != '0') store.push({ name, value, domain, host: domain ? undefined : hostname, attr });
@@ -44,7 +49,7 @@ test('subdomains share the visitor', () => {
   assert.equal(cookieJar(fakeDocument('other.com', store)).get(), undefined);
 });
 
-test('hosts without a settable parent get a host-only cookie', () => {
+test('a host that is itself a public suffix gets a host-only cookie', () => {
   const doc = fakeDocument('localhost');
   cookieJar(doc).set('abc');
   assert.deepEqual(doc.store.map((c) => [c.domain, c.host]), [[undefined, 'localhost']]);

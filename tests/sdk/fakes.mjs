@@ -8,6 +8,7 @@ export const memStore = (m = {}) => {
     get: (k) => m[k],
     set: (k, v) => (s.full ? undefined : ((m[k] = '' + v), 1)),
     del: (k) => delete m[k],
+    keys: () => Object.keys(m),
   };
   return s;
 };

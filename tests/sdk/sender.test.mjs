@@ -72,7 +72,7 @@ test('429 with Retry-After holds sending, in every tab, for that long', async ()
   assert.equal(a.posts.length + b.posts.length, 1, 'nobody sends during Retry-After');
   await clock.advance(2000);
   assert.deepEqual([...a.posts, ...b.posts].flat().filter((x) => x == id).length, 2);
-  assert.deepEqual(S.m.bond_q, '[]');
+  assert.deepEqual(a.Q.all(), []);
 });
 
 test('4xx refusals and 200 with rejected events are final', async () => {

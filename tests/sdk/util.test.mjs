@@ -4,7 +4,7 @@ import { cleanId, parse, uuid } from '../../sdk/src/util.js';
 
 test('placeholder values are never ids', () => {
   for (const v of [null, undefined, '', '   ', 0, '0', -1, NaN, 'null', 'NULL', 'undefined', 'anonymous',
-    'Anon', 'guest', 'none', 'nil', 'unknown', 'false', true, 'n/a', '[object Object]', {}, ' null '])
+    'Anon', 'guest', 'none', 'nil', 'unknown', 'false', true, '[object Object]', {}, ' null '])
     assert.equal(cleanId(v), null, `${String(v)} must be rejected`);
 });
 
