@@ -323,6 +323,28 @@ def test_do_not_track_and_global_privacy_control_store_and_send_nothing(
     assert tab.cookie() is None and tab.bond_storage() == {}
 
 
+def test_respect_dnt_false_tracks_despite_the_signal(
+    collector: Collector, site: Site, context: BrowserContext
+) -> None:
+    context.add_init_script(
+        "Object.defineProperty(Navigator.prototype, 'doNotTrack', {get: () => '1'})"
+    )
+    Tab(context.new_page()).page.goto(site.page("nodnt.html", collector.url, respectDNT=False))
+    wait_stored(collector, lambda evs: names(evs) == ["page"], "the page view")
+
+
+def test_crawlers_are_not_tracked(collector: Collector, site: Site, browser: Browser) -> None:
+    context = browser.new_context(user_agent="Mozilla/5.0 (compatible; Googlebot/2.1)")
+    try:
+        context.add_init_script(COUNT_SENDS)
+        tab = Tab(context.new_page())
+        tab.page.goto(site.page("bot.html", collector.url))
+        tab.wait_log("skipped page: bot")
+        assert tab.cookie() is None and tab.bond_storage() == {}
+    finally:
+        context.close()
+
+
 def test_opting_out_persists_until_opting_in(collector: Collector, site: Site, tab: Tab) -> None:
     url = site.page("optout.html", collector.url, flushInterval=50)
     tab.page.goto(url)

@@ -41,12 +41,11 @@ const guard = (f) => (...a) => {
 };
 const on = (el, type, f) => el.addEventListener(type, guard(f), true);
 
+// Why nothing may be stored or sent right now, if so.
 const blocked = () =>
   S.get('bond_optout', 0, 1) ? 'opted out'
-  : cfg.respectDNT === false ? 0
-  : n.doNotTrack == 1 ? 'DNT'
-  : n.globalPrivacyControl ? 'GPC'
-  : /bot|crawl|spider/i.test(n.userAgent) && 'bot';
+  : /bot|crawl|spider/i.test(n.userAgent) ? 'bot'
+  : cfg.respectDNT !== false && (n.doNotTrack == 1 ? 'DNT' : n.globalPrivacyControl && 'GPC');
 
 const pageInfo = () => ({
   url: location.href,
