@@ -21,6 +21,8 @@ def echo_headers(origin: str | None) -> dict[str, str]:
     return {
         "Access-Control-Allow-Origin": origin,
         "Access-Control-Allow-Credentials": "true",
+        # Without this a cross-origin SDK cannot read how long a 429 or 503 asks it to wait.
+        "Access-Control-Expose-Headers": "Retry-After",
         "Vary": "Origin",
     }
 

@@ -292,6 +292,7 @@ class TestCors:
         assert response.status_code == 200
         assert response.headers["access-control-allow-origin"] == "https://shop.example"
         assert response.headers["access-control-allow-credentials"] == "true"
+        assert response.headers["access-control-expose-headers"] == "Retry-After"
 
 
 def test_origin_allowlist_per_source(tmp_path: Path) -> None:
