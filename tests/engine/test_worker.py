@@ -97,10 +97,10 @@ def test_events_posted_to_the_collector_appear_stitched(
 
 def test_kill_9_mid_stream_loses_and_doubles_nothing(collector: Collector, tmp_path: Path) -> None:
     config = tmp_path / "bond.toml"
-    config.write_text("[engine]\nbatch_size = 10\n")
+    config.write_text("[engine]\nbatch_size = 5\n")
     env = {"BOND_CONFIG": str(config)}
     worker = start_worker(collector.data_dir, env)
-    n, total, killed_mid_stream = 0, 6000, 0
+    n, total, killed_mid_stream = 0, 12_000, 0
     for _ in range(6):
         batch = []
         for _ in range(total // 6):
@@ -116,6 +116,7 @@ def test_kill_9_mid_stream_loses_and_doubles_nothing(collector: Collector, tmp_p
         post_batch(collector, batch)
         wait_until(
             lambda before=before: state_offset(collector.data_dir) > before,  # type: ignore[misc]
+            interval=0.002,
             what="the worker to move",
         )
         worker.kill()
