@@ -216,6 +216,7 @@ def _row(size: int, trials: int, bond: list[float], naive: list[float]) -> dict[
         "bond_ms": bond_ms,
         "naive_ms": naive_ms,
         "naive_over_bond_p99": round(naive_ms["p99"] / max(bond_ms["p99"], 1e-9), 2),
+        "bond_samples_ms": [round(t * 1000, 2) for t in bond],
     }
 
 
