@@ -27,11 +27,9 @@ from engine.hooks import AppliedEvent, Hook
 from engine.schema import migrate_identity
 from engine.store import Browser, IdentityStore, anonymous_key, user_key
 
-# How long one wait for new events lasts before the loop reads the log again anyway.
-# wait_for_append notes the log's version when called, so a commit landing between our last
-# read and that call is only seen at the next read: this bounds that miss (a read of an idle
-# log costs microseconds, so 100 a second is nothing).
-IDLE_WAIT_S = 0.01
+# How long one wait for new events lasts; a commit ends it at once (the wait starts from the
+# version read before the last look at the log, so none is missed), this only paces the loop.
+IDLE_WAIT_S = 0.5
 PROGRESS_EVERY_S = 10.0
 # SQLite's page cache for state.db (the default 2 MiB makes index inserts go to disk pages).
 STATE_CACHE_KIB = 64 * 1024
@@ -199,8 +197,9 @@ class Worker:
         last_progress = time.monotonic()
         try:
             while not self._stopping:
+                version = self.log.version()
                 if self.run_once() < self.batch_size:
-                    self.log.wait_for_append(IDLE_WAIT_S)
+                    self.log.wait_for_append(IDLE_WAIT_S, since=version)
                 if time.monotonic() - last_progress > PROGRESS_EVERY_S:
                     log("worker_progress", offset=self.offset, applied=self.applied_total)
                     last_progress = time.monotonic()

@@ -7,13 +7,12 @@ two calls wide so a scale-out log (Kafka, Redis Streams, PostgreSQL) can stand i
 from __future__ import annotations
 
 import sqlite3
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple, Protocol
 
 from bond.errors import StorageError
-from bond.storage.sqlite import connect, migrate
+from bond.storage.sqlite import connect, data_version, migrate, wait_for_commit
 
 
 class NewEvent(NamedTuple):
@@ -140,19 +139,17 @@ class SqliteEventLog:
         row = self._conn.execute("SELECT max(seq) FROM events").fetchone()
         return int(row[0] or 0)
 
-    def wait_for_append(self, timeout_s: float, *, poll_s: float = 0.002) -> bool:
-        """Block until another connection commits (or the timeout); True when something changed.
+    def version(self) -> int:
+        """The log's version as this connection sees it; pass it to `wait_for_append`."""
+        return data_version(self._conn)
 
-        `PRAGMA data_version` moves on every commit by another connection and costs microseconds,
-        so polling it every couple of milliseconds follows the log closely without real load.
+    def wait_for_append(self, timeout_s: float, *, since: int | None = None) -> bool:
+        """Block until another connection commits after `since` (or the timeout).
+
+        Read `since` with `version()` before reading the log: a commit landing between that
+        read and this wait then ends the wait at once instead of being missed.
         """
-        start = self._data_version()
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            time.sleep(poll_s)
-            if self._data_version() != start:
-                return True
-        return False
+        return wait_for_commit(self._conn, self.version() if since is None else since, timeout_s)
 
     def rejected_count(self) -> int:
         return int(self._conn.execute("SELECT count(*) FROM rejected").fetchone()[0])
@@ -174,6 +171,3 @@ class SqliteEventLog:
 
     def close(self) -> None:
         self._conn.close()
-
-    def _data_version(self) -> int:
-        return int(self._conn.execute("PRAGMA data_version").fetchone()[0])

@@ -8,7 +8,8 @@ a script applied in one transaction with the version bump: a crash mid-way leave
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from bond.errors import StorageError
@@ -32,6 +33,43 @@ def connect(path: Path, *, durable: bool = True) -> sqlite3.Connection:
     except (sqlite3.Error, OSError) as exc:
         raise StorageError(f"cannot open database {path}: {exc}") from exc
     return conn
+
+
+def data_version(conn: sqlite3.Connection) -> int:
+    """A number that moves whenever another connection commits to this database.
+
+    It costs microseconds, so polling it every couple of milliseconds follows another process's
+    writes closely without real load.
+    """
+    return int(conn.execute("PRAGMA data_version").fetchone()[0])
+
+
+def _sleep(seconds: float) -> bool:
+    time.sleep(seconds)
+    return False
+
+
+def wait_for_commit(
+    conn: sqlite3.Connection,
+    since: int,
+    timeout_s: float,
+    *,
+    poll_s: float = 0.002,
+    pause: Callable[[float], bool] = _sleep,
+) -> bool:
+    """Block until another connection has committed since `data_version` was `since`.
+
+    Returns True on a commit, False on timeout or when `pause` (which sleeps) returns True, as
+    `threading.Event.wait` does once a stop is asked for. Taking `since` from the caller, read
+    before its last look at the data, means a commit in between cannot be missed.
+    """
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if data_version(conn) != since:
+            return True
+        if pause(poll_s):
+            return False
+    return data_version(conn) != since
 
 
 def migrate(conn: sqlite3.Connection, migrations: Sequence[str], *, name: str) -> int:

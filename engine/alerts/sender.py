@@ -36,7 +36,7 @@ from discord_webhook import DiscordWebhook
 from bond.config import Config
 from bond.errors import StorageError
 from bond.logs import log
-from bond.storage.sqlite import connect
+from bond.storage.sqlite import connect, data_version, wait_for_commit
 from engine.alerts import outbox
 from engine.alerts.outbox import Alert
 
@@ -107,8 +107,10 @@ class Sender:
         log("alert_sender_started")
         while not stop.is_set():
             try:
+                # Read before looking for work, so an alert enqueued meanwhile ends the wait.
+                version = data_version(self._conn)
                 if self.send_due(stop) == 0:
-                    self._wait_for_work(stop)
+                    self._wait_for_work(stop, version)
             except StorageError as exc:
                 # The worker holds state.db's write lock for a batch; an alert marked late is
                 # better than a sender thread that died and sends nothing until a restart.
@@ -164,16 +166,18 @@ class Sender:
     def _hold(self, seconds: float) -> None:
         self._bucket_free_at = max(self._bucket_free_at, time.monotonic() + seconds)
 
-    def _wait_for_work(self, stop: threading.Event) -> None:
+    def _wait_for_work(self, stop: threading.Event, version: int) -> None:
         # A commit by another connection (the worker enqueueing) moves `data_version`; a retry
         # coming due does not, so the wait also ends at the next due time.
         wake = outbox.next_wake(self._conn)
         idle_s = IDLE_MAX_S if wake is None else (wake - outbox.now_ms()) / 1000
-        deadline = time.monotonic() + min(max(idle_s, 0), IDLE_MAX_S)
-        version = _data_version(self._conn)
-        while time.monotonic() < deadline and not stop.wait(POLL_S):
-            if _data_version(self._conn) != version:
-                return
+        wait_for_commit(
+            self._conn,
+            version,
+            min(max(idle_s, 0), IDLE_MAX_S),
+            poll_s=POLL_S,
+            pause=stop.wait,
+        )
 
 
 @contextmanager
@@ -204,10 +208,6 @@ def in_background(sender: Sender) -> Iterator[None]:
     finally:
         stop.set()
         thread.join()
-
-
-def _data_version(conn: sqlite3.Connection) -> int:
-    return int(conn.execute("PRAGMA data_version").fetchone()[0])
 
 
 def _bucket_reset(headers: Any) -> float | None:

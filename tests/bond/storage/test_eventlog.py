@@ -66,6 +66,17 @@ def test_wait_for_append_wakes_on_another_connections_commit(tmp_path: Path) -> 
     thread.join()
 
 
+def test_a_commit_before_the_wait_is_not_missed(tmp_path: Path) -> None:
+    reader = SqliteEventLog(tmp_path / "events.db")
+    writer = SqliteEventLog(tmp_path / "events.db")
+    version = reader.version()
+    assert reader.read_after(0, 10) == []
+    writer.append([new("m1")], [])
+    # The commit landed between the read and the wait: the wait must end at once.
+    assert reader.wait_for_append(0.0, since=version) is True
+    assert [e.message_id for e in reader.read_after(0, 10)] == ["m1"]
+
+
 def test_migrations_are_per_component_and_refuse_a_newer_schema(tmp_path: Path) -> None:
     conn = connect(tmp_path / "state.db")
     assert migrate(conn, ["CREATE TABLE a (x)"], name="one") == 1
