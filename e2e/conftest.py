@@ -27,10 +27,10 @@ Event = dict[str, Any]
 
 
 class Stack:
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, worker_env: dict[str, str] | None = None) -> None:
         self.data_dir = data_dir
         self.collector = Collector(data_dir).start()
-        self.worker: BondProcess = start_worker(data_dir)
+        self.worker: BondProcess = start_worker(data_dir, worker_env)
         self.api = ReadApi(data_dir).start()
         self.shop = ShopServer(collector_url=self.collector.url, write_key=WRITE_KEY).start()
 
