@@ -48,3 +48,4 @@ def test_a_visitor_asking_not_to_be_tracked_sends_and_leaves_nothing(
     # The shop keeps its own cart and customer; the SDK keeps no id and no event.
     assert "bond_id" not in dict(stored)
     assert not [key for key, value in stored if "messageId" in value], stored
+    assert not [key for key, _ in stored if key.startswith("bond")], stored
