@@ -52,6 +52,9 @@ class CollectorConfig:
     queue_max_events: int = 100_000
     # Timestamps further ahead than this (after clock-skew correction) are clamped to receipt.
     future_tolerance_ms: int = 10 * 60 * 1000
+    # A client clock within this of ours (sentAt vs receipt) is trusted as it is: correcting it
+    # would only add transit time, which reorders a browser's events sent in different requests.
+    skew_tolerance_ms: int = 2000
 
 
 @dataclass(frozen=True)

@@ -180,6 +180,7 @@ class Ingest:
             user_agent=headers.user_agent,
             max_event_bytes=self.limits.max_event_bytes,
             future_tolerance_ms=self.limits.future_tolerance_ms,
+            skew_tolerance_ms=self.limits.skew_tolerance_ms,
         )
         return facts, warnings
 

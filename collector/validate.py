@@ -38,6 +38,7 @@ class RequestFacts:
     user_agent: str | None
     max_event_bytes: int
     future_tolerance_ms: int
+    skew_tolerance_ms: int
 
 
 def parse_time(value: object, field: str) -> int:
@@ -143,7 +144,10 @@ def to_event(message: object, facts: RequestFacts, path_type: str | None) -> tup
 
 def _event_time(message: dict[str, object], facts: RequestFacts) -> tuple[int, bool]:
     # The client's clock may be off; what it knows precisely is the gap between the event and
-    # sending it, so that gap is applied to our own receipt time.
+    # sending it, so that gap is applied to our own receipt time. But receipt minus sending also
+    # holds the request's transit time, which differs per request: applied to a clock that is
+    # right, it can swap a click sent by beacon with the page view sent a second later. Real
+    # skew is either small (a synced clock) or large (a wrong one), so only a large one is fixed.
     original = message.get("originalTimestamp", message.get("timestamp"))
     received = facts.received_at
     if original is None:
@@ -151,7 +155,9 @@ def _event_time(message: dict[str, object], facts: RequestFacts) -> tuple[int, b
     happened = parse_time(original, "timestamp")
     sent_raw = message.get("sentAt")
     sent = parse_time(sent_raw, "sentAt") if sent_raw is not None else facts.sent_at
-    timestamp = received - (sent - happened) if sent is not None else happened
+    timestamp = happened
+    if sent is not None and abs(received - sent) > facts.skew_tolerance_ms:
+        timestamp = received - (sent - happened)
     if timestamp < _EARLIEST_MS:
         raise EventInvalid("timestamp is before the year 2000", code="bad_timestamp")
     if timestamp > received + facts.future_tolerance_ms:

@@ -7,6 +7,7 @@ import gzip
 import sqlite3
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -135,6 +136,17 @@ def test_clock_skew_is_corrected_from_sent_at(server: Collector) -> None:
     assert post(server, "/v1/batch", body).status_code == 200
     (_, _, _, _, timestamp, received_at, _, _) = stored(server, message["messageId"])[0]
     assert received_at - timestamp == 5000
+
+
+def test_a_clock_that_is_about_right_is_trusted_as_it_is(server: Collector) -> None:
+    # Transit time is not skew: correcting for it would reorder a browser's own events.
+    now = datetime.now(UTC)
+    sent = (now - timedelta(milliseconds=800)).isoformat()
+    first = event(timestamp=(now - timedelta(milliseconds=900)).isoformat())
+    body = {"writeKey": WRITE_KEY, "sentAt": sent, "batch": [first]}
+    assert post(server, "/v1/batch", body).status_code == 200
+    timestamp = stored(server, first["messageId"])[0][4]
+    assert timestamp == int((now - timedelta(milliseconds=900)).timestamp() * 1000)
 
 
 def test_future_timestamp_is_clamped_with_a_warning(server: Collector) -> None:
