@@ -61,8 +61,9 @@ def create_app(config: Config) -> IngestFirst:
     sdk = SdkFiles(load_builds())
 
     async def options(request: Request) -> Response:
-        metrics.requests.inc(1, "preflight", "204")
-        return preflight(request, config)
+        response = preflight(request, config)
+        metrics.requests.inc(1, "preflight", str(response.status_code))
+        return response
 
     async def healthz(request: Request) -> Response:
         # An empty group commit proves the log takes a write transaction right now.

@@ -329,6 +329,8 @@ def test_origin_allowlist_per_source(tmp_path: Path) -> None:
         )
         assert preflight.status_code == 403
         assert "access-control-allow-origin" not in preflight.headers
+        metrics = httpx.get(f"{server.url}/metrics").text
+        assert 'bond_requests_total{route="preflight",status="403"} 1' in metrics
     finally:
         server.stop()
 
