@@ -199,7 +199,9 @@ def _source(raw: Any, where: str) -> Source:
         require_signed_identify=_typed(
             raw.get("require_signed_identify", False), bool, "require_signed_identify"
         ),
-        signing_secret=raw.get("signing_secret"),
+        signing_secret=_typed(
+            raw.get("signing_secret"), (str, type(None)), "sources.signing_secret"
+        ),
     )
 
 
@@ -265,12 +267,29 @@ def _apply_env(config: Config, env: dict[str, str]) -> Config:
         origins = tuple(o.strip().rstrip("/") for o in env["BOND_ALLOWED_ORIGINS"].split(","))
         first, *rest = config.sources
         config = replace(config, sources=(replace(first, origins=origins), *rest))
+    if env.get("BOND_SIGNING_SECRET"):
+        first, *rest = config.sources
+        signed = replace(first, signing_secret=env["BOND_SIGNING_SECRET"])
+        config = replace(config, sources=(signed, *rest))
+    if env.get("BOND_REQUIRE_SIGNED_IDENTIFY"):
+        first, *rest = config.sources
+        required = _env_bool(env["BOND_REQUIRE_SIGNED_IDENTIFY"], "BOND_REQUIRE_SIGNED_IDENTIFY")
+        config = replace(config, sources=(replace(first, require_signed_identify=required), *rest))
     if env.get("BOND_DISCORD_WEBHOOK_URL"):
         alerts = replace(config.alerts, webhook_url=env["BOND_DISCORD_WEBHOOK_URL"])
         config = replace(config, alerts=alerts)
     if env.get("BOND_IP"):
         config = replace(config, collector=replace(config.collector, ip=env["BOND_IP"]))  # type: ignore[arg-type]
     return config
+
+
+def _env_bool(value: str, name: str) -> bool:
+    text = value.strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false, not {value!r}")
 
 
 def _check(config: Config) -> None:
@@ -286,7 +305,8 @@ def _check(config: Config) -> None:
     for source in config.sources:
         if source.require_signed_identify and not source.signing_secret:
             raise ConfigError(
-                f"source {source.name!r} requires signed identifies but has no signing_secret"
+                f"source {source.name!r} requires signed identifies but has no signing_secret "
+                "(BOND_SIGNING_SECRET sets the first source's)"
             )
     limits = config.collector
     if limits.max_event_bytes > limits.max_body_bytes:

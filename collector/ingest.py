@@ -26,6 +26,7 @@ from bond.storage.eventlog import NewEvent, RejectedEvent
 from collector.body import Headers, read_json
 from collector.cors import echo_headers
 from collector.ip import apply_policy
+from collector.signing import IdentityReport, signers
 from collector.telemetry import CollectorMetrics
 from collector.validate import TYPES, RequestFacts, parse_time, to_event
 from collector.writer import Writer
@@ -43,6 +44,7 @@ class Ingest:
         self.limits = config.collector
         self.writer = writer
         self.metrics = metrics
+        self.signers = signers(config)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["path_params"]["kind"]
@@ -97,8 +99,11 @@ class Ingest:
         rejections: list[dict[str, Any]] = []
         codes: Tally[str] = Tally()
         clamped = 0
+        vet = self.signers[source.write_key].vet
+        identities = IdentityReport(source.name, facts.received_at)
         for index, message in enumerate(messages):
             try:
+                verdict = vet(message, path_type)
                 event, was_clamped = to_event(message, facts, path_type)
             except EventInvalid as exc:
                 rejections.append({"index": index, "reason": exc.reason})
@@ -109,7 +114,9 @@ class Ingest:
                 continue
             events.append(event)
             clamped += was_clamped
-        await self.writer.submit(events, rejected)
+            if verdict is not None:
+                identities.add(index, verdict)
+        await self.writer.submit(events, rejected + identities.rows)
 
         for code, count in codes.items():
             self.metrics.rejected.inc(count, code)
@@ -133,6 +140,13 @@ class Ingest:
         }
         if codes:
             summary["reasons"] = dict(codes)
+        if identities.verified:
+            self.metrics.identities_verified.inc(identities.verified)
+        if identities.refused:
+            body["identity_rejected"] = identities.refused
+            summary["identity_rejected"] = dict(identities.codes)
+            for code, count in identities.codes.items():
+                self.metrics.identities_rejected.inc(count, code)
         # A request whose every event was refused is a client bug: say so with a 400.
         return (400 if rejections and not events else 200), body, summary
 

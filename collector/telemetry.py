@@ -33,6 +33,20 @@ class CollectorMetrics:
         self.clamped = add(
             Counter("bond_events_clamped_total", "Events whose future timestamp was clamped.")
         )
+        self.identities_verified = add(
+            Counter(
+                "bond_identities_verified_total",
+                "Accepted events whose identity claim carried a valid signature.",
+            )
+        )
+        self.identities_rejected = add(
+            Counter(
+                "bond_identities_rejected_total",
+                "Identity claims stripped from kept events for a missing or wrong signature, "
+                "by reason.",
+                ("reason",),
+            )
+        )
         add(Gauge("bond_writer_queue_events", "Events waiting for the writer.", queue_depth))
         self.commit_seconds = add(
             Histogram(
