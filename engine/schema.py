@@ -11,6 +11,12 @@ Stitching is resolved through the graph, never by rewriting event rows:
   browser to a person costs one segment update whatever the length of its history;
 - `persons.merged_into` keeps old person ids resolvable after an anonymous person is folded
   into an identified one (the union-find parent).
+
+Version 2 encrypts personal data at rest (see engine/privacy/keys.py): `person_keys` holds one
+key per person; `identifier_index` replaces `identifiers` with a keyed digest of each value
+(lookups by email still work, the email is not stored) and the value sealed with the person's
+key; traits and timeline data become sealed blobs. `id_floor` keeps ids from being reused once
+an erasure has deleted the newest rows. `engine.privacy.legacy` moves a version 1 state over.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from __future__ import annotations
 import sqlite3
 
 from bond.storage.sqlite import migrate
+from engine.privacy.legacy import seal_legacy
 
 COMPONENT = "identity"
 
@@ -88,8 +95,35 @@ MIGRATIONS = [
         PRIMARY KEY (kind, reason)
     ) WITHOUT ROWID;
     """,
+    """
+    CREATE TABLE IF NOT EXISTS person_keys (
+        person_id INTEGER PRIMARY KEY,
+        key BLOB NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS privacy_secrets (
+        name TEXT PRIMARY KEY,
+        secret BLOB NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS identifier_index (
+        kind TEXT NOT NULL,
+        digest BLOB NOT NULL,
+        person_id INTEGER NOT NULL,
+        added_at INTEGER NOT NULL,
+        sealed BLOB NOT NULL,
+        PRIMARY KEY (kind, digest)
+    ) WITHOUT ROWID;
+    CREATE INDEX IF NOT EXISTS identifier_index_person ON identifier_index (person_id);
+    CREATE INDEX IF NOT EXISTS persons_merged_into ON persons (merged_into)
+        WHERE merged_into IS NOT NULL;
+    CREATE TABLE IF NOT EXISTS id_floor (
+        name TEXT PRIMARY KEY,
+        next INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    """,
 ]
 
 
 def migrate_identity(conn: sqlite3.Connection) -> int:
-    return migrate(conn, MIGRATIONS, name=COMPONENT)
+    version = migrate(conn, MIGRATIONS, name=COMPONENT)
+    seal_legacy(conn)
+    return version

@@ -3,6 +3,10 @@
 The worker is the only writer of `state.db`, so what it caches stays true between batches. Within
 a batch every change lands in memory first and `flush` writes the dirty rows with executemany,
 inside the batch's transaction; a failed batch drops the caches (`reset`) and reloads them.
+
+What is personal is sealed on its way to disk with the owning person's key (engine/privacy):
+identifiers are found through their keyed digest, traits and each event's data are sealed
+once when written. The caches hold plaintext, as the process already does.
 """
 
 from __future__ import annotations
@@ -13,6 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+
+from engine.privacy import crypto
+from engine.privacy.keys import KeyRing
 
 # The first segment of a browser covers all time before the first split, so an anonymous event
 # delayed by a retry queue still lands in it however old its timestamp.
@@ -90,9 +97,11 @@ def user_key(user_id: str) -> str:
 class IdentityStore:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
+        self.keys = KeyRing(conn)
         self.reset()
 
     def reset(self) -> None:
+        self.keys.reset()
         self.browsers: dict[str, Browser] = {}
         # Keys a prefetch found not to exist yet: no query needed to learn they are new.
         self.absent: set[str] = set()
@@ -102,7 +111,7 @@ class IdentityStore:
         self.dirty_persons: set[int] = set()
         self.dirty_segments: dict[int, Segment] = {}
         self.new_browsers: list[Browser] = []
-        self.new_identifiers: list[tuple[str, str, int, int]] = []
+        self.new_identifiers: list[tuple[str, bytes, int, int, bytes]] = []
         self.timeline: list[tuple[int, int, int, str, str | None, bytes]] = []
         # Persons whose traits or identity changed need their whole row written; the others
         # (most of a batch) only had their counters move.
@@ -112,7 +121,14 @@ class IdentityStore:
         self.next_browser = self._next_id("browsers")
 
     def _next_id(self, table: str) -> int:
-        return int(self.conn.execute(f"SELECT coalesce(max(id), 0) + 1 FROM {table}").fetchone()[0])
+        # An erasure may have deleted the newest rows; their ids are never handed out again.
+        return int(
+            self.conn.execute(
+                f"SELECT max(coalesce((SELECT max(id) FROM {table}), 0) + 1, "
+                "coalesce((SELECT next FROM id_floor WHERE name = ?), 0))",
+                (table,),
+            ).fetchone()[0]
+        )
 
     # -- reads through the cache ------------------------------------------------------------
 
@@ -171,17 +187,16 @@ class IdentityStore:
         if person is not None:
             return person
         row = self.conn.execute(
-            "SELECT merged_into, first_seen, last_seen, event_count, traits FROM persons "
-            "WHERE id = ?",
+            "SELECT p.merged_into, p.first_seen, p.last_seen, p.event_count, p.traits, k.key "
+            "FROM persons p LEFT JOIN person_keys k ON k.person_id = p.id WHERE p.id = ?",
             (person_id,),
         ).fetchone()
         if row is None:
             raise KeyError(f"no person {person_id}")
-        person = Person(person_id, row[0], [], [], row[1], row[2], row[3], orjson.loads(row[4]))
-        for kind, value in self.conn.execute(
-            "SELECT kind, value FROM identifiers WHERE person_id = ? ORDER BY added_at, value",
-            (person_id,),
-        ):
+        self.keys.remember(person_id, row[5])
+        traits = orjson.loads(self.keys.open(row[4], crypto.TRAITS) or b"{}")
+        person = Person(person_id, row[0], [], [], row[1], row[2], row[3], traits)
+        for kind, value in read_identifiers(self.conn, self.keys, person_id):
             (person.user_ids if kind == "user_id" else person.emails).append(value)
         self.persons[person_id] = person
         return person
@@ -203,7 +218,8 @@ class IdentityStore:
         if key in self.identifiers:
             return self.identifiers[key]
         row = self.conn.execute(
-            "SELECT person_id FROM identifiers WHERE kind = ? AND value = ?", key
+            "SELECT person_id FROM identifier_index WHERE kind = ? AND digest = ?",
+            (kind, self.keys.blind(kind, value)),
         ).fetchone()
         person_id = int(row[0]) if row else None
         self.identifiers[key] = person_id
@@ -238,6 +254,7 @@ class IdentityStore:
         person = Person(self.next_person)
         self.next_person += 1
         self.persons[person.id] = person
+        self.keys.create(person.id)
         self.changed_person(person)
         return person
 
@@ -268,23 +285,46 @@ class IdentityStore:
     def add_identifier(self, kind: str, value: str, person: Person, at: int) -> None:
         (person.user_ids if kind == "user_id" else person.emails).append(value)
         self.identifiers[(kind, value)] = person.id
-        self.new_identifiers.append((kind, value, person.id, at))
+        self.new_identifiers.append(
+            (
+                kind,
+                self.keys.blind(kind, value),
+                person.id,
+                at,
+                self.keys.seal(person.id, value.encode(), crypto.IDENTIFIER),
+            )
+        )
         self.changed_person(person)
 
     def add_event(
-        self, seq: int, browser_id: int, ts: int, type_: str, name: str | None, data: bytes
+        self,
+        seq: int,
+        browser_id: int,
+        ts: int,
+        type_: str,
+        name: str | None,
+        data: bytes,
+        person_id: int,
     ) -> None:
-        self.timeline.append((browser_id, ts, seq, type_, name, data))
+        """Queue an event's timeline row, its data sealed with the key of its owner now.
+
+        A later merge leaves the blob sealed with that key; the key lives as long as the person
+        it was folded into (see engine/privacy/keys.py).
+        """
+        sealed = self.keys.seal(person_id, data, crypto.TIMELINE)
+        self.timeline.append((browser_id, ts, seq, type_, name, sealed))
 
     # -- writing back -------------------------------------------------------------------------
 
     def flush(self) -> None:
         conn = self.conn
+        self.keys.flush()
         self._flush_timeline()
         self._flush_segments()
         if self.new_identifiers:
             conn.executemany(
-                "INSERT INTO identifiers (kind, value, person_id, added_at) VALUES (?, ?, ?, ?)",
+                "INSERT INTO identifier_index (kind, digest, person_id, added_at, sealed) "
+                "VALUES (?, ?, ?, ?, ?)",
                 self.new_identifiers,
             )
             self.new_identifiers = []
@@ -300,7 +340,7 @@ class IdentityStore:
                         p.first_seen,
                         p.last_seen,
                         p.event_count,
-                        orjson.dumps(p.traits),
+                        self.keys.seal(p.id, orjson.dumps(p.traits), crypto.TRAITS),
                     )
                     for p in persons
                     if p.id in self.rewrite_persons
@@ -349,3 +389,18 @@ class IdentityStore:
     def _cache_browser(self, browser: Browser) -> None:
         self.browsers[browser.key] = browser
         self.browsers_by_id[browser.id] = browser
+
+
+def read_identifiers(
+    conn: sqlite3.Connection, keys: KeyRing, person_id: int
+) -> list[tuple[str, str]]:
+    """A person's (kind, value) identifiers, oldest first (ties by value, as they sort)."""
+    rows = conn.execute(
+        "SELECT kind, added_at, sealed FROM identifier_index WHERE person_id = ?", (person_id,)
+    ).fetchall()
+    opened = []
+    for kind, added_at, sealed in rows:
+        value = keys.open(sealed, crypto.IDENTIFIER)
+        if value is not None:
+            opened.append((added_at, value.decode(), kind))
+    return [(kind, value) for _at, value, kind in sorted(opened)]

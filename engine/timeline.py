@@ -3,6 +3,10 @@
 A timeline page costs the same however long a person's history is: each of the person's
 segments (a browser's time range, usually one or two per browser) is read newest first through
 the (browser_id, ts, seq) index up to one page, and the few short lists are merged here.
+
+Personal data is sealed at rest (engine/privacy); this is where it is opened, so callers get
+the same plaintext shapes as before. Keys are read per call and not kept, so a reader that
+lives long (the read API) holds no key of a person erased since.
 """
 
 from __future__ import annotations
@@ -14,7 +18,9 @@ from typing import Any, NamedTuple
 import orjson
 
 from bond.ids import clean_id, normalize_email
-from engine.store import anonymous_key
+from engine.privacy import crypto
+from engine.privacy.keys import KeyRing
+from engine.store import anonymous_key, read_identifiers, user_key
 
 MAX_PAGE = 500
 
@@ -39,9 +45,29 @@ class TimelinePage(NamedTuple):
     next: Cursor | None
 
 
+class StitchRange(NamedTuple):
+    """One anonymous browser's time range owned by a person, and where it was identified.
+
+    Its events before `identified_from` happened while the visitor was anonymous and became
+    the person's by stitching; None means the whole range came that way (an alias, a merge).
+    """
+
+    anonymous_id: str
+    start_ts: int
+    end_ts: int
+    identified_from: Cursor | None
+
+
 class IdentityReader:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
+        self._secret: bytes | None = None
+
+    def _keys(self) -> KeyRing:
+        """A key ring for one call; the index secret (never erased) is kept across calls."""
+        ring = KeyRing(self.conn, self._secret)
+        self._secret = ring.secret
+        return ring
 
     def find(
         self,
@@ -68,7 +94,8 @@ class IdentityReader:
 
     def _identifier(self, kind: str, value: str) -> int | None:
         row = self.conn.execute(
-            "SELECT person_id FROM identifiers WHERE kind = ? AND value = ?", (kind, value)
+            "SELECT person_id FROM identifier_index WHERE kind = ? AND digest = ?",
+            (kind, self._keys().blind(kind, value)),
         ).fetchone()
         return int(row[0]) if row else None
 
@@ -95,18 +122,16 @@ class IdentityReader:
         ).fetchone()
         if row is None:
             return None
+        keys = self._keys()
         identifiers: dict[str, list[str]] = {"user_id": [], "email": []}
-        for kind, value in self.conn.execute(
-            "SELECT kind, value FROM identifiers WHERE person_id = ? ORDER BY added_at, value",
-            (person_id,),
-        ):
+        for kind, value in read_identifiers(self.conn, keys, person_id):
             identifiers[kind].append(value)
         browsers = self.conn.execute(
             "SELECT DISTINCT b.key FROM segments s JOIN browsers b ON b.id = s.browser_id "
             "WHERE s.person_id = ? ORDER BY b.key",
             (person_id,),
         ).fetchall()
-        traits = orjson.loads(row[4])
+        traits = orjson.loads(keys.open(row[4], crypto.TRAITS) or b"{}")
         return {
             "id": person_id,
             "identified": bool(row[0]),
@@ -141,7 +166,9 @@ class IdentityReader:
             heapq.merge(*runs, key=lambda r: (r[0], r[1]), reverse=True)  # newest first
         )[: limit + 1]
         page, more = merged[:limit], len(merged) > limit
-        events = [_event(*row) for row in page]
+        keys = self._keys()
+        keys.load(crypto.key_id_of(row[4]) for row in page if row[4])
+        events = [_event(*row[:4], _open(keys, row[4]), row[5]) for row in page]
         next_cursor = Cursor(page[-1][0], page[-1][1]) if more and page else None
         return TimelinePage(events, next_cursor)
 
@@ -173,6 +200,61 @@ class IdentityReader:
         )
         return [dict(zip(names, row, strict=True)) for row in rows]
 
+    def owner_at(self, anonymous_id: str | None, user_id: str | None, ts: int) -> int | None:
+        """The person an event of this browser at `ts` belongs to now (None: not applied yet)."""
+        if anonymous_id:
+            key = anonymous_key(anonymous_id)
+        elif user_id:
+            key = user_key(user_id)
+        else:
+            return None
+        row = self.conn.execute(
+            "SELECT s.person_id FROM browsers b JOIN segments s ON s.browser_id = b.id "
+            "WHERE b.key = ? AND s.start_ts <= ? ORDER BY s.start_ts DESC LIMIT 1",
+            (key, ts),
+        ).fetchone()
+        return self.resolve(int(row[0])) if row else None
+
+    def stitch_ranges(self, person_id: int, max_changes: int = 200) -> list[StitchRange]:
+        """The person's anonymous browser ranges, each with its first identifying event.
+
+        That event is one of the person's newest `max_changes` identity events (each names the
+        seq of the event that caused it) found inside the range by primary key, or else the
+        range's first event when it is an identify (a browser that was theirs from its start).
+        """
+        segments = self.conn.execute(
+            "SELECT s.browser_id, b.key, s.start_ts, s.end_ts FROM segments s "
+            "JOIN browsers b ON b.id = s.browser_id WHERE s.person_id = ?",
+            (person_id,),
+        ).fetchall()
+        changes = self.conn.execute(
+            "SELECT at, seq FROM identity_events WHERE person_id = ? ORDER BY id DESC LIMIT ?",
+            (person_id, max_changes),
+        ).fetchall()
+        ranges = []
+        for browser_id, key, start, end in segments:
+            if not key.startswith("a:"):
+                continue  # a user id's server-side events were never anonymous
+            found = [
+                Cursor(at, seq)
+                for at, seq in changes
+                if start <= at < end
+                and self.conn.execute(
+                    "SELECT 1 FROM timeline WHERE browser_id = ? AND ts = ? AND seq = ?",
+                    (browser_id, at, seq),
+                ).fetchone()
+            ]
+            if not found:
+                first = self.conn.execute(
+                    "SELECT ts, seq, type FROM timeline WHERE browser_id = ? AND ts >= ? "
+                    "AND ts < ? ORDER BY ts, seq LIMIT 1",
+                    (browser_id, start, end),
+                ).fetchone()
+                if first is not None and first[2] == "identify":
+                    found = [Cursor(first[0], first[1])]
+            ranges.append(StitchRange(key[2:], start, end, min(found) if found else None))
+        return ranges
+
     def status(self) -> dict[str, Any]:
         offset = self.conn.execute("SELECT seq FROM engine_offset WHERE id = 1").fetchone()
         counts: dict[str, int] = {}
@@ -195,3 +277,7 @@ def _event(
         "anonymous_id": key[2:] if key.startswith("a:") else None,
         field: orjson.loads(data) if data else {},
     }
+
+
+def _open(keys: KeyRing, sealed: bytes | None) -> bytes | None:
+    return keys.open(sealed, crypto.TIMELINE) if sealed else None

@@ -26,6 +26,7 @@ from engine.graph import IdentityGraph
 from engine.hooks import AppliedEvent, Hook
 from engine.schema import migrate_identity
 from engine.store import Browser, IdentityStore, anonymous_key, user_key
+from engine.verification import Proof, migrate_verification, proof, record
 
 # How long one wait for new events lasts; a commit ends it at once (the wait starts from the
 # version read before the last look at the log, so none is missed), this only paces the loop.
@@ -42,6 +43,7 @@ def open_state(config: Config) -> sqlite3.Connection:
     conn = connect(config.state_db, durable=False)
     conn.execute(f"PRAGMA cache_size = -{STATE_CACHE_KIB}")
     migrate_identity(conn)
+    migrate_verification(conn)
     return conn
 
 
@@ -103,6 +105,7 @@ class Worker:
             | {user_key(e.user_id) for e in events if e.user_id and not e.anonymous_id}
         )
         resolved: list[tuple[StoredEvent, Browser, dict[str, Any]]] = []
+        proofs: list[Proof] = []
         loads, dumps, hooks, add_event = orjson.loads, orjson.dumps, self.hooks, store.add_event
         for ev in events:
             body = loads(ev.body)
@@ -112,7 +115,7 @@ class Worker:
                 shown: object = {"previousId": body.get("previousId")}
             else:
                 shown = body.get("properties") if traits is None else traits
-            browser, _person = graph.apply(
+            browser, person = graph.apply(
                 ev.seq,
                 type_,
                 ev.anonymous_id,
@@ -121,9 +124,14 @@ class Worker:
                 traits if type_ == "identify" and isinstance(traits, dict) else _EMPTY,
                 body.get("previousId") if type_ == "alias" else None,
             )
+            # Only an event claiming an identity can carry the collector's verified marker.
+            if ev.user_id is not None or type_ == "identify":
+                found = proof(ev, body)
+                if found is not None:
+                    proofs.append(found)
             # The few fields a timeline shows, copied once so reads never touch the event log.
             data = dumps(shown) if isinstance(shown, dict) else b"{}"
-            add_event(ev.seq, browser.id, ev.timestamp, type_, ev.event, data)
+            add_event(ev.seq, browser.id, ev.timestamp, type_, ev.event, data, person.id)
             if hooks:
                 resolved.append((ev, browser, body))
         store.flush()
@@ -143,6 +151,8 @@ class Worker:
             refusals = Counter(c.reason for c in changes if c.kind == "refused")
             if refusals:
                 log("identity_refused", reasons=dict(refusals), last_seq=events[-1].seq)
+        if proofs or changes:
+            record(self.conn, store, proofs, changes)
         if self.hooks:
             applied = self._applied(resolved)
             for hook in self.hooks:

@@ -214,10 +214,19 @@ def _wait_caught_up(stack: _Stack, timeout_s: float) -> None:
 
 
 def _accounts(state: sqlite3.Connection) -> dict[int, str]:
-    rows = state.execute(
-        "SELECT value, person_id FROM identifiers WHERE kind = 'user_id'"
+    # User ids are sealed at rest; the reader opens them with each person's key.
+    from engine.timeline import IdentityReader
+
+    reader = IdentityReader(state)
+    persons = state.execute(
+        "SELECT DISTINCT person_id FROM identifier_index WHERE kind = 'user_id'"
     ).fetchall()
-    return {int(person): str(value) for value, person in rows}
+    accounts = {}
+    for (person,) in persons:
+        profile = reader.profile(int(person))
+        if profile is not None and profile["user_ids"]:
+            accounts[int(person)] = str(profile["user_ids"][-1])
+    return accounts
 
 
 def _free_port() -> int:

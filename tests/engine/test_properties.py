@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 import tempfile
 from collections import Counter
 from pathlib import Path
@@ -12,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.engine.harness import Engine
+from tests.engine.privacy.plaintext import dump
 
 BROWSERS = 3
 USERS = 4
@@ -61,11 +61,6 @@ def send(engine: Engine, made: list[Call]) -> None:
         getattr(engine, method)(*args, **kwargs)
 
 
-def dump(conn: sqlite3.Connection) -> dict[str, list[tuple[Any, ...]]]:
-    tables = ("persons", "identifiers", "browsers", "segments", "timeline", "identity_events")
-    return {t: conn.execute(f"SELECT * FROM {t} ORDER BY 1, 2").fetchall() for t in tables}
-
-
 def check_invariants(engine: Engine) -> None:
     conn, reader = engine.worker.conn, engine.reader
     total = conn.execute("SELECT count(*) FROM timeline").fetchone()[0]
@@ -89,7 +84,7 @@ def check_invariants(engine: Engine) -> None:
     # A merged person had no identifier when it was merged (identifiers are never removed), so
     # no two identified persons were ever merged; every identifier points at a live person.
     assert not conn.execute(
-        "SELECT count(*) FROM identifiers i JOIN persons p ON p.id = i.person_id "
+        "SELECT count(*) FROM identifier_index i JOIN persons p ON p.id = i.person_id "
         "WHERE p.merged_into IS NOT NULL"
     ).fetchone()[0]
     for (other,) in conn.execute(

@@ -13,6 +13,7 @@ import orjson
 from bond.config import Config
 from conftest import WRITE_KEY, BondProcess, Collector, ReadApi, start_worker, wait_until
 from engine.worker import Worker
+from tests.engine.privacy import plaintext
 
 T0 = 1_780_000_000_000
 
@@ -54,9 +55,8 @@ def state_offset(data_dir: Path) -> int:
 
 
 def dump(path: Path) -> dict[str, list[tuple[Any, ...]]]:
-    tables = ("persons", "identifiers", "browsers", "segments", "timeline", "identity_events")
     with sqlite3.connect(path) as conn:
-        return {t: conn.execute(f"SELECT * FROM {t} ORDER BY 1, 2").fetchall() for t in tables}
+        return plaintext.dump(conn)
 
 
 def test_events_posted_to_the_collector_appear_stitched(
