@@ -58,7 +58,8 @@ const pageInfo = () => ({
 // null or undefined means "no id given"; anything else must be a real id, never a placeholder.
 const ID_FIELDS = ['userId', 'previousId', 'groupId'];
 
-const send = (type, fields, extra) => {
+// sig: the site server's signature of the identity this event claims (see identify).
+const send = (type, fields, sig) => {
   const bad = ID_FIELDS.find((k) => fields[k] != null && !cleanId(fields[k]));
   const why = blocked() || (bad && 'placeholder ' + bad);
   if (why) return skip(type, why);
@@ -77,12 +78,14 @@ const send = (type, fields, extra) => {
       screen: { width: screen.width, height: screen.height },
       library: { name: 'bond.js', version: __VERSION__ },
       sessionId: sessionId(S, +now),
-      ...extra,
     },
   };
   msg.userId ??= S.get('bond_uid');
+  // Later events carry the user id, and with it its signature (bond_us), so a site that requires
+  // signed identities keeps them too.
+  if (fields.userId) S.set('bond_uid', fields.userId), S.set('bond_us', sig || '');
+  if (sig ||= S.get('bond_us')) msg.context.bond = { signature: sig };
   if (type == 'alias') msg.previousId ??= msg.anonymousId;
-  if (fields.userId) S.set('bond_uid', fields.userId);
   const lost = Q.add(msg);
   if (lost) log('queue full, dropped', lost);
   out.added();
@@ -136,7 +139,7 @@ const api = {
   identify(userId, traits, opts) {
     traits = { ...traits };
     if (!cleanId(traits.email)) delete traits.email;
-    send('identify', { userId, traits }, opts?.signature && { bond: { signature: opts.signature } });
+    send('identify', { userId, traits }, opts?.signature);
   },
   track(event, properties = {}) {
     if (!cleanId(event)) return skip('track', 'no event name');
@@ -150,7 +153,7 @@ const api = {
   alias: (userId, previousId) => send('alias', { userId: userId ?? '', previousId: previousId ?? S.get('bond_uid') }),
   // Forgets who this browser is (but still sends what they did): the next person on a shared
   // computer starts with a new id and a new session.
-  reset: () => forget(/^bond_(id|uid|s)$/),
+  reset: () => forget(/^bond_(u?id|u?s)$/),
   // Forgets everything, unsent events included.
   optOut() {
     forget(/^bond_/);
