@@ -26,6 +26,7 @@ from engine.alerts import outbox
 from engine.households.store import person_households
 from engine.schema import migrate_identity
 from engine.timeline import MAX_PAGE, Cursor, IdentityReader
+from engine.verification import is_verified, migrate_verification
 
 Handler = Callable[[Request], Awaitable[Response]]
 DEFAULT_PAGE = 50
@@ -38,6 +39,7 @@ def create_read_app(config: Config) -> Starlette:
         if "reader" not in state:
             conn = connect(config.state_db, durable=False)
             migrate_identity(conn)
+            migrate_verification(conn)
             conn.execute("PRAGMA query_only = ON")
             state["reader"] = IdentityReader(conn)
         return state["reader"]
@@ -175,7 +177,7 @@ def _profile(reader: IdentityReader, person_id: int) -> Response:
     profile = reader.profile(person_id)
     if profile is None:
         raise NotFound(f"no person {person_id}")
-    return json_response(profile)
+    return json_response({**profile, "verified": is_verified(reader.conn, person_id)})
 
 
 def _int_param(request: Request, name: str, default: int) -> int:

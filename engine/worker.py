@@ -151,8 +151,8 @@ class Worker:
             refusals = Counter(c.reason for c in changes if c.kind == "refused")
             if refusals:
                 log("identity_refused", reasons=dict(refusals), last_seq=events[-1].seq)
-        if proofs or changes:
-            record(self.conn, store, proofs, changes)
+        if proofs:
+            record(self.conn, store, proofs)
         if self.hooks:
             applied = self._applied(resolved)
             for hook in self.hooks:

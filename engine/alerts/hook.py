@@ -100,7 +100,7 @@ class _Batch:
         if cooling_down(self.conn, rule, person_id, at):
             return
         who = self._person(person_id)
-        if who is None:
+        if who is None or not rule.admits(who):
             return
         message: Message | None = None
         if rule.kind == "identified" and rule.worth_it(who):

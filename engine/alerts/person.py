@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.timeline import MAX_PAGE, Cursor, IdentityReader
+from engine.verification import is_verified
 
 HISTORY_LIMIT = 5000
 # Segment's and most analytics tools' session boundary: 30 minutes without an event.
@@ -34,6 +35,7 @@ PRODUCT_EVENTS = frozenset({"Product Viewed", "Product Added", "Product Clicked"
 class Person:
     id: int
     identified: bool
+    verified: bool  # holds an identifier the site's server signed
     emails: tuple[str, ...]
     name: str | None
     first_seen: int | None
@@ -69,6 +71,7 @@ def load_person(conn: sqlite3.Connection, person_id: int) -> Person | None:
     return Person(
         id=person_id,
         identified=profile["identified"],
+        verified=is_verified(conn, person_id),
         emails=tuple(profile["emails"]),
         name=_name(traits),
         first_seen=profile["first_seen"],

@@ -90,6 +90,10 @@ class Rule:
     def kind(self) -> str:
         return self.config.kind
 
+    def admits(self, person: Person) -> bool:
+        """Whether the rule may fire for this person: `require_verified` wants a signed identity."""
+        return person.verified or not self.config.require_verified
+
     def matches_event(self, event: str | None, properties: dict[str, Any]) -> bool:
         return event == self.config.event and all(c.holds(properties) for c in self.conditions)
 
