@@ -62,6 +62,8 @@ class EngineConfig:
     # One noisy id (a shared test account, a bot) must not collapse everyone into one person.
     max_user_ids_per_person: int = 5
     batch_size: int = 2000
+    # Raw events older than this many days leave the event log once applied; 0 keeps them.
+    retention_days: int = 0
 
 
 @dataclass(frozen=True)
@@ -278,6 +280,11 @@ def _apply_env(config: Config, env: dict[str, str]) -> Config:
     if env.get("BOND_DISCORD_WEBHOOK_URL"):
         alerts = replace(config.alerts, webhook_url=env["BOND_DISCORD_WEBHOOK_URL"])
         config = replace(config, alerts=alerts)
+    if env.get("BOND_RETENTION_DAYS"):
+        days = env["BOND_RETENTION_DAYS"]
+        if not days.isdigit():
+            raise ConfigError(f"BOND_RETENTION_DAYS must be a whole number of days, not {days!r}")
+        config = replace(config, engine=replace(config.engine, retention_days=int(days)))
     if env.get("BOND_IP"):
         config = replace(config, collector=replace(config.collector, ip=env["BOND_IP"]))  # type: ignore[arg-type]
     return config
@@ -308,6 +315,8 @@ def _check(config: Config) -> None:
                 f"source {source.name!r} requires signed identifies but has no signing_secret "
                 "(BOND_SIGNING_SECRET sets the first source's)"
             )
+    if config.engine.retention_days < 0:
+        raise ConfigError("engine.retention_days cannot be negative (0 keeps raw events)")
     limits = config.collector
     if limits.max_event_bytes > limits.max_body_bytes:
         raise ConfigError("collector.max_event_bytes cannot exceed collector.max_body_bytes")

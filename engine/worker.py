@@ -21,9 +21,14 @@ from bond.config import Config
 from bond.errors import StorageError
 from bond.logs import log
 from bond.storage.eventlog import SqliteEventLog, StoredEvent
-from bond.storage.sqlite import connect
+from bond.storage.sqlite import connect, data_version
 from engine.graph import IdentityGraph
 from engine.hooks import AppliedEvent, Hook
+from engine.privacy.erase import run_pending
+from engine.privacy.lock import WorkerLock
+from engine.privacy.retention import Retention
+from engine.privacy.schema import migrate_privacy
+from engine.privacy.suppression import SuppressionList
 from engine.schema import migrate_identity
 from engine.store import Browser, IdentityStore, anonymous_key, user_key
 from engine.verification import Proof, migrate_verification, proof, record
@@ -42,7 +47,10 @@ def open_state(config: Config) -> sqlite3.Connection:
     # them and they are applied again from the log, so nothing is lost or doubled.
     conn = connect(config.state_db, durable=False)
     conn.execute(f"PRAGMA cache_size = -{STATE_CACHE_KIB}")
+    # Freed cells and pages are zeroed, so an erased or replaced row leaves no bytes behind.
+    conn.execute("PRAGMA secure_delete = ON")
     migrate_identity(conn)
+    migrate_privacy(conn)
     migrate_verification(conn)
     return conn
 
@@ -60,6 +68,9 @@ class Worker:
         self.offset = self._load_offset()
         self.applied_total = 0
         self._stopping = False
+        self.data_dir = config.data_dir
+        self.suppression = SuppressionList(self.log)
+        self.retention = Retention(config.engine.retention_days)
 
     def _load_offset(self) -> int:
         row = self.conn.execute("SELECT seq FROM engine_offset WHERE id = 1").fetchone()
@@ -70,6 +81,7 @@ class Worker:
         events = self.log.read_after(self.offset, self.batch_size)
         if not events:
             return 0
+        kept = self._unsuppressed(events)
         conn = self.conn
         # A batch allocates tens of thousands of short-lived objects but no reference cycles;
         # the cyclic collector would walk the whole in-memory cache several times per batch.
@@ -78,7 +90,8 @@ class Worker:
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                self._apply(events)
+                if kept:
+                    self._apply(kept)
                 conn.execute(
                     "INSERT OR REPLACE INTO engine_offset (id, seq) VALUES (1, ?)",
                     (events[-1].seq,),
@@ -97,6 +110,31 @@ class Worker:
         self.offset = events[-1].seq
         self.applied_total += len(events)
         return len(events)
+
+    def _unsuppressed(self, events: list[StoredEvent]) -> list[StoredEvent]:
+        """Drop events of erased persons the collector accepted before it knew of the erasure."""
+        kept, dropped = self.suppression.split(events)
+        if dropped:
+            self.log.delete_seqs(dropped)
+            log("suppressed_events_dropped", events=len(dropped), last_seq=events[-1].seq)
+        return kept
+
+    def run_erasures(self) -> list[int]:
+        """Carry out queued erasures (between batches: the caches are dropped after each)."""
+        try:
+            return run_pending(self.conn, self.log, self.store.keys)
+        finally:
+            self.store.reset()
+            self.suppression.refresh(force=True)
+
+    def _between_batches(self, seen: int) -> int:
+        """Erasures when someone wrote to state.db since `seen`; retention when it is due."""
+        version = data_version(self.conn)
+        if version != seen:
+            self.run_erasures()
+        if self.retention.due():
+            self.retention.run(self.conn, self.log, self.offset)
+        return version
 
     def _apply(self, events: list[StoredEvent]) -> None:
         graph, store = self.graph, self.store
@@ -197,6 +235,13 @@ class Worker:
 
     def run(self) -> None:
         """Follow the log until SIGTERM/SIGINT; a batch in flight is finished first."""
+        lock = WorkerLock(self.data_dir)
+        if not lock.acquire():
+            self.close()
+            raise StorageError(
+                f"another bond worker is running on {self.data_dir} (it holds {lock.path}); "
+                "run one worker per data directory"
+            )
         previous = {sig: signal.signal(sig, self._stop) for sig in (signal.SIGTERM, signal.SIGINT)}
         head = self.log.head()
         log("worker_started", offset=self.offset, head=head, hooks=[h.name for h in self.hooks])
@@ -206,14 +251,18 @@ class Worker:
             log("worker_offset_ahead_of_log", offset=self.offset, head=head)
         last_progress = time.monotonic()
         try:
+            self.run_erasures()  # resume any interrupted by a crash before applying more
+            seen = data_version(self.conn)
             while not self._stopping:
                 version = self.log.version()
                 if self.run_once() < self.batch_size:
                     self.log.wait_for_append(IDLE_WAIT_S, since=version)
+                seen = self._between_batches(seen)
                 if time.monotonic() - last_progress > PROGRESS_EVERY_S:
                     log("worker_progress", offset=self.offset, applied=self.applied_total)
                     last_progress = time.monotonic()
         finally:
+            lock.release()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             log("worker_stopped", offset=self.offset, applied=self.applied_total)

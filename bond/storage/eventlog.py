@@ -6,8 +6,11 @@ two calls wide so a scale-out log (Kafka, Redis Streams, PostgreSQL) can stand i
 
 from __future__ import annotations
 
+import os
 import sqlite3
-from collections.abc import Sequence
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple, Protocol
 
@@ -55,6 +58,32 @@ class RejectedEvent(NamedTuple):
     body: bytes
 
 
+class LogMatch(NamedTuple):
+    """The events of one person, for erasure and export (see engine/privacy/plan.py)."""
+
+    anonymous_ids: Sequence[str]  # every event of these browsers
+    user_ids: Sequence[str]  # every event carrying one of these user ids
+    ranges: Sequence[tuple[str, int, int]]  # (anonymous id, start, end): a shared browser's part
+    needles: Sequence[str]  # lowercase text (an email) whose presence in a body is enough
+
+    def where(self) -> tuple[str, list[object]]:
+        clauses: list[str] = []
+        params: list[object] = []
+        if self.anonymous_ids:
+            clauses.append(f"anonymous_id IN ({','.join('?' * len(self.anonymous_ids))})")
+            params += self.anonymous_ids
+        if self.user_ids:
+            clauses.append(f"user_id IN ({','.join('?' * len(self.user_ids))})")
+            params += self.user_ids
+        for anonymous_id, start, end in self.ranges:
+            clauses.append("(anonymous_id = ? AND timestamp >= ? AND timestamp < ?)")
+            params += [anonymous_id, start, end]
+        for needle in self.needles:
+            clauses.append("instr(lower(CAST(body AS TEXT)), ?) > 0")
+            params.append(needle)
+        return " OR ".join(clauses) or "0", params
+
+
 class EventLog(Protocol):
     def append(self, events: Sequence[NewEvent], rejected: Sequence[RejectedEvent]) -> int:
         """Commit a batch; returns how many events were new (the rest were duplicates)."""
@@ -90,6 +119,19 @@ MIGRATIONS = [
         received_at INTEGER NOT NULL,
         reason TEXT NOT NULL,
         body BLOB NOT NULL
+    );
+    """,
+    # Erased persons' identifiers as keyed digests (engine/privacy/suppression.py); the
+    # version moves on every change so the collector re-reads the list only then.
+    """
+    CREATE TABLE suppressed (
+        digest BLOB PRIMARY KEY,
+        at INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE suppression_state (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        key BLOB NOT NULL,
+        version INTEGER NOT NULL
     );
     """,
 ]
@@ -160,6 +202,107 @@ class SqliteEventLog:
             (limit,),
         ).fetchall()
         return [RejectedEvent(*row) for row in rows]
+
+    # -- privacy: suppression, erasure, retention (engine/privacy) ----------------------------
+
+    def suppression_key(self) -> bytes:
+        """The key of the suppression digests, created on first use."""
+        self._conn.execute(
+            "INSERT OR IGNORE INTO suppression_state (id, key, version) VALUES (1, ?, 0)",
+            (os.urandom(32),),
+        )
+        return bytes(self._conn.execute("SELECT key FROM suppression_state").fetchone()[0])
+
+    def suppression_version(self) -> int:
+        row = self._conn.execute("SELECT version FROM suppression_state").fetchone()
+        return int(row[0]) if row else 0
+
+    def suppressed(self) -> frozenset[bytes]:
+        return frozenset(bytes(r[0]) for r in self._conn.execute("SELECT digest FROM suppressed"))
+
+    def suppress(self, digests: Iterable[bytes]) -> int:
+        """Add digests to the suppression list; returns how many were new."""
+        now = int(time.time() * 1000)
+        return self._change_suppression(
+            "INSERT OR IGNORE INTO suppressed (digest, at) VALUES (?, ?)",
+            [(d, now) for d in digests],
+        )
+
+    def unsuppress(self, digests: Iterable[bytes]) -> int:
+        return self._change_suppression(
+            "DELETE FROM suppressed WHERE digest = ?", [(d,) for d in digests]
+        )
+
+    def _change_suppression(self, sql: str, rows: list[tuple[object, ...]]) -> int:
+        self.suppression_key()
+        with self._transaction("suppression list") as conn:
+            changed = conn.executemany(sql, rows).rowcount
+            conn.execute("UPDATE suppression_state SET version = version + 1")
+        return max(changed, 0)
+
+    def matching(self, match: LogMatch) -> list[StoredEvent]:
+        where, params = match.where()
+        rows = self._conn.execute(
+            f"SELECT seq, {_COLUMNS} FROM events WHERE {where} ORDER BY seq", params
+        ).fetchall()
+        return [StoredEvent(*row) for row in rows]
+
+    def erase(self, match: LogMatch, rejected_needles: Sequence[str]) -> tuple[int, int]:
+        """Delete a person's events, and rejected rows whose body holds a needle.
+
+        secure_delete zeroes the freed cells and pages, so the bytes go, not only the rows.
+        Returns (events, rejected) deleted.
+        """
+        where, params = match.where()
+        found = " OR ".join(["instr(lower(CAST(body AS TEXT)), ?) > 0"] * len(rejected_needles))
+        with self._transaction("erase from the event log") as conn:
+            events = conn.execute(f"DELETE FROM events WHERE {where}", params).rowcount
+            rejected = conn.execute(
+                f"DELETE FROM rejected WHERE {found or '0'}", list(rejected_needles)
+            ).rowcount
+        return events, rejected
+
+    def delete_seqs(self, seqs: Sequence[int]) -> int:
+        with self._transaction("delete suppressed events") as conn:
+            return conn.executemany(
+                "DELETE FROM events WHERE seq = ?", [(s,) for s in seqs]
+            ).rowcount
+
+    def delete_older(self, received_before: int, up_to_seq: int, limit: int) -> tuple[int, int]:
+        """Delete up to `limit` events received before a time and at or below an offset, and
+        rejected rows received before it; returns (events, rejected)."""
+        with self._transaction("apply retention") as conn:
+            events = conn.execute(
+                "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE seq <= ? "
+                "AND received_at < ? ORDER BY seq LIMIT ?)",
+                (up_to_seq, received_before, limit),
+            ).rowcount
+            rejected = conn.execute(
+                "DELETE FROM rejected WHERE id IN (SELECT id FROM rejected WHERE received_at < ? "
+                "ORDER BY id LIMIT ?)",
+                (received_before, limit),
+            ).rowcount
+        return events, rejected
+
+    def checkpoint(self) -> bool:
+        """Copy the WAL into the database and truncate it; False while a reader holds it."""
+        busy = self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+        return not busy
+
+    @contextmanager
+    def _transaction(self, what: str) -> Iterator[sqlite3.Connection]:
+        conn = self._conn
+        try:
+            conn.execute("PRAGMA secure_delete = ON")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot {what}: {exc}") from exc
 
     def probe(self) -> None:
         """Prove the log can take a write transaction right now (for health checks)."""

@@ -184,6 +184,28 @@ def recent(conn: sqlite3.Connection, limit: int = 50) -> list[Alert]:
     return [_alert(row) for row in rows]
 
 
+def for_persons(conn: sqlite3.Connection, person_ids: list[int]) -> list[Alert]:
+    """Every alert about these persons, oldest first (an export of what is held about them)."""
+    marks = ",".join("?" * len(person_ids))
+    rows = conn.execute(
+        f"SELECT {_COLUMNS} FROM alert_outbox WHERE person_id IN ({marks}) ORDER BY id",
+        person_ids,
+    ).fetchall()
+    return [_alert(row) for row in rows]
+
+
+def erase_persons(conn: sqlite3.Connection, person_ids: list[int]) -> int:
+    """Delete every alert about these persons, sent or not, and their cooldowns (an erasure).
+
+    A sent alert's payload names the person too, so it goes as well as the pending ones.
+    Returns how many alerts were deleted.
+    """
+    marks = ",".join("?" * len(person_ids))
+    conn.execute(f"DELETE FROM alert_cooldowns WHERE person_id IN ({marks})", person_ids)
+    cursor = conn.execute(f"DELETE FROM alert_outbox WHERE person_id IN ({marks})", person_ids)
+    return cursor.rowcount
+
+
 def _alert(row: tuple[Any, ...]) -> Alert:
     values = list(row)
     values[5] = orjson.loads(values[5])

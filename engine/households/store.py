@@ -271,3 +271,32 @@ def person_households(conn: sqlite3.Connection, person_id: int) -> dict[str, Any
         ],
         "drift": [e._asdict() for e in drift_events(conn, person_id)],
     }
+
+
+ACCOUNT_TABLES = (
+    "households_models",
+    "households_members",
+    "households_sessions",
+    "households_attributions",
+    "households_drift",
+)
+
+
+def erase_persons(conn: sqlite3.Connection, person_ids: Sequence[int]) -> dict[str, int]:
+    """Delete everything held about these accounts (an erasure); returns rows per table."""
+    ids = sorted(set(person_ids))
+    marks = ",".join("?" * len(ids))
+    counts = {
+        table: conn.execute(f"DELETE FROM {table} WHERE person_id IN ({marks})", ids).rowcount
+        for table in ACCOUNT_TABLES
+    }
+    # Open sessions are keyed by device; the person is inside the saved state.
+    erased = set(ids)
+    devices = [
+        device
+        for device, state in conn.execute("SELECT device, state FROM households_open")
+        if orjson.loads(state).get("person_id") in erased
+    ]
+    drop_open(conn, devices)
+    counts["households_open"] = len(devices)
+    return counts

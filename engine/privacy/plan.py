@@ -1,0 +1,165 @@
+"""What an erasure will remove, worked out once from the identity state and then kept.
+
+The persons: everyone found by the identifier asked for, and every anonymous person folded
+into them (their keys sealed part of the survivor's history). Their browsers: a browser whose
+every time range is theirs goes whole (and its anonymous id is suppressed); on a browser shared
+with someone else (a shared computer) only their ranges go, and the other person keeps theirs.
+
+The plan names identifiers in plaintext because the event log (events.db) is matched by them
+after the identity state no longer knows them; it is stored with the request and cleared in the
+transaction that finishes the erasure.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import asdict, dataclass, field
+
+import orjson
+
+from bond.storage.eventlog import LogMatch
+from engine.privacy.keys import KeyRing
+from engine.store import read_identifiers
+
+_CHUNK = 10_000
+
+
+@dataclass
+class Plan:
+    asked: list[tuple[str, str]]  # the (kind, value) forms of the identifier asked for
+    persons: list[int] = field(default_factory=list)  # roots and everyone folded into them
+    roots: list[int] = field(default_factory=list)
+    emails: list[str] = field(default_factory=list)
+    user_ids: list[str] = field(default_factory=list)
+    browsers: list[int] = field(default_factory=list)  # browsers that were theirs alone
+    anonymous_ids: list[str] = field(default_factory=list)  # of those browsers
+    # (segment id, browser id, browser key, start, end) of every range they own
+    segments: list[tuple[int, int, str, int, int]] = field(default_factory=list)
+    # rows removed by the steps done so far (kept with the plan across a crash)
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def found(self) -> bool:
+        return bool(self.roots)
+
+    def shared(self) -> list[tuple[int, int, str, int, int]]:
+        whole = set(self.browsers)
+        return [s for s in self.segments if s[1] not in whole]
+
+    def suppressed(self) -> list[tuple[str, str]]:
+        """Every identifier whose late events must be dropped."""
+        return sorted(
+            {*self.asked}
+            | {("email", e) for e in self.emails}
+            | {("user_id", u) for u in self.user_ids}
+            | {("anonymous_id", a) for a in self.anonymous_ids}
+        )
+
+    def log_match(self) -> LogMatch:
+        emails = {v for k, v in self.asked if k == "email"} | set(self.emails)
+        user_ids = {v for k, v in self.asked if k == "user_id"} | set(self.user_ids)
+        ranges = [
+            (key[2:], start, end)
+            for _s, _b, key, start, end in self.shared()
+            if key.startswith("a:")
+        ]
+        return LogMatch(sorted(self.anonymous_ids), sorted(user_ids), ranges, sorted(emails))
+
+    def rejected_needles(self) -> list[str]:
+        """Text whose presence in a refused event's body ties it to the person."""
+        match = self.log_match()
+        fragments = [f'"userid":{orjson.dumps(u.lower()).decode()}' for u in match.user_ids]
+        fragments += [
+            f'"anonymousid":{orjson.dumps(a.lower()).decode()}' for a in match.anonymous_ids
+        ]
+        return [*match.needles, *fragments]
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(asdict(self))
+
+    @staticmethod
+    def from_json(raw: bytes) -> Plan:
+        data = orjson.loads(raw)
+        return Plan(
+            asked=[tuple(a) for a in data["asked"]],
+            persons=data["persons"],
+            roots=data["roots"],
+            emails=data["emails"],
+            user_ids=data["user_ids"],
+            browsers=data["browsers"],
+            anonymous_ids=data["anonymous_ids"],
+            segments=[tuple(s) for s in data["segments"]],
+            counts=data["counts"],
+        )
+
+
+def make_plan(conn: sqlite3.Connection, keys: KeyRing, asked: list[tuple[str, str]]) -> Plan:
+    plan = Plan(asked=asked)
+    roots: set[int] = set()
+    for kind, value in asked:
+        if kind == "anonymous_id":
+            continue
+        row = conn.execute(
+            "SELECT person_id FROM identifier_index WHERE kind = ? AND digest = ?",
+            (kind, keys.blind(kind, value)),
+        ).fetchone()
+        if row is not None:
+            roots.add(_root(conn, int(row[0])))
+    plan.roots = sorted(roots)
+    plan.persons = sorted(_folded_into(conn, roots))
+    for person_id in plan.persons:
+        for kind, value in read_identifiers(conn, keys, person_id):
+            (plan.user_ids if kind == "user_id" else plan.emails).append(value)
+    _browsers(conn, plan)
+    return plan
+
+
+def _root(conn: sqlite3.Connection, person_id: int) -> int:
+    while True:
+        row = conn.execute("SELECT merged_into FROM persons WHERE id = ?", (person_id,)).fetchone()
+        if row is None or row[0] is None:
+            return person_id
+        person_id = int(row[0])
+
+
+def _folded_into(conn: sqlite3.Connection, roots: set[int]) -> set[int]:
+    everyone, frontier = set(roots), sorted(roots)
+    while frontier:
+        found: list[int] = []
+        for first in range(0, len(frontier), _CHUNK):
+            chunk = frontier[first : first + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            found += [
+                r[0]
+                for r in conn.execute(
+                    f"SELECT id FROM persons WHERE merged_into IN ({marks})", chunk
+                )
+            ]
+        frontier = [p for p in found if p not in everyone]
+        everyone.update(frontier)
+    return everyone
+
+
+def _browsers(conn: sqlite3.Connection, plan: Plan) -> None:
+    if not plan.roots:
+        return
+    marks = ",".join("?" * len(plan.roots))
+    owned = conn.execute(
+        "SELECT s.id, s.browser_id, b.key, s.start_ts, s.end_ts FROM segments s "
+        f"JOIN browsers b ON b.id = s.browser_id WHERE s.person_id IN ({marks}) "
+        "ORDER BY s.browser_id, s.start_ts",
+        plan.roots,
+    ).fetchall()
+    plan.segments = [tuple(r) for r in owned]
+    mine = set(plan.roots)
+    for browser_id, key in sorted({(r[1], r[2]) for r in owned}):
+        owners = {
+            r[0]
+            for r in conn.execute(
+                "SELECT person_id FROM segments WHERE browser_id = ?", (browser_id,)
+            )
+        }
+        if owners <= mine:
+            plan.browsers.append(browser_id)
+            if key.startswith("a:"):
+                plan.anonymous_ids.append(key[2:])
