@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
+import re
 import sqlite3
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import closing
@@ -17,7 +21,7 @@ import pytest
 
 from bond.config import load
 from bond.errors import ConfigError
-from conftest import WRITE_KEY, Collector
+from conftest import ROOT, WRITE_KEY, Collector
 
 SECRET = "shop-signing-secret"
 OPTIONAL_SECRET = "optional-signing-secret"
@@ -338,3 +342,27 @@ def test_requiring_signatures_without_a_secret_fails_at_start(
     (tmp_path / "bond.toml").write_text("")
     with pytest.raises(ConfigError, match=says):
         load(tmp_path / "bond.toml", env=env)
+
+
+@pytest.mark.parametrize(
+    ("language", "command"),
+    [("python", [sys.executable, "-"]), ("js", ["node", "--input-type=module", "-"])],
+)
+def test_the_readmes_signing_examples_compute_what_the_collector_checks(
+    language: str, command: list[str]
+) -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("### Signed identities") :]
+    example = re.search(f"```{language}\n(.*?)```", section, re.S)
+    assert example is not None, f"no {language} example under Signed identities"
+
+    run = subprocess.run(
+        command,
+        input=example.group(1),
+        env={**os.environ, "BOND_SIGNING_SECRET": SECRET},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+
+    assert run.stdout.split() == [sign("cust-17"), sign("kim@example.com")]
