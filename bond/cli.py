@@ -59,6 +59,25 @@ def _parser() -> argparse.ArgumentParser:
     person.add_argument("--limit", type=int, default=50, help="newest events to show (default 50)")
     person.set_defaults(run=_person)
 
+    erase = commands.add_parser(
+        "erase", help="erase a person: keys, events, identity graph, households, alerts"
+    )
+    erase.add_argument("who", help="the person's email or user id")
+    erase.add_argument(
+        "--wait", type=float, default=60.0, help="seconds to wait for a running worker (60)"
+    )
+    erase.set_defaults(run=_erase)
+
+    unsuppress = commands.add_parser(
+        "unsuppress", help="accept events with an erased identifier again (after a mistake)"
+    )
+    unsuppress.add_argument("who", help="the email, user id or anonymous id")
+    unsuppress.set_defaults(run=_unsuppress)
+
+    export = commands.add_parser("export", help="print everything held about a person as JSON")
+    export.add_argument("who", help="the person's email or user id")
+    export.set_defaults(run=_export)
+
     demo = commands.add_parser(
         "demo", help="run everything: collector, worker, read API and the demo storefront"
     )
@@ -154,6 +173,24 @@ def _person(args: argparse.Namespace, config: Config) -> int:
 
     print_person(config, args.who, limit=args.limit)
     return 0
+
+
+def _erase(args: argparse.Namespace, config: Config) -> int:
+    from engine.privacy.commands import erase
+
+    return erase(config, args.who, wait_s=args.wait)
+
+
+def _unsuppress(args: argparse.Namespace, config: Config) -> int:
+    from engine.privacy.commands import unsuppress
+
+    return unsuppress(config, args.who)
+
+
+def _export(args: argparse.Namespace, config: Config) -> int:
+    from engine.privacy.commands import export
+
+    return export(config, args.who)
 
 
 def _demo(args: argparse.Namespace, config: Config) -> int:

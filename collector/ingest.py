@@ -22,7 +22,7 @@ from bond.errors import (
     Unauthorized,
 )
 from bond.logs import log
-from bond.storage.eventlog import NewEvent, RejectedEvent
+from bond.storage.eventlog import NewEvent, RejectedEvent, SqliteEventLog
 from collector.body import Headers, read_json
 from collector.cors import echo_headers
 from collector.ip import apply_policy
@@ -30,6 +30,7 @@ from collector.signing import IdentityReport, signers
 from collector.telemetry import CollectorMetrics
 from collector.validate import TYPES, RequestFacts, parse_time, to_event
 from collector.writer import Writer
+from engine.privacy.suppression import SuppressionList, email_in
 
 
 class Ingest:
@@ -45,6 +46,8 @@ class Ingest:
         self.writer = writer
         self.metrics = metrics
         self.signers = signers(config)
+        # Its own connection: the writer thread owns the log's.
+        self.suppression = SuppressionList(SqliteEventLog(config.events_db))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["path_params"]["kind"]
@@ -101,6 +104,7 @@ class Ingest:
         clamped = 0
         vet = self.signers[source.write_key].vet
         identities = IdentityReport(source.name, facts.received_at)
+        suppressing, suppressed = self.suppression.active(), 0
         for index, message in enumerate(messages):
             try:
                 verdict = vet(message, path_type)
@@ -112,6 +116,11 @@ class Ingest:
                 )
                 codes[exc.code] += 1
                 continue
+            if suppressing and self.suppression.blocks(
+                event.anonymous_id, event.user_id, email_in(event.type, message)
+            ):
+                suppressed += 1  # an erased person's: answered as accepted, never stored
+                continue
             events.append(event)
             clamped += was_clamped
             if verdict is not None:
@@ -120,6 +129,8 @@ class Ingest:
 
         for code, count in codes.items():
             self.metrics.rejected.inc(count, code)
+        if suppressed:
+            self.metrics.suppressed.inc(suppressed)
         if clamped:
             self.metrics.clamped.inc(clamped)
             warnings.append(
@@ -127,8 +138,8 @@ class Ingest:
             )
             log("timestamps_clamped", source=source.name, events=clamped)
         body: dict[str, Any] = {
-            "success": bool(events),
-            "accepted": len(events),
+            "success": bool(events) or bool(suppressed),
+            "accepted": len(events) + suppressed,
             "rejected": rejections,
         }
         if warnings:
@@ -148,7 +159,9 @@ class Ingest:
             for code, count in identities.codes.items():
                 self.metrics.identities_rejected.inc(count, code)
         # A request whose every event was refused is a client bug: say so with a 400.
-        return (400 if rejections and not events else 200), body, summary
+        if suppressed:
+            summary["suppressed"] = suppressed
+        return (400 if rejections and not events and not suppressed else 200), body, summary
 
     def _source(self, headers: Headers, payload: dict[str, Any]) -> Source:
         key = _basic_auth_key(headers.authorization) or payload.get("writeKey")

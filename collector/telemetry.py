@@ -33,6 +33,12 @@ class CollectorMetrics:
         self.clamped = add(
             Counter("bond_events_clamped_total", "Events whose future timestamp was clamped.")
         )
+        self.suppressed = add(
+            Counter(
+                "bond_events_suppressed_total",
+                "Events of erased persons dropped at ingest (answered as accepted).",
+            )
+        )
         self.identities_verified = add(
             Counter(
                 "bond_identities_verified_total",

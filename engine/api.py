@@ -24,6 +24,7 @@ from bond.metrics import Counter, Registry
 from bond.storage.sqlite import connect
 from engine.alerts import outbox
 from engine.households.store import person_households
+from engine.privacy.routes import privacy_routes
 from engine.schema import migrate_identity
 from engine.timeline import MAX_PAGE, Cursor, IdentityReader
 from engine.verification import is_verified, migrate_verification
@@ -144,6 +145,7 @@ def create_read_app(config: Config) -> Starlette:
             Route("/api/alerts", guarded(alerts)),
             Route("/api/status", guarded(status)),
             Route("/api/metrics", guarded(metrics)),
+            *privacy_routes(config, reader, guarded),
         ],
         exception_handlers={RequestError: handle_request_error, HTTPException: http_error},
     )

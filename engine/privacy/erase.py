@@ -31,25 +31,12 @@ from engine.privacy import audit, crypto, requests
 from engine.privacy.keys import KeyRing
 from engine.privacy.plan import Plan, make_plan
 from engine.privacy.suppression import forms
+from engine.privacy.tables import has_table, other_person_tables
 
 STEPS = ("queued", "planned", "suppressed", "log_erased", "state_erased", "checkpointed")
 # A test-only fault point: the process exits hard right after committing this step.
 FAULT_ENV = "BOND_FAULT_ERASURE_AFTER"
 CHECKPOINT_TRIES = 50
-# Tables whose person ids this module erases itself; any other table with a person_id column
-# (a component added later, such as verification) is swept by person id.
-_HANDLED = frozenset(
-    {
-        "persons",
-        "identifier_index",
-        "segments",
-        "identity_events",
-        "person_keys",
-        "alert_outbox",
-        "alert_cooldowns",
-        *households.ACCOUNT_TABLES,
-    }
-)
 
 
 def asked_forms(kind: str, value: str) -> list[tuple[str, str]]:
@@ -164,11 +151,11 @@ def erase_state(conn: sqlite3.Connection, keys: KeyRing, plan: Plan) -> dict[str
     )
     counts["persons"] = _delete_in(conn, "persons", "id", persons)
     counts["keys"] = keys.shred(persons)
-    if _has_table(conn, "households_models"):
+    if has_table(conn, "households_models"):
         counts.update(households.erase_persons(conn, persons))
-    if _has_table(conn, "alert_outbox"):
+    if has_table(conn, "alert_outbox"):
         counts["alerts"] = outbox.erase_persons(conn, persons)
-    for table in _person_tables(conn):
+    for table in other_person_tables(conn):
         counts[table] = _delete_in(conn, table, "person_id", persons)
     return {name: n for name, n in counts.items() if n}
 
@@ -253,28 +240,6 @@ def _delete_in(conn: sqlite3.Connection, table: str, column: str, ids: list[int]
         marks = ",".join("?" * len(chunk))
         deleted += conn.execute(f"DELETE FROM {table} WHERE {column} IN ({marks})", chunk).rowcount
     return deleted
-
-
-def _has_table(conn: sqlite3.Connection, name: str) -> bool:
-    row = conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
-    ).fetchone()
-    return row is not None
-
-
-def _person_tables(conn: sqlite3.Connection) -> list[str]:
-    tables = [
-        r[0]
-        for r in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
-        )
-    ]
-    return [
-        t
-        for t in tables
-        if t not in _HANDLED
-        and any(col[1] == "person_id" for col in conn.execute(f"PRAGMA table_info({t})"))
-    ]
 
 
 def _fault_point(step: str) -> None:

@@ -80,17 +80,9 @@ class Plan:
     @staticmethod
     def from_json(raw: bytes) -> Plan:
         data = orjson.loads(raw)
-        return Plan(
-            asked=[tuple(a) for a in data["asked"]],
-            persons=data["persons"],
-            roots=data["roots"],
-            emails=data["emails"],
-            user_ids=data["user_ids"],
-            browsers=data["browsers"],
-            anonymous_ids=data["anonymous_ids"],
-            segments=[tuple(s) for s in data["segments"]],
-            counts=data["counts"],
-        )
+        data["asked"] = [tuple(a) for a in data["asked"]]
+        data["segments"] = [tuple(s) for s in data["segments"]]
+        return Plan(**data)
 
 
 def make_plan(conn: sqlite3.Connection, keys: KeyRing, asked: list[tuple[str, str]]) -> Plan:
@@ -105,6 +97,15 @@ def make_plan(conn: sqlite3.Connection, keys: KeyRing, asked: list[tuple[str, st
         ).fetchone()
         if row is not None:
             roots.add(_root(conn, int(row[0])))
+    return _fill(conn, keys, plan, roots)
+
+
+def plan_for_person(conn: sqlite3.Connection, keys: KeyRing, person_id: int) -> Plan:
+    """Everything held about one person, found by id (for an export)."""
+    return _fill(conn, keys, Plan(asked=[]), {_root(conn, person_id)})
+
+
+def _fill(conn: sqlite3.Connection, keys: KeyRing, plan: Plan, roots: set[int]) -> Plan:
     plan.roots = sorted(roots)
     plan.persons = sorted(_folded_into(conn, roots))
     for person_id in plan.persons:

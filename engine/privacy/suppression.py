@@ -66,12 +66,13 @@ class SuppressionList:
         if version != self.version:
             self.digests, self.version = self.log.suppressed(), version
 
-    def blocks(self, anonymous_id: str | None, user_id: str | None, email: str | None) -> bool:
+    def active(self) -> bool:
+        """Whether anything is suppressed (re-read when due): call once per request or batch."""
         self.refresh()
-        digests = self.digests
-        if not digests:
-            return False
-        key = self.key
+        return bool(self.digests)
+
+    def blocks(self, anonymous_id: str | None, user_id: str | None, email: str | None) -> bool:
+        digests, key = self.digests, self.key
         return (
             (anonymous_id is not None and blind(key, "anonymous_id", anonymous_id) in digests)
             or (user_id is not None and blind(key, "user_id", user_id) in digests)
@@ -80,8 +81,7 @@ class SuppressionList:
 
     def split(self, events: Sequence[StoredEvent]) -> tuple[list[StoredEvent], list[int]]:
         """The events to apply, and the seqs of those to drop (the worker's second line)."""
-        self.refresh()
-        if not self.digests:
+        if not self.active():
             return list(events), []
         kept, dropped = [], []
         for ev in events:

@@ -1,0 +1,105 @@
+"""Everything held about a person, as one JSON document (GDPR Art. 15 and 20).
+
+The person's identifiers and traits, the anonymous persons folded into them, their stitched
+timeline (every page), their identity changes, household membership and attributions, alerts
+about them, rows of any other table keyed by their person ids (such as verification), and the
+raw events the event log still holds for their browsers and ids: as sent, with the receipt time,
+the (minimised) IP and the user agent.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from typing import Any
+
+import orjson
+
+from bond.storage.eventlog import SqliteEventLog, StoredEvent
+from engine.alerts import outbox
+from engine.households.store import person_households
+from engine.privacy.keys import KeyRing
+from engine.privacy.plan import plan_for_person
+from engine.privacy.tables import has_table, other_person_tables
+from engine.timeline import MAX_PAGE, Cursor, IdentityReader
+
+FORMAT = "bond-export/1"
+
+
+def export_person(
+    conn: sqlite3.Connection, log_: SqliteEventLog, person_id: int
+) -> dict[str, Any] | None:
+    reader = IdentityReader(conn)
+    root = reader.resolve(person_id)
+    profile = reader.profile(root) if root is not None else None
+    if root is None or profile is None:
+        return None
+    plan = plan_for_person(conn, KeyRing(conn), root)
+    persons = plan.persons
+    return {
+        "format": FORMAT,
+        "exported_at": int(time.time() * 1000),
+        "person": profile,
+        "merged_person_ids": [p for p in persons if p != root],
+        "timeline": _timeline(reader, root),
+        "identity_events": [e for e in _identity_events(reader, root) if e["person_id"] in persons],
+        "household": person_households(conn, root)
+        if has_table(conn, "households_models")
+        else None,
+        "alerts": _alerts(conn, persons),
+        "other": _other_rows(conn, persons),
+        "raw_events": [_raw(e) for e in log_.matching(plan.log_match())],
+    }
+
+
+def _timeline(reader: IdentityReader, person_id: int) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    cursor: Cursor | None = None
+    while True:
+        page = reader.timeline(person_id, MAX_PAGE, cursor)
+        events.extend(page.events)
+        if page.next is None:
+            return events
+        cursor = page.next
+
+
+def _identity_events(reader: IdentityReader, person_id: int) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    before: int | None = None
+    while True:
+        page = reader.identity_events(MAX_PAGE, before, person_id)
+        found.extend(page)
+        if len(page) < MAX_PAGE:
+            return found
+        before = page[-1]["id"]
+
+
+def _alerts(conn: sqlite3.Connection, persons: list[int]) -> list[dict[str, Any]]:
+    if not has_table(conn, "alert_outbox"):
+        return []
+    return [{**a.public(), "payload": a.payload} for a in outbox.for_persons(conn, persons)]
+
+
+def _other_rows(conn: sqlite3.Connection, persons: list[int]) -> dict[str, list[dict[str, Any]]]:
+    marks = ",".join("?" * len(persons))
+    found = {}
+    for table in other_person_tables(conn):
+        cursor = conn.execute(f"SELECT * FROM {table} WHERE person_id IN ({marks})", persons)
+        names = [d[0] for d in cursor.description]
+        found[table] = [
+            {n: v.hex() if isinstance(v, bytes) else v for n, v in zip(names, row, strict=True)}
+            for row in cursor.fetchall()
+        ]
+    return found
+
+
+def _raw(event: StoredEvent) -> dict[str, Any]:
+    return {
+        "seq": event.seq,
+        "source": event.source,
+        "received_at": event.received_at,
+        "timestamp": event.timestamp,
+        "ip": event.ip,
+        "user_agent": event.user_agent,
+        "event": orjson.loads(event.body),
+    }

@@ -1,0 +1,96 @@
+"""The admin API's privacy calls, mounted by the read API beside its own routes.
+
+- `POST /api/erasures` with `{"email": ...}` or `{"user_id": ...}` (and optionally
+  `"requested_by"`, recorded in the audit entry) queues an erasure: 202 and its id. The worker
+  carries it out between batches.
+- `GET /api/erasures/{id}`: its state, step, and once done the counts of what was erased.
+- `GET /api/persons/{id}/export`: everything held about the person, as one JSON document.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Awaitable, Callable
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from bond.config import Config
+from bond.errors import BadRequest, NotFound
+from bond.http import json_response
+from bond.storage.eventlog import SqliteEventLog
+from bond.storage.sqlite import connect
+from engine.privacy import requests
+from engine.privacy.erase import asked_forms
+from engine.privacy.export import export_person
+from engine.privacy.schema import migrate_privacy
+from engine.schema import migrate_identity
+from engine.timeline import IdentityReader
+
+Handler = Callable[[Request], Awaitable[Response]]
+MAX_REQUESTED_BY = 100
+
+
+def privacy_routes(
+    config: Config,
+    reader: Callable[[], IdentityReader],
+    guarded: Callable[[Handler], Handler],
+) -> list[Route]:
+    queues: list[sqlite3.Connection] = []
+    logs: list[SqliteEventLog] = []
+
+    def queue() -> sqlite3.Connection:
+        # The read API's own connection is read-only; queuing is the one write it makes.
+        if not queues:
+            conn = connect(config.state_db, durable=False)
+            migrate_identity(conn)
+            migrate_privacy(conn)
+            queues.append(conn)
+        return queues[0]
+
+    def event_log() -> SqliteEventLog:
+        if not logs:
+            logs.append(SqliteEventLog(config.events_db))
+        return logs[0]
+
+    async def create_erasure(request: Request) -> Response:
+        try:
+            body = orjson.loads(await request.body())
+        except orjson.JSONDecodeError:
+            raise BadRequest('the body must be JSON: {"email": ...} or {"user_id": ...}') from None
+        if not isinstance(body, dict):
+            raise BadRequest("the body must be a JSON object")
+        kinds: list[requests.Kind] = [k for k in ("email", "user_id") if k in body]
+        if len(kinds) != 1 or not isinstance(body[kinds[0]], str):
+            raise BadRequest("give exactly one of email or user_id, as a string")
+        kind, value = kinds[0], body[kinds[0]]
+        if not asked_forms(kind, value):
+            raise BadRequest(f"that {kind} is not a valid {kind.replace('_', ' ')}")
+        by = body.get("requested_by", "admin")
+        if not isinstance(by, str) or not by or len(by) > MAX_REQUESTED_BY:
+            raise BadRequest(f"requested_by must be a string of 1 to {MAX_REQUESTED_BY} characters")
+        request_id = requests.enqueue(queue(), kind, value, f"api:{by}")
+        return json_response(
+            {"id": request_id, "state": "queued", "url": f"/api/erasures/{request_id}"}, 202
+        )
+
+    async def get_erasure(request: Request) -> Response:
+        found = requests.public(queue(), int(request.path_params["erasure_id"]))
+        if found is None:
+            raise NotFound(f"no erasure {request.path_params['erasure_id']}")
+        return json_response(found)
+
+    async def export(request: Request) -> Response:
+        requested = int(request.path_params["person_id"])
+        document = export_person(reader().conn, event_log(), requested)
+        if document is None:
+            raise NotFound(f"no person {requested}")
+        return json_response(document)
+
+    return [
+        Route("/api/erasures", guarded(create_erasure), methods=["POST"]),
+        Route("/api/erasures/{erasure_id:int}", guarded(get_erasure)),
+        Route("/api/persons/{person_id:int}/export", guarded(export)),
+    ]
