@@ -84,7 +84,8 @@ class Eraser:
 
     def _erase_state(self, request: requests.Request, plan: Plan) -> None:
         with self._transaction():
-            counts = {**plan.counts, **erase_state(self.conn, self.keys, plan)}
+            erased = {**plan.counts, **erase_state(self.conn, self.keys, plan)}
+            counts = {name: n for name, n in erased.items() if n}
             result = {"found": plan.found, "persons": len(plan.persons), "counts": counts}
             audit.record(
                 self.conn,
