@@ -1,8 +1,9 @@
 """The read API: persons, stitched timelines and identity events, for the admin token only.
 
-Its routes live under /api, so the app can sit beside the collector (which owns /v1 and the
-SDK paths): `Mount("", app=create_read_app(config))` as the collector's last route, or alone
-under `bond api`. It opens state.db on first use, so it needs no lifespan of its own.
+Its routes live under /api, and the live dashboard (engine/dashboard) under /dashboard, so the
+app can sit beside the collector (which owns /v1 and the SDK paths):
+`Mount("", app=create_read_app(config))` as the collector's last route, or alone under
+`bond api`. It opens state.db on first use, so it needs no lifespan of its own.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from collections.abc import Awaitable, Callable
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
 
 from bond.config import Config
 from bond.errors import BadRequest, Forbidden, NotFound, RequestError, Unauthorized
@@ -23,6 +24,7 @@ from bond.http import handle_request_error, json_response
 from bond.metrics import Counter, Registry
 from bond.storage.sqlite import connect
 from engine.alerts import outbox
+from engine.dashboard.app import create_dashboard
 from engine.households.store import person_households
 from engine.privacy.routes import privacy_routes
 from engine.schema import migrate_identity
@@ -131,6 +133,9 @@ def create_read_app(config: Config) -> Starlette:
             changes.inc(n, kind, reason)
         return PlainTextResponse(registry.render(), media_type="text/plain; version=0.0.4")
 
+    async def home(request: Request) -> Response:
+        return RedirectResponse("/dashboard/", 303)
+
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         return json_response({"error": "http_error", "reason": str(exc.detail)}, exc.status_code)
@@ -146,6 +151,8 @@ def create_read_app(config: Config) -> Starlette:
             Route("/api/status", guarded(status)),
             Route("/api/metrics", guarded(metrics)),
             *privacy_routes(config, reader, guarded),
+            Route("/", home),
+            Mount("/dashboard", app=create_dashboard(config, reader)),
         ],
         exception_handlers={RequestError: handle_request_error, HTTPException: http_error},
     )
@@ -201,4 +208,12 @@ def serve_read_api(config: Config, *, host: str, port: int) -> None:
 
     app = create_read_app(config)
     log("listening", app="read_api", url=f"http://{host}:{port}/api")
-    uvicorn.run(app, host=host, port=port, access_log=False, log_level="warning")
+    # An open dashboard's live feed never ends by itself; on shutdown it gets two seconds.
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        access_log=False,
+        log_level="warning",
+        timeout_graceful_shutdown=2,
+    )

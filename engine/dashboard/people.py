@@ -1,0 +1,122 @@
+"""People: who an id is, search, a person's page, their stitched timeline and their orders.
+
+Everything is read through `IdentityReader` (and the alert module's notion of an order's value,
+so the dashboard and the Discord alerts agree), never from identity columns directly.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bond.errors import BadRequest, NotFound
+from engine.alerts.person import _order_value
+from engine.dashboard.households import member_count
+from engine.dashboard.labels import label_of
+from engine.dashboard.stitches import labelled
+from engine.timeline import MAX_PAGE, Cursor, IdentityReader, StitchRange
+
+# Orders are found among this many newest events: a person page costs the same for a person
+# with a very long history (the alert module reads the same window).
+ORDER_SCAN = 5000
+
+
+def search(reader: IdentityReader, query: str) -> int:
+    """The person an email, user id or anonymous id belongs to."""
+    text = query.strip()
+    if not text:
+        raise BadRequest("type an email, a user id or an anonymous id")
+    found = reader.find(email=text) or reader.find(user_id=text) or reader.find(anonymous_id=text)
+    if found is None:
+        raise NotFound("nobody has that email, user id or anonymous id")
+    return found
+
+
+def person_page(reader: IdentityReader, person_id: int) -> dict[str, Any]:
+    profile = reader.profile(person_id)
+    if profile is None:
+        raise NotFound(f"no person {person_id}")
+    changes = labelled(reader, reader.identity_events(20, person_id=person_id))
+    ranges = reader.stitch_ranges(person_id) if profile["identified"] else []
+    return {
+        **profile,
+        "label": label_of(profile),
+        "identity_events": changes,
+        "household_members": member_count(reader, person_id),
+        # Per anonymous browser range: when it was identified (None: all of it came stitched).
+        "browsers": [
+            {
+                "anonymous_id": r.anonymous_id,
+                "identified_at": r.identified_from.ts if r.identified_from else None,
+            }
+            for r in ranges
+        ],
+    }
+
+
+def timeline_page(
+    reader: IdentityReader, person_id: int, limit: int, before: Cursor | None
+) -> dict[str, Any]:
+    """A newest-first page of the stitched timeline; each event says whether it was stitched."""
+    profile = reader.profile(person_id)
+    if profile is None:
+        raise NotFound(f"no person {person_id}")
+    page = reader.timeline(person_id, limit, before)
+    ranges = reader.stitch_ranges(person_id) if profile["identified"] else []
+    for event in page.events:
+        event["stitched"] = stitched(event, ranges)
+    return {
+        "person_id": person_id,
+        "identified": profile["identified"],
+        "event_count": profile["event_count"],
+        "events": page.events,
+        "next": page.next.encode() if page.next else None,
+    }
+
+
+def stitched(event: dict[str, Any], ranges: list[StitchRange]) -> bool:
+    """Whether an identified person's event happened while its browser was still anonymous."""
+    anonymous_id, at = event["anonymous_id"], Cursor(event["timestamp"], event["seq"])
+    for r in ranges:
+        if r.anonymous_id == anonymous_id and r.start_ts <= at.ts < r.end_ts:
+            return r.identified_from is None or at < r.identified_from
+    return False
+
+
+def orders(reader: IdentityReader, person_id: int) -> dict[str, Any]:
+    """The person's orders among their newest ORDER_SCAN events, newest first, and their total."""
+    found: list[dict[str, Any]] = []
+    scanned, cursor = 0, None
+    while scanned < ORDER_SCAN:
+        page = reader.timeline(person_id, MAX_PAGE, cursor)
+        scanned += len(page.events)
+        for event in page.events:
+            value = _order_value(event)
+            if value is not None:
+                props = event.get("properties") or {}
+                found.append(
+                    {
+                        "seq": event["seq"],
+                        "timestamp": event["timestamp"],
+                        "order_id": props.get("order_id"),
+                        "value": value,
+                        "currency": props.get("currency"),
+                        "products": _product_names(props.get("products")),
+                    }
+                )
+        cursor = page.next
+        if cursor is None:
+            break
+    return {
+        "person_id": person_id,
+        "orders": found,
+        "total": round(sum(o["value"] for o in found), 2),
+        "complete": cursor is None,
+        "scanned": scanned,
+    }
+
+
+def _product_names(products: Any) -> list[str]:
+    if not isinstance(products, list):
+        return []
+    names = (p.get("name") or p.get("product_id") for p in products if isinstance(p, dict))
+    return [str(n) for n in names if n]

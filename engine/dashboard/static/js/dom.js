@@ -1,0 +1,57 @@
+// Building the page. Every string goes in as text (a text node or an attribute value), never
+// as HTML, so whatever a browser sent us (a product name, an email) is shown literally.
+
+const SVG_NS = 'http://www.w3.org/2000/svg';
+
+function build(node, props, children) {
+  for (const [key, value] of Object.entries(props || {})) {
+    if (value == null || value === false) continue;
+    if (key === 'class') node.setAttribute('class', value);
+    else if (key.startsWith('on')) node.addEventListener(key.slice(2), value);
+    else node.setAttribute(key, value === true ? '' : String(value));
+  }
+  append(node, children);
+  return node;
+}
+
+export function el(tag, props, ...children) {
+  return build(document.createElement(tag), props, children);
+}
+
+export function svg(tag, props, ...children) {
+  return build(document.createElementNS(SVG_NS, tag), props, children);
+}
+
+export function append(node, children) {
+  for (const child of children.flat(Infinity)) {
+    if (child == null || child === false) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+export function replace(node, ...children) {
+  node.replaceChildren();
+  return append(node, children);
+}
+
+// A table whose cells carry their column name, so narrow screens can show rows as cards.
+export function table(columns, rows) {
+  return el('div', { class: 'table-wrap' },
+    el('table', { class: 'data' },
+      el('thead', null, el('tr', null, columns.map((c) => el('th', { class: c.class }, c.label)))),
+      el('tbody', null, rows)));
+}
+
+export function row(columns, cells, props) {
+  return el('tr', props, cells.map((cell, i) =>
+    el('td', { 'data-label': columns[i].label, class: columns[i].class }, cell)));
+}
+
+export function empty(title, text) {
+  return el('div', { class: 'empty' }, el('strong', null, title), text);
+}
+
+export function errorBanner(error) {
+  return el('div', { class: 'error-banner', role: 'alert' }, String(error.message || error));
+}

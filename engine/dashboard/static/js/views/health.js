@@ -1,0 +1,93 @@
+// Health: is Bond keeping up? Ingest rate, worker lag, the alert outbox and the collector's
+// counts, each as a small live chart of the last few minutes.
+
+import { get } from '../api.js';
+import { el, replace, errorBanner } from '../dom.js';
+import { lines, sparkline } from '../charts.js';
+import { number } from '../format.js';
+
+const KEEP = 300;
+
+function tile(id, label, unit, color) {
+  const value = el('span', { class: 'stat-value' });
+  const note = el('span', { class: 'stat-note' });
+  const chart = el('div');
+  const node = el('div', { class: 'card stat', id }, el('span', { class: 'stat-label' }, label), value, note, chart);
+  return {
+    node,
+    update(current, series, text) {
+      value.classList.toggle('unknown', current == null);
+      replace(value, current == null ? 'unknown' : number(current), current == null ? null : el('span', { class: 'unit' }, unit));
+      note.textContent = text;
+      replace(chart, sparkline(series, { color, label }));
+    },
+  };
+}
+
+function deltas(history, key) {
+  const out = [];
+  for (let i = 1; i < history.length; i += 1) {
+    const a = history[i - 1].collector;
+    const b = history[i].collector;
+    const seconds = Math.max((history[i].at - history[i - 1].at) / 1000, 0.001);
+    out.push(a && b ? Math.max(b[key] - a[key], 0) / seconds : null);
+  }
+  return out;
+}
+
+export function render(main, { feed }) {
+  let history = [];
+  const ingest = tile('health-ingest', 'Ingest rate', 'events/s', '#4f46e5');
+  const lag = tile('health-lag', 'Worker lag', 'events behind', '#f79009');
+  const outbox = tile('health-outbox', 'Alert outbox', 'pending', '#0ea5e9');
+  const counts = el('div', { class: 'grid cols-3', id: 'health-counts' });
+  const chart = el('div', { class: 'card-body' });
+
+  const count = (label, value, cls) => el('div', { class: 'card stat' },
+    el('span', { class: 'stat-label' }, el('span', { class: `swatch ${cls}` }), ' ', label),
+    el('span', { class: `stat-value${value == null ? ' unknown' : ''}`, 'data-count': cls }, value == null ? 'unknown' : number(value)),
+    el('span', { class: 'stat-note' }, value == null ? 'the collector cannot be reached' : 'since the collector started'));
+
+  const draw = () => {
+    if (!history.length) return;
+    const now = history[history.length - 1];
+    ingest.update(now.ingest_rate, history.map((h) => h.ingest_rate), `log head at seq ${number(now.log_head)}`);
+    lag.update(now.lag, history.map((h) => h.lag), `worker applied through seq ${number(now.offset)}`);
+    outbox.update(now.outbox_pending, history.map((h) => h.outbox_pending), 'alerts waiting for Discord');
+    const c = now.collector;
+    replace(counts,
+      count('Accepted', c && c.accepted, 'accepted'),
+      count('Rejected', c && c.rejected, 'rejected'),
+      count('Deduplicated', c && c.deduplicated, 'deduplicated'));
+    replace(chart, lines([
+      { values: deltas(history, 'accepted'), color: '#12b76a' },
+      { values: deltas(history, 'rejected'), color: '#f04438' },
+      { values: deltas(history, 'deduplicated'), color: '#98a2b3' },
+    ], { label: 'Collector events per second' }));
+  };
+
+  replace(main,
+    el('div', { class: 'page-head' }, el('div', null, el('h1', null, 'Health'),
+      el('p', null, 'Whether Bond keeps up: what comes in, how far the worker is behind the event log, and what waits to be sent. The last five minutes, live.'))),
+    el('div', { class: 'stack' },
+      el('div', { class: 'grid cols-3' }, ingest.node, lag.node, outbox.node),
+      counts,
+      el('section', { class: 'card' },
+        el('div', { class: 'card-head' }, el('h2', null, 'Collector, events per second'),
+          el('div', { class: 'legend' },
+            el('span', null, el('span', { class: 'swatch accepted' }), 'accepted'),
+            el('span', null, el('span', { class: 'swatch rejected' }), 'rejected'),
+            el('span', null, el('span', { class: 'swatch deduplicated' }), 'deduplicated'))),
+        chart)));
+
+  get('health').then((body) => {
+    history = body.history.concat(history.filter((h) => h.at > (body.history.at(-1) || { at: 0 }).at)).slice(-KEEP);
+    draw();
+  }).catch((error) => replace(counts, errorBanner(error)));
+
+  return feed.on('health', (sample) => {
+    if (history.length && history[history.length - 1].at === sample.at) return;
+    history = history.concat([sample]).slice(-KEEP);
+    draw();
+  });
+}

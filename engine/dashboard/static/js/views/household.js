@@ -1,0 +1,96 @@
+// One household: each member drawn as a picture (when in the day they are active, on which
+// devices, in which categories), each order with its member probabilities, and drift events.
+
+import { get } from '../api.js';
+import { el, replace, row, table, errorBanner } from '../dom.js';
+import { activityCurves, bars, memberClass, memberColor, probabilityBar } from '../charts.js';
+import { dateTime, number, percent, shortDate } from '../format.js';
+import { personName } from '../who.js';
+
+function hourLabel(hour) {
+  const h = Math.floor(hour);
+  const m = Math.round((hour - h) * 60 / 15) * 15;
+  return `${String(h % 24).padStart(2, '0')}:${String(m % 60).padStart(2, '0')}`;
+}
+
+function memberCard(member, index) {
+  const color = memberColor(index);
+  return el('section', { class: 'card member', 'data-member': member.member },
+    el('div', { class: 'member-head' }, el('span', { class: `avatar ${memberClass(index)}` }, String(index + 1)),
+      el('div', null, el('h3', null, `Member ${index + 1}`),
+        el('span', { class: 'muted' }, `${percent(member.share)} of sessions · usually around ${hourLabel(member.typical_hour)}`))),
+    el('div', null, el('div', { class: 'section-label' }, 'When'),
+      bars([
+        { label: 'Weekdays', value: 1 - member.weekend_share, color },
+        { label: 'Weekends', value: member.weekend_share, color },
+      ])),
+    el('div', null, el('div', { class: 'section-label' }, 'Devices'),
+      member.devices.length ? bars(member.devices.map((d) => ({ label: `${d.type} …${d.device.slice(-6)}`, value: d.share, color })))
+        : el('span', { class: 'faint' }, 'none yet')),
+    el('div', null, el('div', { class: 'section-label' }, 'Categories'),
+      member.top_categories.length ? bars(member.top_categories.map((c) => ({ label: c.category, value: c.share, color })))
+        : el('span', { class: 'faint' }, 'none yet')));
+}
+
+const ORDER_COLUMNS = [
+  { label: 'When' }, { label: 'Order' }, { label: 'Most likely' }, { label: 'Member probabilities', class: 'wrap' },
+];
+
+function orderRow(attribution, indexOf) {
+  const ids = Object.keys(attribution.probabilities);
+  const parts = ids.map((id) => {
+    const index = indexOf.get(Number(id));
+    return {
+      id,
+      value: attribution.probabilities[id],
+      color: index == null ? '#98a2b3' : memberColor(index),
+      cls: index == null ? 'former' : memberClass(index),
+    };
+  });
+  const name = (id) => (indexOf.has(Number(id)) ? `Member ${indexOf.get(Number(id)) + 1}` : `Former member ${id}`);
+  return row(ORDER_COLUMNS, [
+    el('span', { class: 'time' }, shortDate(attribution.timestamp)),
+    attribution.order_id ? el('span', { class: 'mono' }, String(attribution.order_id)) : '—',
+    el('strong', null, `${name(attribution.member)} · ${percent(attribution.probability)}`),
+    el('div', { class: 'prob' }, probabilityBar(parts),
+      el('div', { class: 'prob-legend' }, parts.map((p) => el('span', null,
+        el('span', { class: `swatch ${p.cls}` }), `${name(p.id)} ${percent(p.value)}`)))),
+  ], { 'data-order': attribution.order_id || '' });
+}
+
+export function render(main, _context, [id]) {
+  replace(main, el('div', { class: 'empty' }, 'Loading…'));
+  get(`households/${id}`).then((household) => {
+    if (String(household.person_id) !== String(id)) {
+      location.replace(`#/households/${household.person_id}`);
+      return;
+    }
+    const members = household.members;
+    const indexOf = new Map(members.map((m, i) => [m.member, i]));
+    const orders = household.attributions.slice().reverse();
+    replace(main,
+      el('a', { class: 'crumb', href: '#/households' }, '← Households'),
+      el('div', { class: 'page-head' },
+        el('div', null, el('h1', null, `Household of ${personName(household.person)}`),
+          el('p', null, `${number(members.length)} members told apart by behaviour · ${number(orders.length)} orders attributed · `,
+            el('a', { href: `#/people/${household.person.id}` }, 'account timeline')))),
+      el('div', { class: 'stack' },
+        el('section', { class: 'card' },
+          el('div', { class: 'card-head' }, el('h2', null, 'Activity by local hour'),
+            el('div', { class: 'legend' }, members.map((m, i) => el('span', null, el('span', { class: `swatch ${memberClass(i)}` }), `Member ${i + 1}`)))),
+          el('div', { class: 'card-body' }, members.length ? activityCurves(members)
+            : el('span', { class: 'faint' }, 'Not enough sessions to tell members apart yet.'))),
+        el('div', { class: 'members', id: 'members' }, members.map(memberCard)),
+        el('section', { class: 'card', id: 'conversions' },
+          el('div', { class: 'card-head' }, el('h2', null, 'Conversions'), el('p', null, 'Who most likely placed each order, with every member\'s probability')),
+          orders.length ? table(ORDER_COLUMNS, orders.map((a) => orderRow(a, indexOf)))
+            : el('div', { class: 'card-body faint' }, 'No orders yet')),
+        el('section', { class: 'card' },
+          el('div', { class: 'card-head' }, el('h2', null, 'Drift'), el('p', null, 'When the household\'s behaviour changed (someone moved in or out)')),
+          household.drift.length ? el('ul', { class: 'feed-list' }, household.drift.map((d) => el('li', { class: 'feed-item' },
+            el('span', { class: 'time' }, dateTime(d.at_ms)),
+            el('div', { class: 'feed-main' }, el('div', { class: 'feed-title' }, 'Behaviour changed'),
+              el('div', { class: 'feed-sub' }, `${number(d.sessions_since_change)} sessions ago · p = ${d.p_value.toPrecision(2)} · ${d.members_before} members before`)), null)))
+            : el('div', { class: 'card-body faint' }, 'No change detected'))));
+  }).catch((error) => replace(main, errorBanner(error)));
+}
