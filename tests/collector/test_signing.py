@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import os
 import re
 import sqlite3
@@ -22,22 +20,14 @@ import pytest
 from bond.config import load
 from bond.errors import ConfigError
 from conftest import ROOT, WRITE_KEY, Collector
+from tests.signing_support import sign as signature_of
+from tests.signing_support import sources
 
 SECRET = "shop-signing-secret"
 OPTIONAL_SECRET = "optional-signing-secret"
 SIGNED = "signed-key"
 OPTIONAL = "optional-key"
-SOURCES = f"""
-[[sources]]
-name = "open"
-write_key = "replaced-by-BOND_WRITE_KEY"
-
-[[sources]]
-name = "signed"
-write_key = "{SIGNED}"
-require_signed_identify = true
-signing_secret = "{SECRET}"
-
+SOURCES = f"""{sources(SIGNED, SECRET)}
 [[sources]]
 name = "optional"
 write_key = "{OPTIONAL}"
@@ -46,7 +36,7 @@ signing_secret = "{OPTIONAL_SECRET}"
 
 
 def sign(value: str, secret: str = SECRET) -> str:
-    return hmac.new(secret.encode(), value.encode(), hashlib.sha256).hexdigest()
+    return signature_of(value, secret)
 
 
 @pytest.fixture(scope="module")

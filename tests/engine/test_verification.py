@@ -7,8 +7,6 @@ own browsers and users, and waits for the worker to apply everything it sent.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import itertools
 import sqlite3
 from collections.abc import Iterator
@@ -22,21 +20,13 @@ import orjson
 import pytest
 
 from conftest import WRITE_KEY, BondProcess, Collector, ReadApi, start_worker, wait_until
+from tests.signing_support import sign as signature_of
+from tests.signing_support import sources
 
 SECRET = "engine-test-secret"
 SIGNED = "signed-write-key"
 T0 = 1_780_000_000_000
-CONFIG = f"""
-[[sources]]
-name = "open"
-write_key = "replaced-by-BOND_WRITE_KEY"
-
-[[sources]]
-name = "signed"
-write_key = "{SIGNED}"
-require_signed_identify = true
-signing_secret = "{SECRET}"
-
+CONFIG = f"""{sources(SIGNED, SECRET)}
 [[alerts.rules]]
 name = "any order"
 kind = "event"
@@ -79,7 +69,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 
 def sign(value: str) -> str:
-    return hmac.new(SECRET.encode(), value.encode(), hashlib.sha256).hexdigest()
+    return signature_of(value, SECRET)
 
 
 def event(kind: str, anon: str, signature: str | None = None, **fields: Any) -> dict[str, Any]:
