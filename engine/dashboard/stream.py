@@ -47,7 +47,7 @@ class Position:
     @staticmethod
     def decode(text: str | None) -> Position | None:
         seq, _, stitch = (text or "").partition(".")
-        if not (seq.isdecimal() and stitch.isdecimal()):
+        if not (seq.isascii() and seq.isdigit() and stitch.isascii() and stitch.isdigit()):
             return None
         return Position(int(seq), int(stitch))
 

@@ -1,0 +1,143 @@
+"""People: search, a person's page, the stitched timeline with its anonymous part marked, and
+orders — read through the real worker's state, as the dashboard serves them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bond.errors import BadRequest, NotFound
+from engine.dashboard import people
+from engine.timeline import Cursor
+from tests.engine.dashboard.dashboard_support import Client, HookedEngine, dashboard, log_in
+
+
+@pytest.fixture
+def shop(data_dir: Path) -> Iterator[HookedEngine]:
+    """Ada browses on her laptop, buys, then logs in on her phone; later Bob logs in on the
+    same laptop without a reset (a shared computer)."""
+    engine = HookedEngine(data_dir)
+    engine.page("laptop", 1_000, "/")
+    engine.view("laptop", 2_000, "Indigo Bowl", 32)
+    engine.identify("laptop", 3_000, user="u-ada", email="Ada@Example.com")
+    engine.order("laptop", 4_000, "FK-1", 66)
+    engine.page("laptop", 5_000, "/thanks.html")
+    engine.page("phone", 6_000, "/cart.html")
+    engine.identify("phone", 7_000, email="ada@example.com")
+    engine.page("phone", 8_000, "/account.html")
+    engine.identify("laptop", 9_000, email="bob@example.com")
+    engine.page("laptop", 10_000, "/")
+    engine.run()
+    yield engine
+    engine.close()
+
+
+def marks(engine: HookedEngine, email: str) -> list[tuple[int, str | None, bool]]:
+    person_id = people.search(engine.reader, email)
+    page = people.timeline_page(engine.reader, person_id, 100, None)
+    return [(e["timestamp"], e["anonymous_id"], e["stitched"]) for e in page["events"][::-1]]
+
+
+def test_the_anonymous_past_of_each_browser_is_marked_stitched(shop: HookedEngine) -> None:
+    assert marks(shop, "ada@example.com") == [
+        (1_000, "laptop", True),
+        (2_000, "laptop", True),
+        (3_000, "laptop", False),  # the identify itself
+        (4_000, "laptop", False),
+        (5_000, "laptop", False),
+        (6_000, "phone", True),  # the phone's visit before its login was stitched too
+        (7_000, "phone", False),
+        (8_000, "phone", False),
+    ]
+    # Bob's part of the shared laptop starts at his login: nothing of his was anonymous.
+    assert marks(shop, "bob@example.com") == [(9_000, "laptop", False), (10_000, "laptop", False)]
+
+
+def test_an_anonymous_visitor_has_nothing_stitched(data_dir: Path) -> None:
+    engine = HookedEngine(data_dir)
+    engine.page("tablet", 1_000, "/")
+    engine.run()
+    person_id = people.search(engine.reader, "tablet")
+    page = people.timeline_page(engine.reader, person_id, 10, None)
+    assert [e["stitched"] for e in page["events"]] == [False]
+    assert page["identified"] is False
+    engine.close()
+
+
+def test_search_finds_by_email_user_id_or_anonymous_id(shop: HookedEngine) -> None:
+    ada = people.search(shop.reader, "  ADA@example.com ")
+    assert people.search(shop.reader, "u-ada") == ada
+    assert people.search(shop.reader, "phone") == ada
+    with pytest.raises(NotFound, match="nobody has that email"):
+        people.search(shop.reader, "nobody@example.com")
+    with pytest.raises(BadRequest, match="type an email"):
+        people.search(shop.reader, "   ")
+
+
+def test_the_person_page_names_identifiers_browsers_and_identity_events(
+    shop: HookedEngine,
+) -> None:
+    ada = people.search(shop.reader, "ada@example.com")
+    page = people.person_page(shop.reader, ada)
+    assert page["label"] == {"id": ada, "name": "ada@example.com", "identified": True}
+    assert page["emails"] == ["ada@example.com"]
+    assert page["user_ids"] == ["u-ada"]
+    assert page["anonymous_ids"] == ["laptop", "phone"]
+    assert {b["anonymous_id"]: b["identified_at"] for b in page["browsers"]} == {
+        "laptop": 3_000,
+        "phone": 7_000,
+    }
+    kinds = [(c["kind"], c["reason"]) for c in page["identity_events"]]
+    assert kinds == [("refused", "shared_browser"), ("merged", None), ("identified", None)]
+    refusal = page["identity_events"][0]
+    assert refusal["person"]["name"] == "bob@example.com"
+    assert refusal["other"]["name"] == "ada@example.com"
+    assert page["household_members"] == 0
+
+
+def test_orders_and_their_total_come_from_the_newest_events(shop: HookedEngine) -> None:
+    ada = people.search(shop.reader, "ada@example.com")
+    found = people.orders(shop.reader, ada)
+    assert [(o["order_id"], o["value"], o["currency"]) for o in found["orders"]] == [
+        ("FK-1", 66.0, "EUR")
+    ]
+    assert (found["total"], found["complete"]) == (66.0, True)
+
+
+def test_timeline_pages_follow_each_other_without_gaps(shop: HookedEngine) -> None:
+    ada = people.search(shop.reader, "ada@example.com")
+    seen: list[int] = []
+    cursor = None
+    while True:
+        page = people.timeline_page(shop.reader, ada, 3, cursor)
+        seen += [e["timestamp"] for e in page["events"]]
+        if page["next"] is None:
+            break
+        cursor = Cursor.decode(page["next"])
+    assert seen == [8_000, 7_000, 6_000, 5_000, 4_000, 3_000, 2_000, 1_000]
+
+
+@pytest.fixture
+def client(shop: HookedEngine) -> Iterator[Client]:
+    with dashboard(shop.config) as running:
+        log_in(running)
+        yield running
+
+
+def test_the_api_resolves_merged_ids_and_explains_what_it_cannot_find(
+    client: Client, shop: HookedEngine
+) -> None:
+    merged = next(c for c in shop.reader.identity_events(10) if c["kind"] == "merged")
+    page = client.get(f"/dashboard/api/persons/{merged['other_person_id']}").json()
+    assert page["id"] == merged["person_id"]
+
+    missing = client.get("/dashboard/api/persons/999")
+    assert (missing.status_code, missing.json()["reason"]) == (404, "no person 999")
+    bad = client.get(f"/dashboard/api/persons/{page['id']}/timeline", params={"before": "x"})
+    assert bad.status_code == 400
+    assert "cursor" in bad.json()["reason"]
+    found = client.get("/dashboard/api/people/search", params={"q": "nobody"})
+    assert found.status_code == 404
+    assert "nobody has that" in found.json()["reason"]
