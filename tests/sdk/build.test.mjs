@@ -21,10 +21,27 @@ test('rebuilding from source reproduces the committed sdk/dist byte for byte', (
   const out = mkdtempSync(join(tmpdir(), 'bond-sdk-'));
   try {
     execFileSync(process.execPath, [join(root, 'sdk', 'build.mjs'), out]);
-    assert.deepEqual(readdirSync(out).sort(), readdirSync(dist).sort());
-    for (const f of readdirSync(dist)) assert.ok(readFileSync(join(out, f)).equals(readFileSync(join(dist, f))), f);
+    assert.deepEqual(readdirSync(out).sort(), ['manifest.json', `bond-${version}.min.js`].sort());
+    for (const f of readdirSync(out)) assert.ok(readFileSync(join(out, f)).equals(readFileSync(join(dist, f))), f);
   } finally {
     rmSync(out, { recursive: true });
+  }
+});
+
+// Pinned files are served as immutable for a year and pages pin them with SRI: once released a
+// file never changes. A source change without a version bump fails here, not in users' browsers.
+test('every released SDK file is still served byte for byte, and every served file is a release', async () => {
+  const { createHash } = await import('node:crypto');
+  const releases = JSON.parse(readFileSync(join(root, 'sdk', 'releases.json'), 'utf8'));
+  const served = Object.fromEntries(
+    readdirSync(dist)
+      .filter((f) => f.endsWith('.min.js'))
+      .map((f) => [f.slice('bond-'.length, -'.min.js'.length), readFileSync(join(dist, f))]),
+  );
+  assert.deepEqual(Object.keys(served).sort(), Object.keys(releases).sort());
+  for (const [v, body] of Object.entries(served)) {
+    const sri = 'sha384-' + createHash('sha384').update(body).digest('base64');
+    assert.equal(sri, releases[v], `bond-${v}.min.js changed after its release: bump the version in package.json`);
   }
 });
 
