@@ -45,7 +45,6 @@ class IngestFirst:
             and scope["method"] == "POST"
             and scope["path"].startswith("/v1/")
         ):
-            scope["path_params"] = {"kind": scope["path"][4:]}
             await self.ingest(scope, receive, send)
         else:
             await self.app(scope, receive, send)
@@ -107,6 +106,7 @@ def create_app(config: Config) -> IngestFirst:
         try:
             yield
         finally:
+            ingest.tally.flush()
             await writer.stop()
             event_log.close()
             log("collector_stopped")

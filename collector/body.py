@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import orjson
 from starlette.types import Receive, Scope
@@ -24,8 +24,7 @@ _WANTED = frozenset(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Headers:
+class Headers(NamedTuple):
     """The handful of request headers ingest reads, found in one pass over the raw list."""
 
     content_type: str = ""
@@ -37,19 +36,28 @@ class Headers:
 
     @classmethod
     def of(cls, scope: Scope) -> Headers:
-        found: dict[bytes, str] = {}
-        for name, value in scope["headers"]:
-            if name in _WANTED:
-                found[name] = value.decode("latin-1")
-        length = found.get(b"content-length")
+        found = {name: value for name, value in scope["headers"] if name in _WANTED}
+        get = found.get
+        kind = get(b"content-type", b"")
+        encoding = get(b"content-encoding")
+        length = get(b"content-length")
+        origin = get(b"origin")
+        authorization = get(b"authorization")
+        user_agent = get(b"user-agent")
         return cls(
-            content_type=found.get(b"content-type", "").split(";", 1)[0].strip().lower(),
-            content_encoding=found.get(b"content-encoding", "identity").strip().lower(),
-            content_length=int(length) if length and length.isdigit() else None,
-            origin=found.get(b"origin"),
-            authorization=found.get(b"authorization"),
-            user_agent=found.get(b"user-agent"),
+            _media_type(kind.decode("latin-1")),
+            encoding.decode("latin-1").strip().lower() if encoding is not None else "identity",
+            int(length) if length is not None and length.isdigit() else None,
+            origin.decode("latin-1") if origin is not None else None,
+            authorization.decode("latin-1") if authorization is not None else None,
+            user_agent.decode("latin-1") if user_agent is not None else None,
         )
+
+
+def _media_type(content_type: str) -> str:
+    if content_type in _ACCEPTED_TYPES:  # as senders write it, nearly always
+        return content_type
+    return content_type.split(";", 1)[0].strip().lower()
 
 
 async def read_json(

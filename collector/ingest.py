@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import binascii
 import time
-from collections import Counter as Tally
 from typing import Any
 
 import orjson
@@ -21,7 +20,7 @@ from bond.errors import (
     RequestError,
     Unauthorized,
 )
-from bond.logs import log
+from bond.logs import Tally, log
 from bond.storage.eventlog import NewEvent, RejectedEvent, SqliteEventLog
 from collector.body import Headers, read_json
 from collector.cors import echo_headers
@@ -48,34 +47,31 @@ class Ingest:
         self.signers = signers(config)
         # Its own connection: the writer thread owns the log's.
         self.suppression = SuppressionList(SqliteEventLog(config.events_db))
+        # A clean request is counted into a line a second; anything else gets its own line.
+        self.tally = Tally("ingest_summary")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        kind = scope["path_params"]["kind"]
+        started = time.perf_counter()
+        kind = scope["path"][4:]  # IngestFirst sends POST /v1/* here
         route = "batch" if kind == "batch" else "single"
         headers = Headers.of(scope)
-        # Errors echo the origin too: a browser SDK must see a 401 or 413 to stop retrying.
-        cors = echo_headers(headers.origin)
-        started = time.perf_counter()
+        extra: dict[str, str] = {}
         try:
-            status, body, summary = await self._ingest(scope, receive, kind, headers)
-            extra = cors
+            status, body, notes = await self._ingest(scope, receive, kind, headers, route)
         except RequestError as error:
             status, body = error.status_code, {"error": error.code, "reason": error.reason}
-            summary = {"reason": error.code}
-            extra = {**error.headers, **cors}
-        await _respond(send, status, orjson.dumps(body), extra)
+            notes, extra = {"reason": error.code}, error.headers
+        # Errors echo the origin too: a browser SDK must see a 401 or 413 to stop retrying.
+        await _respond(send, status, orjson.dumps(body), headers.origin, extra)
         self.metrics.requests.inc(1, route, str(status))
-        log(
-            "ingest",
-            route=route,
-            status=status,
-            ms=round((time.perf_counter() - started) * 1000, 2),
-            **summary,
-        )
+        if notes is not None:
+            ms = round((time.perf_counter() - started) * 1000, 2)
+            log("ingest", route=route, status=status, ms=ms, **notes)
 
     async def _ingest(
-        self, scope: Scope, receive: Receive, kind: str, headers: Headers
-    ) -> tuple[int, dict[str, Any], dict[str, Any]]:
+        self, scope: Scope, receive: Receive, kind: str, headers: Headers, route: str
+    ) -> tuple[int, dict[str, Any], dict[str, Any] | None]:
+        """The status, the response body, and what to log about the request (None: routine)."""
         if kind != "batch" and kind not in TYPES:
             raise NotFound(
                 f"no endpoint /v1/{kind}; use /v1/batch or /v1/<{'|'.join(sorted(TYPES))}>"
@@ -97,14 +93,15 @@ class Ingest:
         messages, path_type = self._messages(payload, kind)
         facts, warnings = self._facts(scope, headers, payload, source)
 
+        # Most requests are clean, so what only a problem needs is made on the first problem.
         events: list[NewEvent] = []
         rejected: list[RejectedEvent] = []
         rejections: list[dict[str, Any]] = []
-        codes: Tally[str] = Tally()
-        clamped = 0
+        codes: dict[str, int] = {}
+        identities: IdentityReport | None = None
+        clamped = suppressed = 0
         vet = self.signers[source.write_key].vet
-        identities = IdentityReport(source.name, facts.received_at)
-        suppressing, suppressed = self.suppression.active(), 0
+        suppressing = self.suppression.active()
         for index, message in enumerate(messages):
             try:
                 verdict = vet(message, path_type)
@@ -114,7 +111,7 @@ class Ingest:
                 rejected.append(
                     RejectedEvent(source.name, facts.received_at, exc.reason, orjson.dumps(message))
                 )
-                codes[exc.code] += 1
+                codes[exc.code] = codes.get(exc.code, 0) + 1
                 continue
             if suppressing and self.suppression.blocks(
                 event.anonymous_id, event.user_id, email_in(event.type, message)
@@ -124,44 +121,54 @@ class Ingest:
             events.append(event)
             clamped += was_clamped
             if verdict is not None:
+                if identities is None:
+                    identities = IdentityReport(source.name, facts.received_at)
                 identities.add(index, verdict)
-        await self.writer.submit(events, rejected + identities.rows)
+        if identities is not None:
+            rejected += identities.rows
+        await self.writer.submit(events, rejected)
 
-        for code, count in codes.items():
-            self.metrics.rejected.inc(count, code)
-        if suppressed:
-            self.metrics.suppressed.inc(suppressed)
+        accepted = len(events) + suppressed
+        # A request whose every event was refused is a client bug: say so with a 400.
+        status = 400 if rejections and not accepted else 200
+        body: dict[str, Any] = {
+            "success": accepted > 0,
+            "accepted": accepted,
+            "rejected": rejections,
+        }
         if clamped:
             self.metrics.clamped.inc(clamped)
             warnings.append(
                 f"{clamped} event(s) had a timestamp in the future; set to receipt time"
             )
             log("timestamps_clamped", source=source.name, events=clamped)
-        body: dict[str, Any] = {
-            "success": bool(events) or bool(suppressed),
-            "accepted": len(events) + suppressed,
-            "rejected": rejections,
-        }
         if warnings:
             body["warnings"] = warnings
-        summary: dict[str, Any] = {
+        if identities is not None and identities.verified:
+            self.metrics.identities_verified.inc(identities.verified)
+        if not (codes or suppressed or warnings or (identities and identities.refused)):
+            self.tally.add(f"{source.name} {route} {status}")
+            self.tally.add(f"{source.name} events", len(events))
+            return status, body, None
+
+        notes: dict[str, Any] = {
             "source": source.name,
             "accepted": len(events),
             "rejected": len(rejections),
         }
         if codes:
-            summary["reasons"] = dict(codes)
-        if identities.verified:
-            self.metrics.identities_verified.inc(identities.verified)
-        if identities.refused:
+            notes["reasons"] = codes
+            for code, count in codes.items():
+                self.metrics.rejected.inc(count, code)
+        if suppressed:
+            notes["suppressed"] = suppressed
+            self.metrics.suppressed.inc(suppressed)
+        if identities is not None and identities.refused:
             body["identity_rejected"] = identities.refused
-            summary["identity_rejected"] = dict(identities.codes)
+            notes["identity_rejected"] = dict(identities.codes)
             for code, count in identities.codes.items():
                 self.metrics.identities_rejected.inc(count, code)
-        # A request whose every event was refused is a client bug: say so with a 400.
-        if suppressed:
-            summary["suppressed"] = suppressed
-        return (400 if rejections and not events and not suppressed else 200), body, summary
+        return status, body, notes
 
     def _source(self, headers: Headers, payload: dict[str, Any]) -> Source:
         key = _basic_auth_key(headers.authorization) or payload.get("writeKey")
@@ -212,12 +219,17 @@ class Ingest:
         return facts, warnings
 
 
-async def _respond(send: Send, status: int, body: bytes, headers: dict[str, str]) -> None:
+async def _respond(
+    send: Send, status: int, body: bytes, origin: str | None, headers: dict[str, str]
+) -> None:
     raw_headers = [
         (b"content-type", b"application/json"),
-        (b"content-length", str(len(body)).encode()),
-        *((name.lower().encode(), value.encode()) for name, value in headers.items()),
+        (b"content-length", b"%d" % len(body)),
     ]
+    if origin:
+        headers = {**headers, **echo_headers(origin)}
+    if headers:
+        raw_headers += [(name.lower().encode(), value.encode()) for name, value in headers.items()]
     await send({"type": "http.response.start", "status": status, "headers": raw_headers})
     await send({"type": "http.response.body", "body": body})
 

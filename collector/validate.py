@@ -7,8 +7,8 @@ serialisation, and no work that could be done once per request.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 import orjson
 
@@ -26,8 +26,7 @@ _MAX_MESSAGE_ID = 200
 _EARLIEST_MS = 946_684_800_000  # 2000-01-01
 
 
-@dataclass(frozen=True, slots=True)
-class RequestFacts:
+class RequestFacts(NamedTuple):
     """What is known once per request and shared by all its events."""
 
     source: str

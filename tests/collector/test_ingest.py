@@ -15,7 +15,7 @@ import httpx
 import orjson
 import pytest
 
-from conftest import WRITE_KEY, Collector
+from conftest import WRITE_KEY, Collector, wait_until
 
 TYPES = ["identify", "track", "page", "screen", "group", "alias"]
 
@@ -335,13 +335,38 @@ def test_origin_allowlist_per_source(tmp_path: Path) -> None:
         server.stop()
 
 
-def test_request_logs_are_json_lines_without_secrets(server: Collector) -> None:
-    message = event(traits={"email": "secret.person@example.com"}, type="identify")
-    post(server, "/v1/identify", {**message, "writeKey": WRITE_KEY})
-    post(server, "/v1/track", {**event(), "writeKey": "wrong-key-value"})
+def log_lines(server: Collector, event_name: str) -> list[dict[str, Any]]:
     lines = [orjson.loads(line) for line in server.log.splitlines() if line.startswith("{")]
-    assert any(line["event"] == "ingest" and line["status"] == 200 for line in lines)
-    assert any(line.get("reason") == "unauthorized" for line in lines)
-    assert "secret.person@example.com" not in server.log
-    assert WRITE_KEY not in server.log
-    assert "wrong-key-value" not in server.log
+    return [line for line in lines if line["event"] == event_name]
+
+
+def test_clean_requests_are_counted_each_second_and_problems_get_a_line_each(
+    collector: Collector,
+) -> None:
+    for _ in range(3):
+        message = event(traits={"email": "secret.person@example.com"}, type="identify")
+        assert post(collector, "/v1/identify", {**message, "writeKey": WRITE_KEY}).is_success
+    assert post(collector, "/v1/batch", {"writeKey": WRITE_KEY, "batch": [event()] * 2}).is_success
+    post(collector, "/v1/track", {**event(), "writeKey": "wrong-key-value"})
+    one_bad = [event(), event(anonymousId="undefined")]
+    post(collector, "/v1/batch", {"writeKey": WRITE_KEY, "batch": one_bad})
+
+    def counted() -> dict[str, int]:
+        totals: dict[str, int] = {}
+        for line in log_lines(collector, "ingest_summary"):
+            for key, count in line["counts"].items():
+                totals[key] = totals.get(key, 0) + count
+        return totals
+
+    wait_until(lambda: counted().get("default single 200") == 3, what="the summary line")
+    assert counted() == {"default single 200": 3, "default batch 200": 1, "default events": 5}
+    problems = log_lines(collector, "ingest")
+    assert [(line["status"], line.get("reason")) for line in problems] == [
+        (401, "unauthorized"),
+        (200, None),
+    ]
+    assert problems[1]["accepted"] == 1
+    assert problems[1]["reasons"] == {"missing_id": 1}
+    assert "secret.person@example.com" not in collector.log
+    assert WRITE_KEY not in collector.log
+    assert "wrong-key-value" not in collector.log
