@@ -72,7 +72,7 @@ def live_event(
         "timestamp": event.timestamp,
         "type": event.type,
         "name": short(event.event or body.get("name") or props.get("title")),
-        "page": short(page.get("path") or props.get("path")),
+        "page": short(_path(page) or _path(props)),
         "detail": _detail(event.type, event.event, props),
         "anonymous_id": short(event.anonymous_id),
         "identified": bool(person["identified"]) if person else event.user_id is not None,
@@ -88,6 +88,15 @@ def _detail(type_: str, name: str | None, props: dict[str, Any]) -> str | None:
     if value is not None:
         return f"{value:,.2f} {props.get('currency') or ''}".strip()
     return short(props.get("name") or props.get("product_id"))
+
+
+def _path(where: dict[str, Any]) -> str | None:
+    """A page's path with its query string: /product.html?id=monstera, not just /product.html."""
+    path = where.get("path")
+    if not isinstance(path, str):
+        return None
+    search = where.get("search")
+    return path + search if isinstance(search, str) and search.startswith("?") else path
 
 
 def _object(value: Any) -> dict[str, Any]:

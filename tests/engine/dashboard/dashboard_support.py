@@ -44,14 +44,11 @@ class HookedEngine(Engine):
         self.worker = Worker(self.config, default_hooks(self.config))
         self.reader = IdentityReader(self.worker.conn)
 
-    def page(self, anon: str, ts: int, path: str, **extra: Any) -> None:
+    def page(self, anon: str, ts: int, path: str, search: str = "") -> None:
+        where = {"path": path, "search": search}
+        title = f"{path} · Fern & Kiln"
         self.send(
-            "page",
-            anon=anon,
-            ts=ts,
-            properties={"path": path, "title": f"{path} · Fern & Kiln"},
-            context={"page": {"path": path}},
-            **extra,
+            "page", anon=anon, ts=ts, properties={**where, "title": title}, context={"page": where}
         )
 
     def view(self, anon: str, ts: int, name: str, price: float = 24.0) -> None:

@@ -13,7 +13,7 @@ XSS = "<img src=x onerror=alert(1)>"
 
 def test_each_event_comes_with_its_page_its_detail_and_its_person(data_dir: Path) -> None:
     engine = HookedEngine(data_dir)
-    engine.page("laptop", 1_000, "/catalogue.html")
+    engine.page("laptop", 1_000, "/catalogue.html", "?category=plants")
     engine.view("laptop", 2_000, XSS)
     engine.identify("laptop", 3_000, email="ada@example.com")
     engine.order("laptop", 4_000, "FK-1", 1234.5)
@@ -23,7 +23,7 @@ def test_each_event_comes_with_its_page_its_detail_and_its_person(data_dir: Path
     shown = live_events(tail.latest(10), engine.reader, engine.worker.offset)
 
     assert [(e["type"], e["name"], e["page"], e["detail"]) for e in shown] == [
-        ("page", "/catalogue.html · Fern & Kiln", "/catalogue.html", None),
+        ("page", "/catalogue.html · Fern & Kiln", "/catalogue.html?category=plants", None),
         ("track", "Product Viewed", None, XSS),  # as sent: the page puts it in as text
         ("identify", None, None, None),
         ("track", "Order Completed", None, "1,234.50 EUR"),

@@ -1,6 +1,8 @@
 // The live feed: one EventSource for the whole page. It keeps the newest events so that
 // switching views does not lose them, and tells each view what arrives.
 
+import { get } from './api.js';
+
 const KEEP = 500;
 
 export class Feed {
@@ -17,9 +19,16 @@ export class Feed {
     url.searchParams.set('from', position);
     this.source = new EventSource(url);
     this.source.addEventListener('open', () => this.setStatus('live', 'Live'));
-    this.source.addEventListener('error', () => this.setStatus(
-      this.source.readyState === EventSource.CLOSED ? 'down' : 'connecting',
-      this.source.readyState === EventSource.CLOSED ? 'Disconnected' : 'Reconnecting'));
+    this.source.addEventListener('error', () => {
+      if (this.source.readyState !== EventSource.CLOSED) {
+        this.setStatus('connecting', 'Reconnecting');
+        return;
+      }
+      this.setStatus('down', 'Disconnected');
+      // The browser gives up on an answer other than a stream, such as an ended session:
+      // asking for the session sends the page back to the login when that is why.
+      get('session').catch(() => {});
+    });
     this.source.addEventListener('events', (e) => {
       const events = JSON.parse(e.data).reverse();
       this.events = events.concat(this.events).slice(0, KEEP);

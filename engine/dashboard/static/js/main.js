@@ -30,7 +30,9 @@ let leave = null;
 function route() {
   const match = ROUTES.map(([pattern, ...rest]) => [location.hash.match(pattern), ...rest]).find(([m]) => m);
   if (!match) {
-    location.replace('#/live');
+    // Rewritten in place, not navigated: a navigation the user starts meanwhile must win.
+    history.replaceState(null, '', '#/live');
+    route();
     return;
   }
   const [found, view, tab, title] = match;
@@ -38,7 +40,7 @@ function route() {
   for (const link of document.querySelectorAll('.tabs a')) {
     if (link.dataset.view === tab) {
       link.setAttribute('aria-current', 'page');
-      link.scrollIntoView({ block: 'nearest', inline: 'nearest' });
+      link.scrollIntoView({ block: 'nearest', inline: 'center' });
     } else {
       link.removeAttribute('aria-current');
     }

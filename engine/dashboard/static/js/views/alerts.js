@@ -15,7 +15,7 @@ const COLUMNS = [
 
 function delivery(alert) {
   if (alert.state === 'sent') return el('span', { class: 'muted' }, `sent ${shortDate(alert.sent_at)}`);
-  if (alert.last_error) return el('span', { class: alert.state === 'failed' ? 'form-error' : 'muted' }, alert.last_error);
+  if (alert.last_error) return el('span', { class: alert.state === 'failed' ? 'failed-reason' : 'muted' }, alert.last_error);
   return el('span', { class: 'faint' }, 'waiting for its turn');
 }
 

@@ -41,7 +41,7 @@ export function render(main, { feed }) {
   const lag = tile('health-lag', 'Worker lag', 'events behind', '#f79009');
   const outbox = tile('health-outbox', 'Alert outbox', 'pending', '#0ea5e9');
   const counts = el('div', { class: 'grid cols-3', id: 'health-counts' });
-  const chart = el('div', { class: 'card-body' });
+  const chart = el('div', { class: 'card-body', id: 'health-chart' });
 
   const count = (label, value, cls) => el('div', { class: 'card stat' },
     el('span', { class: 'stat-label' }, el('span', { class: `swatch ${cls}` }), ' ', label),
@@ -59,11 +59,18 @@ export function render(main, { feed }) {
       count('Accepted', c && c.accepted, 'accepted'),
       count('Rejected', c && c.rejected, 'rejected'),
       count('Deduplicated', c && c.deduplicated, 'deduplicated'));
-    replace(chart, lines([
+    const series = [
       { values: deltas(history, 'accepted'), color: '#12b76a' },
       { values: deltas(history, 'rejected'), color: '#f04438' },
       { values: deltas(history, 'deduplicated'), color: '#98a2b3' },
-    ], { label: 'Collector events per second' }));
+    ];
+    const peak = Math.max(0, ...series.flatMap((s) => s.values.map((v) => v || 0)));
+    const span = Math.round((now.at - history[0].at) / 1000);
+    replace(chart, history.length < 3 ? el('p', { class: 'faint' }, 'Collecting the first seconds…') : [
+      lines(series, { label: 'Collector events per second' }),
+      el('div', { class: 'axis' }, el('span', null, span < 120 ? `${span} s ago` : `${Math.round(span / 60)} min ago`),
+        el('span', null, `peak ${number(peak)} events/s`), el('span', null, 'now')),
+    ]);
   };
 
   replace(main,

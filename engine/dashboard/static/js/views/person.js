@@ -11,7 +11,8 @@ const PAGE = 50;
 function title(event) {
   if (event.type === 'page') {
     const props = event.properties || {};
-    return ['Viewed ', el('span', { class: 'mono' }, props.path || props.url || props.name || 'a page')];
+    const where = props.path ? `${props.path}${props.search || ''}` : props.url || props.name || 'a page';
+    return ['Viewed ', el('span', { class: 'mono' }, where)];
   }
   if (event.type === 'identify') {
     const email = (event.traits || {}).email;
@@ -155,7 +156,7 @@ export function render(main, { feed }, [id]) {
     reload().catch((error) => replace(timeline, errorBanner(error)));
     get(`persons/${id}/orders`).then((found) => {
       const currency = found.orders.length ? found.orders[0].currency : null;
-      ordersValue.textContent = money(found.total, currency);
+      ordersValue.textContent = found.orders.length ? money(found.total, currency) : 'none yet';
       replace(orders, found.orders.length ? el('ul', { class: 'feed-list' }, found.orders.map((o) =>
         el('li', { class: 'feed-item' }, el('span', { class: 'time' }, shortDate(o.timestamp)),
           el('div', { class: 'feed-main' }, el('div', { class: 'feed-title' }, o.order_id ? String(o.order_id) : 'Order'),
