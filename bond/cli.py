@@ -120,6 +120,18 @@ def _parser() -> argparse.ArgumentParser:
         "--trials", type=int, default=20, help="identifies per history size (default 20)"
     )
     stitch.set_defaults(run=_bench_stitch)
+    dashboard = bench_kinds.add_parser(
+        "dashboard", help="what each dashboard page asks of the read API: 10,000 vs 1M events"
+    )
+    dashboard.add_argument("--json", action="store_true", help="print one JSON object")
+    dashboard.add_argument(
+        "--events", type=int, default=1_000_000, help="events in the large state (default 1M)"
+    )
+    dashboard.add_argument("--repeat", type=int, default=50, help="calls per measurement")
+    dashboard.add_argument(
+        "--keep", metavar="DIR", help="build the states here and reuse them on the next run"
+    )
+    dashboard.set_defaults(run=_bench_dashboard)
 
     simulate = commands.add_parser(
         "simulate",
@@ -234,6 +246,12 @@ def _bench_stitch(args: argparse.Namespace, config: Config) -> int:
     from engine.bench import run
 
     return run(trials=args.trials, as_json=args.json)
+
+
+def _bench_dashboard(args: argparse.Namespace, config: Config) -> int:
+    from engine.dashboard.bench import run
+
+    return run(events=args.events, keep=args.keep, repeat=args.repeat, as_json=args.json)
 
 
 def _simulate(args: argparse.Namespace, config: Config) -> int:
