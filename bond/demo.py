@@ -160,6 +160,7 @@ def run_demo(
             f"Bond demo on {data_dir}\n"
             f"  storefront  {shop.url}/\n"
             f"  collector   {collector_url}/  (SDK at {collector_url}/sdk/v1/bond.js)\n"
+            f"  dashboard   http://{host}:{api_port}/dashboard/  (log in with the admin token)\n"
             f"  read API    {api_url}/status  (Bearer admin token: {token_source})\n"
             f"  logs        {logs}/\n"
             "Press Ctrl-C to stop.",
