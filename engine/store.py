@@ -112,7 +112,9 @@ class IdentityStore:
         self.dirty_segments: dict[int, Segment] = {}
         self.new_browsers: list[Browser] = []
         self.new_identifiers: list[tuple[str, bytes, int, int, bytes]] = []
-        self.timeline: list[tuple[int, int, int, str, str | None, bytes]] = []
+        # (browser_id, ts, seq, type, name) and (owner, data), sealed together at flush.
+        self.timeline: list[tuple[int, int, int, str, str | None]] = []
+        self.timeline_data: list[tuple[int, bytes]] = []
         # Persons whose traits or identity changed need their whole row written; the others
         # (most of a batch) only had their counters move.
         self.rewrite_persons: set[int] = set()
@@ -306,13 +308,13 @@ class IdentityStore:
         data: bytes,
         person_id: int,
     ) -> None:
-        """Queue an event's timeline row, its data sealed with the key of its owner now.
+        """Queue an event's timeline row; its data is sealed with the key of its owner now.
 
         A later merge leaves the blob sealed with that key; the key lives as long as the person
         it was folded into (see engine/privacy/keys.py).
         """
-        sealed = self.keys.seal(person_id, data, crypto.TIMELINE)
-        self.timeline.append((browser_id, ts, seq, type_, name, sealed))
+        self.timeline.append((browser_id, ts, seq, type_, name))
+        self.timeline_data.append((person_id, data))
 
     # -- writing back -------------------------------------------------------------------------
 
@@ -340,7 +342,10 @@ class IdentityStore:
                         p.first_seen,
                         p.last_seen,
                         p.event_count,
-                        self.keys.seal(p.id, orjson.dumps(p.traits), crypto.TRAITS),
+                        # Most persons never get traits: nothing to seal, nothing to hide.
+                        self.keys.seal(p.id, orjson.dumps(p.traits), crypto.TRAITS)
+                        if p.traits
+                        else b"",
                     )
                     for p in persons
                     if p.id in self.rewrite_persons
@@ -361,12 +366,13 @@ class IdentityStore:
 
     def _flush_timeline(self) -> None:
         if self.timeline:
+            sealed = self.keys.seal_all(self.timeline_data, crypto.TIMELINE)
             self.conn.executemany(
                 "INSERT INTO timeline (browser_id, ts, seq, type, name, data) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
-                self.timeline,
+                [(*row, data) for row, data in zip(self.timeline, sealed, strict=True)],
             )
-            self.timeline = []
+            self.timeline, self.timeline_data = [], []
 
     def _flush_segments(self) -> None:
         if self.new_browsers:

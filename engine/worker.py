@@ -122,10 +122,14 @@ class Worker:
     def run_erasures(self) -> list[int]:
         """Carry out queued erasures (between batches: the caches are dropped after each)."""
         try:
-            return run_pending(self.conn, self.log, self.store.keys)
-        finally:
+            done = run_pending(self.conn, self.log, self.store.keys)
+        except BaseException:
+            self.store.reset()
+            raise
+        if done:
             self.store.reset()
             self.suppression.refresh(force=True)
+        return done
 
     def _between_batches(self, seen: int) -> int:
         """Erasures when someone wrote to state.db since `seen`; retention when it is due."""

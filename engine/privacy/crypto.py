@@ -4,6 +4,7 @@ A sealed blob is `VERSION | key id (8 bytes) | nonce (12) | ciphertext and tag`.
 the person whose key sealed it, so a reader finds the key from the blob alone, and an erasure
 finds every blob sealed with a key it is about to shred. The purpose (timeline, traits,
 identifier) is the associated data: a blob copied into another column does not open.
+`KeyRing.seal` writes them; an empty blob stands for "nothing" (a person without traits).
 """
 
 from __future__ import annotations
@@ -43,11 +44,6 @@ def is_sealed(blob: bytes) -> bool:
 
 def key_id_of(blob: bytes) -> int:
     return int(_KEY_ID.unpack_from(blob, 1)[0])
-
-
-def seal(key_id: int, aead: AESGCM, plaintext: bytes, purpose: bytes, nonce: bytes) -> bytes:
-    """Encrypt `plaintext`; `nonce` must be fresh random bytes (callers draw them in bulk)."""
-    return header(key_id) + nonce + aead.encrypt(nonce, plaintext, purpose)
 
 
 def open_sealed(aead: AESGCM, blob: bytes, purpose: bytes) -> bytes:
