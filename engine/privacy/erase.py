@@ -55,6 +55,9 @@ class Eraser:
         self.conn = conn
         self.log = log_
         self.keys = keys
+        # Whoever opened the connection (the worker, `bond erase`), what is deleted or
+        # overwritten here, the request's identifier and plan included, is zeroed on disk.
+        conn.execute("PRAGMA secure_delete = ON")
 
     def run(self, request: requests.Request) -> None:
         done = STEPS.index(request.step)
@@ -128,7 +131,6 @@ def erase_state(conn: sqlite3.Connection, keys: KeyRing, plan: Plan) -> dict[str
     persons = plan.persons
     if not persons:
         return {}
-    conn.execute("PRAGMA secure_delete = ON")
     counts = {"timeline_resealed": _reseal_bystanders(conn, keys, plan)}
     counts["timeline_events"] = sum(
         conn.execute(
