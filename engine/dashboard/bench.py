@@ -17,8 +17,8 @@ import itertools
 import random
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import AsyncExitStack, ExitStack
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -66,7 +66,7 @@ def run(*, events: int, keep: str | None, repeat: int, as_json: bool) -> int:
         root = Path(keep) if keep else Path(stack.enter_context(tempfile.TemporaryDirectory()))
         small = build(root / f"state-{SMALL}", SMALL)
         large = build(root / f"state-{events}", events)
-        results = [measure(small, repeat), measure(large, repeat)]
+        results = measure(small, large, repeat)
     report = {
         "states": [{"events": s.events, "build_s": round(s.build_s, 1)} for s in (small, large)],
         "calls": _compare(*results),
@@ -187,43 +187,63 @@ def _chunks(events: Iterator[NewEvent], size: int) -> Iterator[list[NewEvent]]:
 
 # -- timing the calls ------------------------------------------------------------------------
 
-
-def measure(state: State, repeat: int) -> dict[str, list[float]]:
-    """Seconds per call, for every call the dashboard's pages make."""
-    timings = asyncio.run(_measure(state, repeat))
-    timings["health: one sample"] = _health_samples(state, repeat)
-    return timings
+Timings = dict[str, list[float]]
 
 
-async def _measure(state: State, repeat: int) -> dict[str, list[float]]:
-    transport = httpx.ASGITransport(app=create_read_app(state.config))
-    async with httpx.AsyncClient(transport=transport, base_url=f"{BASE}/dashboard/") as client:
-        await _log_in(client)
-        heavy = (await client.get("api/people/search", params={"q": state.heavy_email})).json()
-        heavy_id = heavy["person_id"]
-        households = (await client.get("api/households")).json()["households"]
-        family_id = max(households, key=lambda h: h["orders"])["person"]["id"]
-        calls = {
-            "live: latest events": ("api/live", {}),
-            "stitches: first page": ("api/stitches", {}),
-            "people: search by email": ("api/people/search", {"q": state.heavy_email}),
-            "person: profile (heaviest)": (f"api/persons/{heavy_id}", {}),
-            "person: timeline page (heaviest)": (f"api/persons/{heavy_id}/timeline", {}),
-            "person: orders (heaviest)": (f"api/persons/{heavy_id}/orders", {}),
-            "person: timeline page (family)": (f"api/persons/{family_id}/timeline", {}),
-            "households: first page": ("api/households", {}),
-            "household: members and orders": (f"api/households/{family_id}", {}),
-            "alerts: newest": ("api/alerts", {}),
-        }
-        timings: dict[str, list[float]] = {}
-        for name, (path, params) in calls.items():
-            timings[name] = []
+def measure(small: State, large: State, repeat: int) -> tuple[Timings, Timings]:
+    """Seconds per call on each state, for every call the dashboard's pages make. The two
+    states take turns call by call, so both see the same machine (it is shared and noisy)."""
+    return asyncio.run(_measure(small, large, repeat))
+
+
+async def _measure(small: State, large: State, repeat: int) -> tuple[Timings, Timings]:
+    async with AsyncExitStack() as stack:
+        sides = [await _pages(stack, state) for state in (small, large)]
+        timings: tuple[Timings, Timings] = ({}, {})
+        for name in sides[0]:
             for _ in range(repeat):
-                began = time.perf_counter()
-                response = await client.get(path, params=params)
-                timings[name].append(time.perf_counter() - began)
-                response.raise_for_status()
-    return timings
+                for calls, timed in zip(sides, timings, strict=True):
+                    timed.setdefault(name, []).append(await calls[name]())
+        return timings
+
+
+async def _pages(stack: AsyncExitStack, state: State) -> dict[str, Callable[[], Awaitable[float]]]:
+    """Each call a page makes, as a function that makes it and returns how long it took."""
+    transport = httpx.ASGITransport(app=create_read_app(state.config))
+    client = await stack.enter_async_context(
+        httpx.AsyncClient(transport=transport, base_url=f"{BASE}/dashboard/")
+    )
+    await _log_in(client)
+    heavy = (await client.get("api/people/search", params={"q": state.heavy_email})).json()
+    heavy_id = heavy["person_id"]
+    households = (await client.get("api/households")).json()["households"]
+    family_id = max(households, key=lambda h: h["orders"])["person"]["id"]
+    paths = {
+        "live: latest events": ("api/live", {}),
+        "stitches: first page": ("api/stitches", {}),
+        "people: search by email": ("api/people/search", {"q": state.heavy_email}),
+        "person: profile (heaviest)": (f"api/persons/{heavy_id}", {}),
+        "person: timeline page (heaviest)": (f"api/persons/{heavy_id}/timeline", {}),
+        "person: orders (heaviest)": (f"api/persons/{heavy_id}/orders", {}),
+        "person: timeline page (family)": (f"api/persons/{family_id}/timeline", {}),
+        "households: first page": ("api/households", {}),
+        "household: members and orders": (f"api/households/{family_id}", {}),
+        "alerts: newest": ("api/alerts", {}),
+    }
+
+    def timed(path: str, params: dict[str, str]) -> Callable[[], Awaitable[float]]:
+        async def call() -> float:
+            began = time.perf_counter()
+            response = await client.get(path, params=params)
+            spent = time.perf_counter() - began
+            response.raise_for_status()
+            return spent
+
+        return call
+
+    calls = {name: timed(path, params) for name, (path, params) in paths.items()}
+    calls["health: one sample"] = _health_sample(stack, state)
+    return calls
 
 
 async def _log_in(client: httpx.AsyncClient) -> None:
@@ -236,10 +256,12 @@ async def _log_in(client: httpx.AsyncClient) -> None:
         raise RuntimeError(f"could not log in to the dashboard: {response.status_code}")
 
 
-def _health_samples(state: State, repeat: int) -> list[float]:
-    """A health sample is taken once a second whatever the page count; time one anyway."""
+def _health_sample(stack: AsyncExitStack, state: State) -> Callable[[], Awaitable[float]]:
+    """A health sample is taken at most once a second whatever the page count; its clock here
+    moves ten seconds a call, so each call takes one."""
     conn = connect(state.config.state_db, durable=False)
     conn.execute("PRAGMA query_only = ON")
+    stack.callback(conn.close)
     reader = IdentityReader(conn)
     ticks = itertools.count(step=10.0)
     health = Health(
@@ -248,13 +270,13 @@ def _health_samples(state: State, repeat: int) -> list[float]:
         "http://127.0.0.1:9/metrics",
         clock=lambda: float(next(ticks)),
     )
-    out = []
-    for _ in range(repeat):
+
+    async def call() -> float:
         began = time.perf_counter()
-        asyncio.run(health.sample())
-        out.append(time.perf_counter() - began)
-    conn.close()
-    return out
+        await health.sample()
+        return time.perf_counter() - began
+
+    return call
 
 
 # -- reporting -------------------------------------------------------------------------------
@@ -265,7 +287,7 @@ def _ms(samples: list[float], q: float) -> float:
     return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 2)
 
 
-def _compare(small: dict[str, list[float]], large: dict[str, list[float]]) -> list[dict[str, Any]]:
+def _compare(small: Timings, large: Timings) -> list[dict[str, Any]]:
     rows = []
     for name in small:
         s50, l50 = _ms(small[name], 0.5), _ms(large[name], 0.5)

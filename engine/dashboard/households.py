@@ -34,14 +34,18 @@ def households_page(reader: IdentityReader, limit: int, before: int | None) -> d
 
 
 def _activity(reader: IdentityReader, person_id: int) -> dict[str, int]:
-    """Sessions modelled and orders attributed: two primary-key and index lookups."""
-    sessions = reader.conn.execute(
-        "SELECT sessions_seen FROM households_models WHERE person_id = ?", (person_id,)
-    ).fetchone()
-    orders = reader.conn.execute(
-        "SELECT count(*) FROM households_attributions WHERE person_id = ?", (person_id,)
-    ).fetchone()
-    return {"sessions": int(sessions[0]) if sessions else 0, "orders": int(orders[0])}
+    """Sessions modelled and orders attributed, counted in their (person, ...) indexes.
+
+    Not `households_models.sessions_seen`: it sits behind the model's large state blob, and
+    reading it walks the blob's overflow pages.
+    """
+    counts = {}
+    for name, table in (("sessions", "households_sessions"), ("orders", "households_attributions")):
+        row = reader.conn.execute(
+            f"SELECT count(*) FROM {table} WHERE person_id = ?", (person_id,)
+        ).fetchone()
+        counts[name] = int(row[0])
+    return counts
 
 
 def household(reader: IdentityReader, person_id: int) -> dict[str, Any]:
