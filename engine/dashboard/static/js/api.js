@@ -1,6 +1,6 @@
 // The dashboard's JSON, read with the session cookie. A lost session goes back to the login.
 
-export class ApiError extends Error {
+class ApiError extends Error {
   constructor(message, status) {
     super(message);
     this.status = status;

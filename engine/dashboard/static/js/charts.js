@@ -2,7 +2,7 @@
 
 import { el, svg } from './dom.js';
 
-export const MEMBER_COLORS = ['#4f46e5', '#0ea5e9', '#f59e0b', '#10b981', '#ec4899', '#8b5cf6'];
+const MEMBER_COLORS = ['#4f46e5', '#0ea5e9', '#f59e0b', '#10b981', '#ec4899', '#8b5cf6'];
 
 export function memberClass(index) {
   return `c${(index % MEMBER_COLORS.length) + 1}`;

@@ -4,7 +4,7 @@
 import { get } from '../api.js';
 import { el, replace, row, table, errorBanner } from '../dom.js';
 import { activityCurves, bars, memberClass, memberColor, probabilityBar } from '../charts.js';
-import { dateTime, number, percent, shortDate } from '../format.js';
+import { number, percent, shortDate } from '../format.js';
 import { personName } from '../who.js';
 
 function hourLabel(hour) {
@@ -30,6 +30,22 @@ function memberCard(member, index) {
     el('div', null, el('div', { class: 'section-label' }, 'Categories'),
       member.top_categories.length ? bars(member.top_categories.map((c) => ({ label: c.category, value: c.share, color })))
         : el('span', { class: 'faint' }, 'none yet')));
+}
+
+// A change in who uses the account: a member who appeared or left, or (from detectors that do
+// not say which) a change in behaviour.
+function driftItem(change, indexOf) {
+  const who = change.member_id == null ? null
+    : indexOf.has(change.member_id) ? `Member ${indexOf.get(change.member_id) + 1}` : `Member ${change.member_id}`;
+  const title = change.kind === 'join' ? `${who || 'A new member'} appeared`
+    : change.kind === 'leave' ? `${who || 'A member'} left` : 'Behaviour changed';
+  return el('li', { class: 'feed-item', 'data-kind': change.kind || 'change' },
+    el('span', { class: 'time' }, shortDate(change.at_ms)),
+    el('div', { class: 'feed-main' },
+      el('div', { class: 'feed-title' }, el('span', { class: `badge ${change.kind === 'leave' ? 'refused' : 'merged'}` }, change.kind || 'change'), title),
+      el('div', { class: 'feed-sub' },
+        `noticed ${number(change.sessions_since_change)} sessions after it began · p = ${change.p_value.toPrecision(2)} · ${change.members_before} members before`)),
+    null);
 }
 
 const ORDER_COLUMNS = [
@@ -87,10 +103,7 @@ export function render(main, _context, [id]) {
             : el('div', { class: 'card-body faint' }, 'No orders yet')),
         el('section', { class: 'card' },
           el('div', { class: 'card-head' }, el('h2', null, 'Drift'), el('p', null, 'When the household\'s behaviour changed (someone moved in or out)')),
-          household.drift.length ? el('ul', { class: 'feed-list' }, household.drift.map((d) => el('li', { class: 'feed-item' },
-            el('span', { class: 'time' }, dateTime(d.at_ms)),
-            el('div', { class: 'feed-main' }, el('div', { class: 'feed-title' }, 'Behaviour changed'),
-              el('div', { class: 'feed-sub' }, `${number(d.sessions_since_change)} sessions ago · p = ${d.p_value.toPrecision(2)} · ${d.members_before} members before`)), null)))
+          household.drift.length ? el('ul', { class: 'feed-list', id: 'drift' }, household.drift.slice().reverse().map((d) => driftItem(d, indexOf)))
             : el('div', { class: 'card-body faint' }, 'No change detected'))));
   }).catch((error) => replace(main, errorBanner(error)));
 }

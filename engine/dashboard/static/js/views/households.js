@@ -9,12 +9,13 @@ import { avatar, personName } from '../who.js';
 
 function householdCard(household) {
   const person = household.person;
+  const fact = (n, what) => el('span', null, el('b', null, number(n)), ` ${what}`);
   return el('a', { class: 'card household-card', href: `#/households/${person.id}`, 'data-person': person.id },
     el('div', { class: 'member-head' }, avatar(person),
-      el('div', { class: 'who-name' }, el('strong', null, personName(person)))),
-    el('div', { class: 'member-head' },
-      el('span', { class: 'dots' }, Array.from({ length: household.members }, (_, i) => el('span', { class: `dot ${memberClass(i)}` }))),
-      el('span', { class: 'muted' }, `${number(household.members)} members · ${number(household.sessions)} sessions · ${number(household.orders)} orders`)));
+      el('strong', { class: 'who-name' }, personName(person)),
+      el('span', { class: 'dots' }, Array.from({ length: household.members }, (_, i) => el('span', { class: `dot ${memberClass(i)}` })))),
+    el('div', { class: 'feed-facts' },
+      fact(household.members, 'members'), fact(household.sessions, 'sessions'), fact(household.orders, 'orders')));
 }
 
 export function render(main) {

@@ -24,7 +24,7 @@ function keep(change, filter) {
   return filter === 'refused' ? change.kind === 'refused' : change.kind !== 'refused';
 }
 
-export function stitchItem(change, fresh) {
+function stitchItem(change, fresh) {
   const refused = change.kind === 'refused';
   const facts = refused
     ? [el('span', null, change.explanation || change.reason)]
