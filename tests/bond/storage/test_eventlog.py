@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bond.errors import StorageError
-from bond.storage.eventlog import NewEvent, RejectedEvent, SqliteEventLog
+from bond.storage.eventlog import MIGRATIONS, NewEvent, RejectedEvent, SqliteEventLog
 from bond.storage.sqlite import connect, migrate
 
 
@@ -31,6 +31,47 @@ def test_duplicates_are_stored_once_per_source(tmp_path: Path) -> None:
     assert log.append([new("m1"), new("m1")], []) == 1
     assert log.append([new("m1")], []) == 0
     assert log.append([new("m1", source="app")], []) == 1
+
+
+def test_any_group_size_keeps_its_order_and_drops_its_duplicates(tmp_path: Path) -> None:
+    log = SqliteEventLog(tmp_path / "events.db")
+    ids = [f"m{i}" for i in range(1300)]
+    # Sizes below, at and past the largest prepared statement, and duplicates across its chunks.
+    for start, end in ((0, 1), (1, 34), (34, 546), (546, 1300)):
+        assert log.append([new(m) for m in ids[start:end]], []) == end - start
+    assert log.append([new(m) for m in ["m5", "new-1", "m700", "new-2", "new-1"]], []) == 2
+    again = [new(m) for m in ids[1200:] + [f"late-{i}" for i in range(600)] + ids[:3]]
+    assert log.append(again, [RejectedEvent("web", 5, "no id", b"{}")]) == 600
+    stored = log.read_after(0, 5000)
+    expected = ids + ["new-1", "new-2"] + [f"late-{i}" for i in range(600)]
+    assert [e.message_id for e in stored] == expected
+    # Padding a group up to a prepared statement's size takes no offsets: no gaps without dups.
+    assert [e.seq for e in stored[:1300]] == list(range(1, 1301))
+    assert [e.seq for e in stored] == sorted({e.seq for e in stored})
+    assert log.rejected_count() == 1
+
+
+def test_a_log_written_before_the_dedup_key_keeps_refusing_its_duplicates(tmp_path: Path) -> None:
+    path = tmp_path / "events.db"
+    old = connect(path)
+    migrate(old, MIGRATIONS[:2], name="event log")
+    old.executemany(
+        "INSERT INTO events (source, message_id, type, timestamp, received_at, body) "
+        "VALUES (?, ?, 'track', 1, 2, x'7b7d')",
+        [("web", "m1"), ("web", "m2"), ("app", "m1")],
+    )
+    old.close()
+    log = SqliteEventLog(path)
+    assert log.append([new("m1"), new("m2", source="app"), new("m3")], []) == 2
+    assert [(e.source, e.message_id) for e in log.read_after(3, 10)] == [
+        ("app", "m2"),
+        ("web", "m3"),
+    ]
+    with sqlite3.connect(path) as conn:
+        indexes = {
+            r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
+        }
+    assert "events_message_id" not in indexes
 
 
 def test_offsets_are_never_reused_after_a_delete(tmp_path: Path) -> None:
