@@ -4,8 +4,9 @@ Requests hand their rows to one writer thread and wait. While a group is being c
 requests pile up and all go into the next group together, so the cost of a durable commit is
 shared by everything that arrived during the previous one.
 
-The hand-offs are kept to one each way per group: the event loop puts the whole group on a
-queue, and the thread calls back into the loop once, which then wakes every request of the group.
+The thread takes the next group itself as soon as a commit ends, and calls back into the event
+loop once per group to wake its requests: a busy loop answers a callback only after the work
+already queued on it, and the commits must not wait for that.
 """
 
 from __future__ import annotations
@@ -35,13 +36,14 @@ class Writer:
     def __init__(self, log_: EventLog, *, queue_max_events: int) -> None:
         self._log = log_
         self._queue_max = queue_max_events
+        self._queued_events = 0  # waiting for a commit or in one; kept by the loop's thread
+        # The next group, and whether the thread is waiting for one, are shared with the thread.
+        self._lock = threading.Lock()
         self._next = _Group([], [], [])
-        self._queued_events = 0  # in the next group and in the one being committed
-        self._committing = False
-        self._jobs: queue.SimpleQueue[_Group | None] = queue.SimpleQueue()
+        self._idle = True
+        self._wake: queue.SimpleQueue[bool] = queue.SimpleQueue()  # False: stop
         self._thread = threading.Thread(target=self._work, name="bond-writer", daemon=True)
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._drained: asyncio.Future[None] | None = None
         self._closing = False
         self.on_commit: list[CommitListener] = []
         self.healthy = True
@@ -58,12 +60,8 @@ class Writer:
     async def stop(self) -> None:
         """Commit what is queued, then stop."""
         self._closing = True
-        if self._committing:
-            assert self._loop is not None
-            self._drained = self._loop.create_future()
-            await self._drained
-        self._jobs.put(None)
-        self._thread.join()
+        self._wake.put(False)
+        await asyncio.to_thread(self._thread.join)
 
     async def submit(self, events: Sequence[NewEvent], rejected: Sequence[RejectedEvent]) -> None:
         """Return once the rows are committed; raise Overloaded or Unavailable otherwise."""
@@ -76,55 +74,53 @@ class Writer:
             )
         assert self._loop is not None
         done = self._loop.create_future()
-        group = self._next
-        group.events.extend(events)
-        group.rejected.extend(rejected)
-        group.waiters.append(done)
+        with self._lock:
+            group = self._next
+            group.events.extend(events)
+            group.rejected.extend(rejected)
+            group.waiters.append(done)
+            idle, self._idle = self._idle, False
+        if idle:
+            self._wake.put(True)
         self._queued_events += len(events)
-        if not self._committing:
-            self._hand_over()
         await done
 
-    def _hand_over(self) -> None:
-        group, self._next = self._next, _Group([], [], [])
-        self._committing = True
-        self._jobs.put(group)
-
     def _work(self) -> None:
-        """The writer thread: commit each group, then report back to the loop in one call."""
+        """The writer thread: commit groups until none is waiting, then sleep until woken."""
         assert self._loop is not None
-        while (group := self._jobs.get()) is not None:
-            started = time.perf_counter()
-            try:
-                inserted = self._log.append(group.events, group.rejected)
-            except StorageError as exc:
-                outcome: int | str = str(exc)
-            except Exception as exc:  # a bug must fail its requests, not leave them waiting
-                outcome = f"unexpected error: {exc!r}"
-            else:
-                outcome = inserted
-            self._loop.call_soon_threadsafe(
-                self._committed, group, outcome, time.perf_counter() - started
-            )
+        while self._wake.get():
+            while (group := self._take()) is not None:
+                started = time.perf_counter()
+                try:
+                    outcome: int | str = self._log.append(group.events, group.rejected)
+                except StorageError as exc:
+                    outcome = str(exc)
+                except Exception as exc:  # a bug must fail its requests, not leave them waiting
+                    outcome = f"unexpected error: {exc!r}"
+                self._loop.call_soon_threadsafe(
+                    self._committed, group, outcome, time.perf_counter() - started
+                )
+
+    def _take(self) -> _Group | None:
+        with self._lock:
+            group = self._next
+            if not group.waiters:
+                self._idle = True
+                return None
+            self._next = _Group([], [], [])
+            return group
 
     def _committed(self, group: _Group, outcome: int | str, seconds: float) -> None:
-        self._committing = False
         self._queued_events -= len(group.events)
         if isinstance(outcome, str):
             self._fail(group, outcome)
-        else:
-            self.healthy, self.last_error = True, None
-            for listener in self.on_commit:
-                listener(
-                    len(group.events), len(group.events) - outcome, len(group.rejected), seconds
-                )
-            for done in group.waiters:
-                if not done.done():
-                    done.set_result(None)
-        if self._next.waiters:
-            self._hand_over()
-        elif self._drained is not None and not self._drained.done():
-            self._drained.set_result(None)
+            return
+        self.healthy, self.last_error = True, None
+        for listener in self.on_commit:
+            listener(len(group.events), len(group.events) - outcome, len(group.rejected), seconds)
+        for done in group.waiters:
+            if not done.done():
+                done.set_result(None)
 
     def _fail(self, group: _Group, reason: str) -> None:
         self.healthy, self.last_error = False, reason
