@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import tempfile
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 
 from bond.bench.loadgen import LoadResult, run_load
 from bond.bench.processes import free_port, running
+from bond.errors import BondError
 
 WRITE_KEY = "bench-write-key"
 BATCH_SIZE = 100
@@ -32,24 +35,38 @@ _CONTEXT = orjson.dumps(
 )
 
 
-def _event(n: int) -> bytes:
-    return (
-        b'{"type":"track","event":"Product Viewed","anonymousId":"anon-%d","messageId":"m-%d",'
-        b'"timestamp":"2026-11-22T10:00:00.000Z","properties":{"sku":"SKU-42","price":19.99},'
-        b'"context":%s}' % (n % 5000, n, _CONTEXT)
-    )
+class Bodies:
+    """Request bodies numbered n, with timestamps from the start of the run.
+
+    A fixed date would drift into the future or the distant past against the machine's clock,
+    and the collector would then measure its clamping and warning paths instead of clean ingest.
+    """
+
+    def __init__(self, now: datetime) -> None:
+        self.happened = _iso(now - timedelta(seconds=1))
+        self.sent = _iso(now)
+
+    def event(self, n: int) -> bytes:
+        return (
+            b'{"type":"track","event":"Product Viewed","anonymousId":"anon-%d","messageId":"m-%d",'
+            b'"timestamp":"%s","properties":{"sku":"SKU-42","price":19.99},"context":%s}'
+            % (n % 5000, n, self.happened, _CONTEXT)
+        )
+
+    def single(self, n: int) -> bytes:
+        return b'{"writeKey":"%s",%s' % (WRITE_KEY.encode(), self.event(n)[1:])
+
+    def batch(self, n: int) -> bytes:
+        events = b",".join(self.event(n * BATCH_SIZE + i) for i in range(BATCH_SIZE))
+        return b'{"writeKey":"%s","sentAt":"%s","batch":[%s]}' % (
+            WRITE_KEY.encode(),
+            self.sent,
+            events,
+        )
 
 
-def _single(n: int) -> bytes:
-    return b'{"writeKey":"%s",%s' % (WRITE_KEY.encode(), _event(n)[1:])
-
-
-def _batch(n: int) -> bytes:
-    events = b",".join(_event(n * BATCH_SIZE + i) for i in range(BATCH_SIZE))
-    return b'{"writeKey":"%s","sentAt":"2026-11-22T10:00:01.000Z","batch":[%s]}' % (
-        WRITE_KEY.encode(),
-        events,
-    )
+def _iso(moment: datetime) -> bytes:
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z").encode()
 
 
 @dataclass
@@ -72,14 +89,17 @@ class Row:
 
 def measure(*, seconds: float, connections: int) -> dict[str, Any]:
     rows: list[Row] = []
+    bodies = Bodies(datetime.now(UTC))
     with tempfile.TemporaryDirectory(prefix="bond-bench-") as tmp:
         port = free_port()
         with running(
             ["bond.bench.trivial", "--port", str(port)], ready_url=f"http://127.0.0.1:{port}/"
         ):
             url = f"http://127.0.0.1:{port}"
-            run_load(url, "/v1/track", _single, connections=connections, seconds=1)
-            load = run_load(url, "/v1/track", _single, connections=connections, seconds=seconds)
+            run_load(url, "/v1/track", bodies.single, connections=connections, seconds=1)
+            load = run_load(
+                url, "/v1/track", bodies.single, connections=connections, seconds=seconds
+            )
             rows.append(Row("trivial", load, 1))
 
         port = free_port()
@@ -95,20 +115,29 @@ def measure(*, seconds: float, connections: int) -> dict[str, Any]:
         Path(env["BOND_CONFIG"]).write_text("")
         with running(collector, ready_url=f"http://127.0.0.1:{port}/healthz", env=env):
             url = f"http://127.0.0.1:{port}"
+            _check_clean(url, bodies)
             run_load(
-                url, "/v1/track", lambda n: _single(n + 10**9), connections=connections, seconds=1
+                url,
+                "/v1/track",
+                lambda n: bodies.single(n + 10**9),
+                connections=connections,
+                seconds=1,
             )
             rows.append(
                 Row(
                     "single",
-                    run_load(url, "/v1/track", _single, connections=connections, seconds=seconds),
+                    run_load(
+                        url, "/v1/track", bodies.single, connections=connections, seconds=seconds
+                    ),
                     1,
                 )
             )
             rows.append(
                 Row(
                     "batch",
-                    run_load(url, "/v1/batch", _batch, connections=connections, seconds=seconds),
+                    run_load(
+                        url, "/v1/batch", bodies.batch, connections=connections, seconds=seconds
+                    ),
                     BATCH_SIZE,
                 )
             )
@@ -125,6 +154,17 @@ def measure(*, seconds: float, connections: int) -> dict[str, Any]:
         "p99_ms": max(report["single"]["p99_ms"], report["batch"]["p99_ms"]) < TARGETS["p99_ms"],
     }
     return report
+
+
+def _check_clean(url: str, bodies: Bodies) -> None:
+    """Refuse to measure if the collector does anything but accept the bench's events as sent."""
+    for path, body, events in (
+        ("/v1/track", bodies.single(-1), 1),
+        ("/v1/batch", bodies.batch(-1), BATCH_SIZE),
+    ):
+        answer = httpx.post(url + path, content=body).json()
+        if answer != {"success": True, "accepted": events, "rejected": []}:
+            raise BondError(f"the collector did not take the bench's events cleanly: {answer}")
 
 
 def run(*, seconds: float, connections: int, as_json: bool) -> int:
