@@ -33,6 +33,8 @@ STATIC = Path(__file__).resolve().parent / "static"
 PAGE = 50
 # Each open dashboard polls the databases a few times a second; past this many, say so.
 MAX_STREAMS = 20
+# SQLite integers are 64-bit; a larger id or cursor from a URL could never match anything.
+LARGEST = 2**62
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -59,7 +61,7 @@ def create_dashboard(config: Config, reader: Callable[[], IdentityReader]) -> St
 
     def person_id(request: Request) -> int:
         requested = int(request.path_params["person_id"])
-        found = reader().resolve(requested)
+        found = reader().resolve(requested) if requested < LARGEST else None
         if found is None:
             raise NotFound(f"no person {requested}")
         return found
@@ -180,6 +182,9 @@ def optional_int(request: Request, name: str) -> int | None:
     if value is None or value == "":
         return None
     try:
-        return int(value)
+        number = int(value)
     except ValueError:
         raise BadRequest(f"{name} must be an integer") from None
+    if abs(number) >= LARGEST:
+        raise BadRequest(f"{name} is out of range")
+    return number

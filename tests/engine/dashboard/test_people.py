@@ -135,6 +135,7 @@ def test_the_api_resolves_merged_ids_and_explains_what_it_cannot_find(
 
     missing = client.get("/dashboard/api/persons/999")
     assert (missing.status_code, missing.json()["reason"]) == (404, "no person 999")
+    assert client.get(f"/dashboard/api/persons/{2**70}").status_code == 404
     bad = client.get(f"/dashboard/api/persons/{page['id']}/timeline", params={"before": "x"})
     assert bad.status_code == 400
     assert "cursor" in bad.json()["reason"]

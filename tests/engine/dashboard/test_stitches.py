@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from engine.dashboard.stitches import stitches_after, stitches_page
-from tests.engine.dashboard.dashboard_support import HookedEngine
+from tests.engine.dashboard.dashboard_support import HookedEngine, dashboard, log_in
 
 
 def visitors(engine: HookedEngine, n: int) -> None:
@@ -62,4 +62,18 @@ def test_pages_go_back_in_time_and_the_feed_forward(data_dir: Path) -> None:
     after, cursor = stitches_after(engine.reader, cursor, 3)
     assert ([c["id"] for c in after], cursor) == ([6, 7], 7)
     assert stitches_after(engine.reader, cursor, 3) == ([], 7)
+    engine.close()
+
+
+def test_the_api_pages_by_the_cursor_it_gave_and_explains_a_bad_one(data_dir: Path) -> None:
+    engine = HookedEngine(data_dir)
+    visitors(engine, 3)
+    with dashboard(engine.config) as client:
+        log_in(client)
+        first = client.get("/dashboard/api/stitches", params={"limit": 2}).json()
+        rest = client.get("/dashboard/api/stitches", params={"before": first["next"]}).json()
+        assert [c["id"] for c in first["stitches"] + rest["stitches"]] == [3, 2, 1]
+        for bad, reason in (("x", "must be an integer"), (str(2**70), "is out of range")):
+            response = client.get("/dashboard/api/stitches", params={"before": bad})
+            assert (response.status_code, response.json()["reason"]) == (400, f"before {reason}")
     engine.close()
