@@ -32,6 +32,7 @@ HOLD_S = 1.0
 HEALTH_EVERY_S = 1.0
 STITCH_BATCH = 100
 RECONNECT_MS = 2000
+CATCH_UP = 500
 
 
 @dataclass
@@ -73,6 +74,11 @@ class Feed:
 
     async def stream(self, position: Position) -> AsyncIterator[bytes]:
         yield f"retry: {RECONNECT_MS}\n\n".encode()
+        # A page that comes back after a long time away catches up on the newest only: it
+        # keeps no more than that, and a day of events would take the stream minutes to send.
+        now = start_position(self.tail, self.reader())
+        position.seq = max(position.seq, now.seq - CATCH_UP)
+        position.stitch = max(position.stitch, now.stitch - CATCH_UP)
         waiting_since: float | None = None
         last_health = self.clock() - HEALTH_EVERY_S
         while True:

@@ -15,7 +15,7 @@ import pytest
 from conftest import ADMIN_TOKEN, WRITE_KEY, BondProcess, Collector, ReadApi
 from engine.dashboard.health import Health
 from engine.dashboard.live import LogTail
-from engine.dashboard.stream import HOLD_S, Feed, Position, message, start_position
+from engine.dashboard.stream import CATCH_UP, HOLD_S, Feed, Position, message, start_position
 from tests.engine.dashboard.dashboard_support import HookedEngine
 
 Message = dict[str, str]
@@ -185,3 +185,26 @@ def test_over_real_http_the_stream_resumes_from_last_event_id(
     ]
     assert shown == ["second-visitor"]  # nothing lost in between, nothing sent twice
     client.close()
+
+
+def test_a_stream_resumed_from_long_ago_catches_up_on_the_newest_only(
+    engine: HookedEngine,
+) -> None:
+    for ts in range(CATCH_UP + 30):
+        engine.page("laptop", ts, "/")
+    engine.run()
+    tail = LogTail(engine.config.events_db)
+    clock = Ticking()
+    health = Health(tail, lambda: engine.reader, "http://127.0.0.1:9/metrics", clock=clock)
+    feed = Feed(tail, lambda: engine.reader, health, clock=clock, poll_s=0)
+    stream: AsyncIterator[bytes] = feed.stream(Position(0, 0))
+    runner = asyncio.Runner()
+    runner.run(anext(stream))  # type: ignore[arg-type]
+    sent: list[int] = []
+    while len(sent) < CATCH_UP:
+        for m in parse(runner.run(anext(stream))):  # type: ignore[arg-type]
+            if m["event"] == "events":
+                sent += [e["seq"] for e in orjson.loads(m["data"])]
+    assert sent == list(range(31, CATCH_UP + 31))
+    runner.run(stream.aclose())  # type: ignore[attr-defined]
+    runner.close()
