@@ -76,9 +76,9 @@ class Feed:
         yield f"retry: {RECONNECT_MS}\n\n".encode()
         # A page that comes back after a long time away catches up on the newest only: it
         # keeps no more than that, and a day of events would take the stream minutes to send.
-        now = start_position(self.tail, self.reader())
-        position.seq = max(position.seq, now.seq - CATCH_UP)
-        position.stitch = max(position.stitch, now.stitch - CATCH_UP)
+        newest = start_position(self.tail, self.reader())
+        position.seq = max(position.seq, newest.seq - CATCH_UP)
+        position.stitch = max(position.stitch, newest.stitch - CATCH_UP)
         waiting_since: float | None = None
         last_health = self.clock() - HEALTH_EVERY_S
         while True:
