@@ -27,6 +27,12 @@ const main = document.getElementById('main');
 const feed = new Feed(document.getElementById('connection'));
 let leave = null;
 
+// On a phone the tabs scroll sideways: keep the current one in sight.
+function showTab() {
+  const current = document.querySelector('.tabs a[aria-current]');
+  if (current) current.scrollIntoView({ block: 'nearest', inline: 'center' });
+}
+
 function route() {
   const match = ROUTES.map(([pattern, ...rest]) => [location.hash.match(pattern), ...rest]).find(([m]) => m);
   if (!match) {
@@ -40,7 +46,7 @@ function route() {
   for (const link of document.querySelectorAll('.tabs a')) {
     if (link.dataset.view === tab) {
       link.setAttribute('aria-current', 'page');
-      link.scrollIntoView({ block: 'nearest', inline: 'center' });
+      showTab();
     } else {
       link.removeAttribute('aria-current');
     }
@@ -60,6 +66,7 @@ async function start() {
     return;
   }
   window.addEventListener('hashchange', route);
+  window.addEventListener('resize', showTab);
   route();
 }
 
