@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from engine.dashboard.live import LogTail, live_events
-from tests.engine.dashboard.dashboard_support import HookedEngine
+from tests.engine.dashboard.dashboard_support import HookedEngine, dashboard, log_in
 
 XSS = "<img src=x onerror=alert(1)>"
 
@@ -70,4 +70,18 @@ def test_latest_reads_only_the_newest_page_of_a_long_log(data_dir: Path) -> None
     tail = LogTail(engine.config.events_db)
     assert [e.seq for e in tail.latest(5)] == [296, 297, 298, 299, 300]
     assert [e.seq for e in tail.after(298)] == [299, 300]
+    engine.close()
+
+
+def test_the_first_page_says_where_the_stream_carries_on(data_dir: Path) -> None:
+    engine = HookedEngine(data_dir)
+    for ts in range(1, 8):
+        engine.page("laptop", ts, f"/p{ts}")
+    engine.identify("laptop", 10, email="ada@example.com")
+    engine.run()
+    with dashboard(engine.config) as client:
+        log_in(client)
+        page = client.get("/dashboard/api/live", params={"limit": 3}).json()
+    assert [e["seq"] for e in page["events"]] == [8, 7, 6]  # newest first
+    assert page["position"] == "8.1"  # the last event shown, the newest identity event
     engine.close()
