@@ -53,7 +53,7 @@ def run(settings: Settings, calibration: Calibration, *, path: str = ":memory:")
     person_of = {h.account: h.index + 1 for h in households}
     timings = Timings()
     processor = HouseholdProcessor(calibration, timings=timings)
-    for batch in batches(_applied(messages(households), person_of), BATCH):
+    for batch in batches(applied(messages(households), person_of), BATCH):
         conn.execute("BEGIN")
         processor.process(conn, batch)
         conn.execute("COMMIT")
@@ -84,7 +84,7 @@ def split_ms(settings: Settings) -> int:
 def calibrate(settings: Settings) -> Calibration:
     """Fit the temperature on simulated households (their own seed, never the evaluation's)."""
     result = run(settings, Calibration())
-    logits, correct = [], []
+    logits, correct, seen = [], [], []
     sessions_by_account = _truth_mapping(result)
     split = split_ms(settings)
     # The same time split as the evaluation: calibrate what is measured, past the cold start.
@@ -98,9 +98,11 @@ def calibrate(settings: Settings) -> Calibration:
         to_person = sessions_by_account.get(account, {})
         logits.append(np.array(a.logits))
         correct.append(np.array([to_person.get(m) == real[1] for m in a.probabilities]))
+        seen.append(a.sessions_seen)
     return fit(
         logits,
         correct,
+        seen,
         {
             "households": len(result.households),
             "difficulty": settings.difficulty,
@@ -131,7 +133,7 @@ def connect_file(path: str) -> sqlite3.Connection:
     return connect(Path(path), durable=False)
 
 
-def _applied(stream: Iterable[dict[str, Any]], person_of: dict[str, int]) -> Iterator[AppliedEvent]:
+def applied(stream: Iterable[dict[str, Any]], person_of: dict[str, int]) -> Iterator[AppliedEvent]:
     for seq, m in enumerate(stream, start=1):
         yield AppliedEvent(
             seq=seq,
@@ -191,5 +193,8 @@ def fit_and_save(settings: Settings) -> int:
     """`bond simulate --calibrate`: fit on households of their own seed and ship the result."""
     calibration = calibrate(replace(settings, seed=settings.seed + 1000))
     save(calibration)
-    print(f"temperature {calibration.temperature}, one-member rate {calibration.single}")
+    print(
+        f"temperature {calibration.temperature}, one-member rate "
+        f"{calibration.single_y[0]:.3f}..{calibration.single_y[-1]:.3f} by sessions seen"
+    )
     return 0

@@ -5,9 +5,11 @@ evidence as if independent: one temperature T softens that, p = softmax(logits /
 be wrong about how many people there are: an account still modelled as one member says "100%
 member 1" even when two people share it. So the top member's tempered probability is mapped
 through an isotonic curve (accounts with several members) or set to the measured share of correct
-one-member attributions (accounts with one); the remainder is left to "someone not yet told
-apart" rather than forced onto the members. `bond simulate --calibrate` fits all of it and
-writes calibration.json beside this module; it ships with the model.
+one-member attributions (accounts with one), which grows with the sessions the account has
+shown: early on one member is all a model can say, later it is mostly the truth. The remainder
+is left to "someone not yet told apart" rather than forced onto the members. `bond simulate
+--calibrate` fits all of it and writes calibration.json beside this module; it ships with the
+model.
 """
 
 from __future__ import annotations
@@ -30,7 +32,9 @@ CALIBRATION_FILE = Path(__file__).with_name("calibration.json")
 @dataclass(frozen=True)
 class Calibration:
     temperature: float = 1.0
-    single: float = 1.0  # how often a one-member account's attribution is right
+    # How often a one-member account's attribution is right, by the sessions it has shown.
+    single_x: tuple[float, ...] = (0.0,)
+    single_y: tuple[float, ...] = (1.0,)
     curve_x: tuple[float, ...] = (0.0, 1.0)
     curve_y: tuple[float, ...] = (0.0, 1.0)
     fitted_on: dict[str, Any] = field(default_factory=dict)
@@ -41,10 +45,10 @@ class Calibration:
         out: np.ndarray = weights / weights.sum()
         return out
 
-    def probabilities(self, logits: np.ndarray) -> np.ndarray:
+    def probabilities(self, logits: np.ndarray, sessions_seen: int) -> np.ndarray:
         """Calibrated member probabilities; they may sum to less than 1 (the unexplained rest)."""
         if logits.size == 1:
-            return np.array([self.single])
+            return np.array([np.interp(sessions_seen, self.single_x, self.single_y)])
         p = self.tempered(logits)
         top = int(np.argmax(p))
         calibrated = float(np.interp(p[top], self.curve_x, self.curve_y))
@@ -55,27 +59,42 @@ class Calibration:
 
 
 def fit(
-    logits: Sequence[np.ndarray], correct: Sequence[np.ndarray], fitted_on: dict[str, Any]
+    logits: Sequence[np.ndarray],
+    correct: Sequence[np.ndarray],
+    sessions_seen: Sequence[int],
+    fitted_on: dict[str, Any],
 ) -> Calibration:
     """Temperature, then the isotonic curve of the top member, then the one-member rate."""
     temperature = fit_temperature(logits, correct)
     base = Calibration(temperature)
-    tops, hits, singles = [], [], []
-    for lg, ok in zip(logits, correct, strict=True):
+    tops, hits, seen, singles = [], [], [], []
+    for lg, ok, n in zip(logits, correct, sessions_seen, strict=True):
         if lg.size == 1:
+            seen.append(float(n))
             singles.append(float(ok[0]))
             continue
         p = base.tempered(lg)
         tops.append(float(p.max()))
         hits.append(float(ok[int(np.argmax(p))]))
-    curve_x: tuple[float, ...] = (0.0, 1.0)
-    curve_y: tuple[float, ...] = (0.0, 1.0)
-    if len(tops) >= 10:
-        iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(tops, hits)
-        curve_x = tuple(round(float(x), 5) for x in iso.X_thresholds_)
-        curve_y = tuple(round(float(y), 5) for y in iso.y_thresholds_)
-    single = float(np.mean(singles)) if singles else 1.0
-    return Calibration(round(temperature, 4), round(single, 4), curve_x, curve_y, fitted_on)
+    curve_x, curve_y = _isotonic(tops, hits, (0.0, 1.0), (0.0, 1.0))
+    single_x, single_y = _isotonic(seen, singles, (0.0,), (1.0,))
+    return Calibration(round(temperature, 4), single_x, single_y, curve_x, curve_y, fitted_on)
+
+
+def _isotonic(
+    x: Sequence[float],
+    y: Sequence[float],
+    default_x: tuple[float, ...],
+    default_y: tuple[float, ...],
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """An increasing step curve through (x, y), as the points np.interp needs."""
+    if len(x) < 10:
+        return default_x, default_y
+    iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(x, y)
+    return (
+        tuple(round(float(v), 5) for v in iso.X_thresholds_),
+        tuple(round(float(v), 5) for v in iso.y_thresholds_),
+    )
 
 
 def fit_temperature(logits: Sequence[np.ndarray], correct: Sequence[np.ndarray]) -> float:
@@ -108,7 +127,8 @@ def load(path: Path = CALIBRATION_FILE) -> Calibration:
         raw = json.loads(path.read_text())
         return Calibration(
             float(raw["temperature"]),
-            float(raw["single"]),
+            tuple(raw["single_x"]),
+            tuple(raw["single_y"]),
             tuple(raw["curve_x"]),
             tuple(raw["curve_y"]),
             dict(raw.get("fitted_on", {})),

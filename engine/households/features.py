@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
@@ -16,7 +17,7 @@ from engine.households.sessions import Session
 DEVICE_TYPES = ("desktop", "mobile", "tablet")
 # Above this many category hits a session's evidence stops growing: a long browse is one person's
 # session, not many independent votes, and counting every view makes posteriors overconfident.
-CATEGORY_CAP = 4.0
+CATEGORY_CAP = 10.0
 
 _TABLET = re.compile(r"iPad|Tablet|Nexus (7|9|10)|SM-T\d", re.IGNORECASE)
 _MOBILE = re.compile(r"Mobi|iPhone|iPod|Android|Windows Phone", re.IGNORECASE)
@@ -43,6 +44,27 @@ class SessionFeatures:
     @property
     def local_hour(self) -> float:
         return (math.atan2(self.hour_sin, self.hour_cos) / (2 * math.pi) * 24) % 24
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "hour_sin": self.hour_sin,
+            "hour_cos": self.hour_cos,
+            "weekend": self.weekend,
+            "device": self.device,
+            "device_type": self.device_type,
+            "categories": [list(c) for c in self.categories],
+        }
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> SessionFeatures:
+        return cls(
+            raw["hour_sin"],
+            raw["hour_cos"],
+            raw["weekend"],
+            raw["device"],
+            raw["device_type"],
+            tuple((c, float(n)) for c, n in raw["categories"]),
+        )
 
 
 def session_features(session: Session) -> SessionFeatures:

@@ -3,6 +3,12 @@
 Everything the model needs to continue after a restart lives here: each account's model (its
 sufficient statistics, drift detector and pending refit), the browsers' open sessions, the
 finished sessions (the refit window), and what users read: members, attributions, drift events.
+
+The worker keeps accounts and open sessions in memory between batches; `households_meta` holds a
+generation that every batch advances in its transaction and every other writer (an erasure)
+advances too, so a copy in memory is used only while the generation is the one it wrote.
+Members' profiles are derived from the model when read; `households_members` lists the members
+(with their profile as of the last refit) so that they can be counted without the model.
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ from typing import Any, NamedTuple
 import orjson
 
 from bond.storage.sqlite import migrate
+from engine.households.account import account_model
+from engine.households.profiles import profiles
 
 COMPONENT = "households"
 
@@ -74,6 +82,14 @@ MIGRATIONS = [
     );
     CREATE INDEX IF NOT EXISTS households_drift_person ON households_drift (person_id, id);
     """,
+    """
+    CREATE TABLE IF NOT EXISTS households_meta (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        generation INTEGER NOT NULL
+    );
+    ALTER TABLE households_drift ADD COLUMN kind TEXT NOT NULL DEFAULT 'change';
+    ALTER TABLE households_drift ADD COLUMN member_id INTEGER;
+    """,
 ]
 
 
@@ -102,6 +118,7 @@ class SessionRow(NamedTuple):
     member_id: int
     confidence: float
     surprise: float | None
+    id: int = 0  # assigned by the database
 
 
 class DriftEvent(NamedTuple):
@@ -111,6 +128,17 @@ class DriftEvent(NamedTuple):
     sessions_since_change: int
     p_value: float
     members_before: int
+    kind: str  # "join" or "leave"
+    member_id: int | None  # the member who joined or left
+
+
+def generation(conn: sqlite3.Connection) -> int:
+    row = conn.execute("SELECT generation FROM households_meta WHERE id = 1").fetchone()
+    return int(row[0]) if row else 0
+
+
+def set_generation(conn: sqlite3.Connection, value: int) -> None:
+    conn.execute("INSERT OR REPLACE INTO households_meta (id, generation) VALUES (1, ?)", (value,))
 
 
 def load_state(conn: sqlite3.Connection, person_id: int) -> dict[str, Any] | None:
@@ -145,16 +173,8 @@ def save_members(
     )
 
 
-def load_open(conn: sqlite3.Connection, device: str) -> dict[str, Any] | None:
-    row = conn.execute("SELECT state FROM households_open WHERE device = ?", (device,)).fetchone()
-    return orjson.loads(row[0]) if row else None
-
-
-def stale_open(conn: sqlite3.Connection, before_ms: int) -> list[dict[str, Any]]:
-    rows = conn.execute(
-        "SELECT state FROM households_open WHERE last_ms < ? ORDER BY last_ms", (before_ms,)
-    ).fetchall()
-    return [orjson.loads(r[0]) for r in rows]
+def all_open(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    return [orjson.loads(r[0]) for r in conn.execute("SELECT state FROM households_open")]
 
 
 def save_open(conn: sqlite3.Connection, sessions: Iterable[dict[str, Any]]) -> None:
@@ -173,25 +193,36 @@ def add_session(conn: sqlite3.Connection, row: SessionRow) -> None:
         "INSERT INTO households_sessions "
         "(person_id, device, start_ms, features, member_id, confidence, surprise) "
         "VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (*row[:3], orjson.dumps(row.features), *row[4:]),
+        (*row[:3], orjson.dumps(row.features), *row[4:7]),
     )
+
+
+_SESSION_COLUMNS = "person_id, device, start_ms, features, member_id, confidence, surprise, id"
 
 
 def recent_sessions(conn: sqlite3.Connection, person_id: int, limit: int) -> list[SessionRow]:
     rows = conn.execute(
-        "SELECT person_id, device, start_ms, features, member_id, confidence, surprise "
-        "FROM households_sessions WHERE person_id = ? ORDER BY id DESC LIMIT ?",
+        f"SELECT {_SESSION_COLUMNS} FROM households_sessions WHERE person_id = ? "
+        "ORDER BY id DESC LIMIT ?",
         (person_id, limit),
     ).fetchall()
-    return [SessionRow(r[0], r[1], r[2], orjson.loads(r[3]), *r[4:]) for r in reversed(rows)]
+    return [_session_row(r) for r in reversed(rows)]
 
 
 def all_sessions(conn: sqlite3.Connection) -> list[SessionRow]:
-    rows = conn.execute(
-        "SELECT person_id, device, start_ms, features, member_id, confidence, surprise "
-        "FROM households_sessions ORDER BY id"
-    ).fetchall()
-    return [SessionRow(r[0], r[1], r[2], orjson.loads(r[3]), *r[4:]) for r in rows]
+    rows = conn.execute(f"SELECT {_SESSION_COLUMNS} FROM households_sessions ORDER BY id")
+    return [_session_row(r) for r in rows]
+
+
+def _session_row(r: tuple[Any, ...]) -> SessionRow:
+    return SessionRow(r[0], r[1], r[2], orjson.loads(r[3]), *r[4:])
+
+
+def relabel(conn: sqlite3.Connection, labels: Iterable[tuple[int, float, int]]) -> None:
+    """Give sessions the member (and confidence) a refit now assigns them: (member, conf, id)."""
+    conn.executemany(
+        "UPDATE households_sessions SET member_id = ?, confidence = ? WHERE id = ?", labels
+    )
 
 
 def add_attribution(conn: sqlite3.Connection, a: Attribution) -> None:
@@ -230,9 +261,8 @@ def attributions(conn: sqlite3.Connection, person_id: int | None = None) -> list
 
 def add_drift(conn: sqlite3.Connection, event: DriftEvent) -> None:
     conn.execute(
-        "INSERT INTO households_drift "
-        "(person_id, at_ms, sessions_seen, sessions_since_change, p_value, members_before) "
-        "VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT INTO households_drift (person_id, at_ms, sessions_seen, sessions_since_change, "
+        "p_value, members_before, kind, member_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         event,
     )
 
@@ -240,8 +270,8 @@ def add_drift(conn: sqlite3.Connection, event: DriftEvent) -> None:
 def drift_events(conn: sqlite3.Connection, person_id: int | None = None) -> list[DriftEvent]:
     where, args = ("WHERE person_id = ?", (person_id,)) if person_id is not None else ("", ())
     rows = conn.execute(
-        "SELECT person_id, at_ms, sessions_seen, sessions_since_change, p_value, members_before "
-        f"FROM households_drift {where} ORDER BY id",
+        "SELECT person_id, at_ms, sessions_seen, sessions_since_change, p_value, members_before, "
+        f"kind, member_id FROM households_drift {where} ORDER BY id",
         args,
     ).fetchall()
     return [DriftEvent(*r) for r in rows]
@@ -249,13 +279,12 @@ def drift_events(conn: sqlite3.Connection, person_id: int | None = None) -> list
 
 def person_households(conn: sqlite3.Connection, person_id: int) -> dict[str, Any]:
     """What the read API shows for a person: members, their profiles, attributions, drift."""
-    members = [
-        orjson.loads(r[0])
-        for r in conn.execute(
-            "SELECT profile FROM households_members WHERE person_id = ? ORDER BY member_id",
-            (person_id,),
-        )
-    ]
+    state = load_state(conn, person_id)
+    members = (
+        sorted(profiles(account_model(state)), key=lambda p: int(p["member"]))
+        if state is not None
+        else []
+    )
     return {
         "person_id": person_id,
         "members": members,
@@ -265,7 +294,10 @@ def person_households(conn: sqlite3.Connection, person_id: int) -> dict[str, Any
                 "timestamp": a.timestamp,
                 "member": a.member_id,
                 "probability": round(a.probability, 3),
-                "probabilities": {str(k): round(v, 3) for k, v in a.probabilities.items()},
+                # Rounded for people, but never to 0: every member remains possible.
+                "probabilities": {
+                    str(k): max(round(v, 3), 0.001) for k, v in a.probabilities.items()
+                },
             }
             for a in attributions(conn, person_id)
         ],
@@ -299,4 +331,5 @@ def erase_persons(conn: sqlite3.Connection, person_ids: Sequence[int]) -> dict[s
     ]
     drop_open(conn, devices)
     counts["households_open"] = len(devices)
+    set_generation(conn, generation(conn) + 1)  # the worker's copy in memory is stale now
     return counts

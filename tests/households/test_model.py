@@ -1,85 +1,74 @@
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-from engine.households.features import SessionFeatures
-from engine.households.model import HouseholdModel, refit
+from engine.households.likelihood import encode, joint, posterior, stats_of
+from engine.households.model import DECAY, HouseholdModel
+from tests.households.support import person_session
 
 
-def _session(
-    rng: np.random.Generator, hour: float, device: str, kind: str, tastes: list[str]
-) -> SessionFeatures:
-    h = (hour + rng.normal(0, 1.0)) % 24
-    angle = 2 * math.pi * h / 24
-    picks = rng.choice(tastes, size=3)
-    counts: dict[str, float] = {}
-    for p in picks:
-        counts[str(p)] = counts.get(str(p), 0.0) + 1.0
-    return SessionFeatures(
-        math.sin(angle),
-        math.cos(angle),
-        float(rng.random() < 2 / 7),
-        device,
-        kind,
-        tuple(sorted(counts.items())),
+def _sessions(seed: int, n: int) -> list:  # type: ignore[type-arg]
+    rng = np.random.default_rng(seed)
+    return [
+        person_session(rng, 20.0, f"phone-{i % 3}", "mobile", ["books", "garden", "toys"])
+        for i in range(n)
+    ]
+
+
+def test_online_updates_fade_old_sessions_by_decay() -> None:
+    sessions = _sessions(1, 40)
+    model = HouseholdModel()
+    for f in sessions:
+        model.update(f)
+    # One member: each session's responsibility is 1, so the state is the decayed sum.
+    weights = DECAY ** np.arange(len(sessions))[::-1]
+    expected = stats_of(
+        encode(sessions, model.devices, model.categories), weights[:, None] * np.ones((40, 1))
     )
+    actual = model.stats()
+    for name in ("n", "s1", "s2", "weekend", "types", "devices", "categories"):
+        np.testing.assert_allclose(getattr(actual, name), getattr(expected, name), rtol=1e-9)
 
 
-def _fit(sessions: list[SessionFeatures]) -> HouseholdModel:
-    return refit(HouseholdModel(), sessions, np.ones(len(sessions)))
+def test_the_common_scale_is_multiplied_out_before_it_underflows() -> None:
+    model = HouseholdModel()
+    for f in _sessions(4, 800):  # 0.99 ** 800 is far below the rescaling threshold
+        model.update(f)
+    assert 1e-200 <= model.scale <= 1.0
+    assert abs(float(model.stats().n.sum()) - (1 - DECAY**800) / (1 - DECAY)) < 1e-9
 
 
-def test_a_one_member_account_stays_one_member() -> None:
-    for seed in range(5):
-        rng = np.random.default_rng(seed)
-        # One person on a phone and a laptop, evenings, varied tastes: still one person.
-        sessions = [
-            _session(
-                rng,
-                20.5 if rng.random() < 0.7 else 12.5,
-                "phone" if rng.random() < 0.6 else "laptop",
-                "mobile",
-                ["books", "garden", "kitchen", "home"],
-            )
-            for _ in range(60)
-        ]
-        assert _fit(sessions).k == 1
-
-
-def test_two_distinct_members_are_told_apart_and_attributed() -> None:
-    rng = np.random.default_rng(3)
-    parent = [_session(rng, 9.0, "parent-phone", "mobile", ["garden", "books"]) for _ in range(30)]
-    teen = [_session(rng, 22.0, "teen-phone", "mobile", ["gaming", "fashion"]) for _ in range(30)]
-    model = _fit(parent + teen)
-    assert model.k == 2
-    parent_member = int(np.argmax(model.logits(parent[0])))
-    assert all(int(np.argmax(model.logits(s))) == parent_member for s in parent)
-    assert all(int(np.argmax(model.logits(s))) != parent_member for s in teen)
-
-
-def test_online_updates_keep_member_ids_and_survive_serialisation() -> None:
-    rng = np.random.default_rng(5)
-    a = [_session(rng, 9.0, "pa", "mobile", ["garden"]) for _ in range(20)]
-    b = [_session(rng, 22.0, "pb", "mobile", ["gaming"]) for _ in range(20)]
-    model = _fit(a + b)
-    ids = list(model.member_ids)
-    for s in a[:5] + b[:5]:
-        model.update(s)
+def test_a_model_survives_serialisation() -> None:
+    model = HouseholdModel()
+    for f in _sessions(5, 25):
+        model.update(f)
     restored = HouseholdModel.from_dict(model.to_dict())
-    assert restored.member_ids == ids
-    np.testing.assert_allclose(restored.logits(a[0]), model.logits(a[0]))
-    profiles = {p["member"]: p for p in restored.profiles()}
-    hours = sorted(p["typical_hour"] for p in profiles.values())
-    assert abs(hours[0] - 9.0) < 1.5 and abs(hours[1] - 22.0) < 1.5
+    probe = _sessions(6, 1)[0]
+    assert restored.log_joint(probe) == model.log_joint(probe)
+    restored.update(probe)
+    model.update(probe)
+    assert restored.to_dict() == model.to_dict()
 
 
-def test_refit_carries_member_ids_across_refits() -> None:
-    rng = np.random.default_rng(9)
-    a = [_session(rng, 9.0, "pa", "mobile", ["garden"]) for _ in range(25)]
-    b = [_session(rng, 22.0, "pb", "mobile", ["gaming"]) for _ in range(25)]
-    first = _fit(a + b)
-    member_of_a = first.member_ids[int(np.argmax(first.logits(a[0])))]
-    second = refit(first, b + a, np.ones(50))
-    assert second.member_ids[int(np.argmax(second.logits(a[0])))] == member_of_a
+def test_a_new_browser_and_new_categories_join_the_vocabulary_with_no_history() -> None:
+    model = HouseholdModel()
+    for f in _sessions(7, 10):
+        model.update(f)
+    rng = np.random.default_rng(8)
+    newcomer = person_session(rng, 9.0, "tablet-1", "tablet", ["garden", "kitchen"])
+    responsibilities, _ = model.update(newcomer)
+    assert model.devices[-1] == "tablet-1" and "kitchen" in model.categories
+    assert len(model.dev[0]) == len(model.devices) and len(model.cat[0]) == len(model.categories)
+    assert np.isclose(sum(responsibilities), 1.0)
+
+
+def test_responsibilities_of_the_online_step_are_the_batch_posterior() -> None:
+    model = HouseholdModel()
+    for f in _sessions(9, 12):
+        model.update(f)
+    probe = _sessions(10, 1)[0]
+    online = model.log_joint(probe)
+    model.learn_vocabulary([probe])
+    data = encode([probe], model.devices, model.categories)
+    resp, _ = posterior(joint(model.stats(), model.device_types, data))
+    np.testing.assert_allclose(np.exp(online - np.logaddexp.reduce(online)), resp[0])

@@ -1,0 +1,228 @@
+"""Batch refit: re-estimate an account's members from recent sessions and choose how many.
+
+EM runs for each candidate number of members (one is always a candidate, so a one-person
+account stays one member) and the best penalised likelihood wins. Each candidate starts from
+a few places, because EM only climbs to the nearest optimum: the current model's own split of
+the sessions (so a refit that finds nothing new changes little), k-means++ seeds over the
+sessions, and k-means++ over the devices (each browser's sessions start together, which finds
+"her phone" and "his laptop" when the session-level seeds mix them).
+
+The penalty is BIC's, scaled: textbook BIC counts every smoothed device and category
+probability as a free parameter and underestimates members on a few dozen sessions. On top of
+it, phones are personal: two phone browsers busy in the same weeks are most likely two people,
+so a member using more than one at once costs log(PHONE_SHARING) per extra phone. Only
+overlapping phones count, because a cleared cookie gives one phone a new browser id that
+replaces the old one rather than running beside it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+from sklearn.cluster import kmeans_plusplus
+
+from engine.households.features import DEVICE_TYPES, SessionFeatures
+from engine.households.likelihood import (
+    HOUR_WEIGHT,
+    Encoded,
+    Stats,
+    encode,
+    joint,
+    posterior,
+    stats_of,
+)
+from engine.households.model import HouseholdModel
+
+MAX_MEMBERS = 4
+MIN_MEMBER_WEIGHT = 3.0  # a member needs this many (decayed) sessions to be believed
+SESSIONS_PER_MEMBER = 5  # no K with fewer sessions than this per member is tried
+BIC_SCALE = 0.3
+PHONE_SHARING = 0.05  # how often one person keeps two phone browsers busy at once
+MIN_PHONE_SESSIONS = 2.0
+EM_ITERATIONS = 30
+EM_TOL = 1e-4
+MOBILE = DEVICE_TYPES.index("mobile")
+
+
+@dataclass(frozen=True)
+class Fit:
+    stats: Stats
+    resp: np.ndarray  # (n, K) responsibilities of the window's sessions
+    loglik: float
+
+
+@dataclass(frozen=True)
+class Refit:
+    model: HouseholdModel
+    resp: np.ndarray  # (n, K), columns in the order of model.member_ids
+    new_members: list[int]  # ids that did not exist before this refit
+
+
+def refit(
+    model: HouseholdModel,
+    sessions: Sequence[SessionFeatures],
+    weights: np.ndarray,
+    *,
+    seed: int = 0,
+) -> Refit:
+    """Batch EM on recent sessions for 1..MAX_MEMBERS members; the best penalised fit wins.
+
+    `weights` fade older sessions the way the online path does. The result keeps the member ids
+    of `model` where new members match old ones (most shared sessions), so "member 2" stays the
+    same person across refits; new members get fresh ids.
+    """
+    model.learn_vocabulary(sessions)
+    data = encode(sessions, model.devices, model.categories)
+    types = model.device_types
+    n_eff = float(weights.sum())
+    rng = np.random.default_rng(seed)
+    warm = posterior(joint(model.stats(), types, data))[0] if sum(model.n) > 0 else None
+    most = min(MAX_MEMBERS, max(1, int(n_eff // SESSIONS_PER_MEMBER)), model.k + 2)
+    best: tuple[float, Fit] | None = None
+    for k in range(1, most + 1):
+        fit = _best_em(data, types, weights, _starts(data, weights, k, warm, rng))
+        if k > 1 and fit.stats.n.min() < MIN_MEMBER_WEIGHT:
+            continue
+        score = fit.loglik - 0.5 * BIC_SCALE * _parameters(fit.stats) * math.log(max(n_eff, 2.0))
+        score += phone_log_prior(_phone_spans(fit, types, data))
+        if best is None or score > best[0]:
+            best = (score, fit)
+    assert best is not None  # one member always fits
+    chosen = best[1]
+    ids, next_id = _carry_ids(model, warm, chosen.resp)
+    new_members = [m for m in ids if m not in model.member_ids]
+    return Refit(model.with_stats(chosen.stats, ids, next_id), chosen.resp, new_members)
+
+
+def _starts(
+    data: Encoded, weights: np.ndarray, k: int, warm: np.ndarray | None, rng: np.random.Generator
+) -> list[np.ndarray]:
+    n = data.size
+    if k == 1:
+        return [np.ones((n, 1))]
+    starts = []
+    if warm is not None and warm.shape[1] == k:
+        starts.append(warm)
+    proportions = data.categories / np.maximum(data.categories.sum(axis=1, keepdims=True), 1.0)
+    embedding = np.hstack([data.x, 1.5 * data.devices, proportions])
+    if n >= k:
+        centres, _ = kmeans_plusplus(
+            embedding, k, random_state=int(rng.integers(2**31 - 1)), sample_weight=weights
+        )
+        nearest = ((embedding[:, None, :] - centres[None, :, :]) ** 2).sum(axis=2).argmin(axis=1)
+        starts.append(np.eye(k)[nearest])
+    by_device = _device_start(data, weights, k, rng)
+    if by_device is not None:
+        starts.append(by_device)
+    return starts or [np.full((n, k), 1.0 / k)]
+
+
+def _device_start(
+    data: Encoded, weights: np.ndarray, k: int, rng: np.random.Generator
+) -> np.ndarray | None:
+    """Group whole browsers into k members by their average session; sessions follow."""
+    counts = weights @ data.devices
+    used = np.flatnonzero(counts > 0)
+    if len(used) < k:
+        return None
+    proportions = data.categories / np.maximum(data.categories.sum(axis=1, keepdims=True), 1.0)
+    session_profile = np.hstack([data.x, proportions])
+    device_profile = (data.devices[:, used].T * weights) @ session_profile / counts[used][:, None]
+    centres, _ = kmeans_plusplus(
+        device_profile, k, random_state=int(rng.integers(2**31 - 1)), sample_weight=counts[used]
+    )
+    group = ((device_profile[:, None, :] - centres[None, :, :]) ** 2).sum(axis=2).argmin(axis=1)
+    start: np.ndarray = np.eye(k)[group[data.devices[:, used].argmax(axis=1)]]
+    return start
+
+
+def _best_em(
+    data: Encoded, types: Sequence[int], weights: np.ndarray, starts: list[np.ndarray]
+) -> Fit:
+    best: Fit | None = None
+    for resp in starts:
+        fit = _em(data, types, weights, resp)
+        if best is None or fit.loglik > best.loglik:
+            best = fit
+    assert best is not None
+    return best
+
+
+def _em(data: Encoded, types: Sequence[int], weights: np.ndarray, resp: np.ndarray) -> Fit:
+    previous = -math.inf
+    loglik = -math.inf
+    iterations = EM_ITERATIONS if resp.shape[1] > 1 else 1
+    for _ in range(iterations):
+        stats = stats_of(data, resp * weights[:, None])
+        resp, per_session = posterior(joint(stats, types, data))
+        loglik = float(weights @ per_session)
+        if loglik - previous < EM_TOL * max(abs(loglik), 1.0):
+            break
+        previous = loglik
+    return Fit(stats_of(data, resp * weights[:, None]), resp, loglik)
+
+
+def _parameters(stats: Stats) -> float:
+    k, devices = (int(v) for v in stats.devices.shape)
+    categories = int(stats.categories.shape[1])
+    hour = 5 * HOUR_WEIGHT  # half-weighted evidence, half the cost
+    per_member = hour + 1 + (len(DEVICE_TYPES) - 1) + max(devices - 1, 0) + max(categories - 1, 0)
+    return k * per_member + k - 1
+
+
+def _phone_spans(fit: Fit, types: Sequence[int], data: Encoded) -> list[list[tuple[int, int]]]:
+    """Per member, the (first, last) window positions of each phone that is mostly theirs."""
+    phones = [i for i, t in enumerate(types) if t == MOBILE]
+    usage = fit.resp.T @ data.devices[:, phones]  # (K, phones)
+    totals = usage.sum(axis=0)
+    spans: list[list[tuple[int, int]]] = [[] for _ in range(usage.shape[0])]
+    for j, device in enumerate(phones):
+        if totals[j] < MIN_PHONE_SESSIONS:
+            continue
+        owner = int(usage[:, j].argmax())
+        if usage[owner, j] >= 0.5 * totals[j]:
+            rows = np.flatnonzero(data.devices[:, device])
+            spans[owner].append((int(rows[0]), int(rows[-1])))
+    return spans
+
+
+def phone_log_prior(spans_per_member: Sequence[Sequence[tuple[int, int]]]) -> float:
+    """log prior of members using several phones at once: log(PHONE_SHARING) per extra one.
+
+    Each member's phones are given as (first, last) positions of their use; phones whose spans
+    do not overlap are one phone under successive browser ids and cost nothing.
+    """
+    extra = 0
+    for spans in spans_per_member:
+        edges = sorted([(first, 0) for first, _ in spans] + [(last, 1) for _, last in spans])
+        depth = deepest = 0
+        for _, is_end in edges:
+            depth += -1 if is_end else 1
+            deepest = max(deepest, depth)
+        extra += max(deepest - 1, 0)
+    return extra * math.log(PHONE_SHARING)
+
+
+def _carry_ids(
+    old: HouseholdModel, old_resp: np.ndarray | None, resp: np.ndarray
+) -> tuple[list[int], int]:
+    k = resp.shape[1]
+    next_id = old.next_member_id
+    if old_resp is None:
+        return list(range(1, k + 1)), max(next_id, k + 1)
+    overlap = old_resp.T @ resp  # (K_old, K_new): sessions both would give the same member
+    rows, cols = linear_sum_assignment(-overlap)
+    ids: list[int | None] = [None] * k
+    for r, c in zip(rows, cols, strict=True):
+        ids[c] = old.member_ids[r]
+    out = []
+    for member in ids:
+        if member is None:
+            member = next_id
+            next_id += 1
+        out.append(member)
+    return out, next_id
