@@ -68,7 +68,8 @@ def to_event(message: object, facts: RequestFacts, path_type: str | None) -> tup
             f"event is {len(body)} bytes; the limit is {facts.max_event_bytes}", code="too_large"
         )
 
-    kind = message.get("type", path_type)
+    get = message.get
+    kind = get("type", path_type)
     if kind not in TYPES:
         raise EventInvalid(
             f"type {kind!r} is not one of {', '.join(sorted(TYPES))}", code="bad_type"
@@ -78,22 +79,27 @@ def to_event(message: object, facts: RequestFacts, path_type: str | None) -> tup
             f"type {kind!r} does not match the endpoint /v1/{path_type}", code="bad_type"
         )
 
-    anonymous_id = clean_id(message.get("anonymousId"))
-    user_id = clean_id(message.get("userId"))
+    anonymous_id = clean_id(get("anonymousId"))
+    user_id = clean_id(get("userId"))
     if anonymous_id is None and user_id is None:
         raise EventInvalid(
             "an anonymousId or userId is required (placeholders such as 'undefined', 'null', "
             "'0' or '[object Object]' do not count)",
             code="missing_id",
         )
-    for name in _OBJECT_FIELDS:
-        value = message.get(name)
-        if value is not None and not isinstance(value, dict):
-            raise EventInvalid(f"{name} must be a JSON object", code="bad_field")
+    context = get("context")
+    if not (
+        (context is None or isinstance(context, dict))
+        and _object_or_none(get("properties"))
+        and _object_or_none(get("traits"))
+        and _object_or_none(get("integrations"))
+    ):
+        name = next(n for n in _OBJECT_FIELDS if not _object_or_none(get(n)))
+        raise EventInvalid(f"{name} must be a JSON object", code="bad_field")
 
     event: str | None = None
     if kind == "track":
-        label = message.get("event")
+        label = get("event")
         if not isinstance(label, str) or not label.strip() or len(label) > _MAX_NAME:
             raise EventInvalid(
                 f"a track event needs an 'event' name of 1 to {_MAX_NAME} characters",
@@ -101,15 +107,15 @@ def to_event(message: object, facts: RequestFacts, path_type: str | None) -> tup
             )
         event = label
     elif kind in ("page", "screen"):
-        label = message.get("name")
+        label = get("name")
         event = label if isinstance(label, str) and len(label) <= _MAX_NAME else None
     elif kind == "alias":
-        if clean_id(message.get("previousId")) is None or user_id is None:
+        if clean_id(get("previousId")) is None or user_id is None:
             raise EventInvalid("an alias needs both a previousId and a userId", code="missing_id")
-    elif kind == "group" and clean_id(message.get("groupId")) is None:
+    elif kind == "group" and clean_id(get("groupId")) is None:
         raise EventInvalid("a group call needs a groupId", code="missing_id")
 
-    message_id = message.get("messageId")
+    message_id = get("messageId")
     if message_id is None:
         message_id = str(uuid.uuid4())
     elif not isinstance(message_id, str) or not message_id or len(message_id) > _MAX_MESSAGE_ID:
@@ -118,11 +124,13 @@ def to_event(message: object, facts: RequestFacts, path_type: str | None) -> tup
         )
 
     timestamp, clamped = _event_time(message, facts)
-    context = message.get("context") or {}
-    # Server-side senders pass the visitor's address in context.ip; it gets the same policy.
-    context_ip = context.get("ip")
-    ip = apply_policy(context_ip, facts.ip_policy) if isinstance(context_ip, str) else facts.ip
-    user_agent = context.get("userAgent", facts.user_agent)
+    ip, user_agent = facts.ip, facts.user_agent
+    if context:
+        # Server-side senders pass the visitor's address in context.ip; it gets the same policy.
+        context_ip = context.get("ip")
+        if isinstance(context_ip, str):
+            ip = apply_policy(context_ip, facts.ip_policy)
+        user_agent = context.get("userAgent", user_agent)
     return (
         NewEvent(
             facts.source,
@@ -139,6 +147,10 @@ def to_event(message: object, facts: RequestFacts, path_type: str | None) -> tup
         ),
         clamped,
     )
+
+
+def _object_or_none(value: object) -> bool:
+    return value is None or isinstance(value, dict)
 
 
 def _event_time(message: dict[str, object], facts: RequestFacts) -> tuple[int, bool]:
