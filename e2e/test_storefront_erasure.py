@@ -40,13 +40,9 @@ def test_an_erased_shoppers_open_tab_keeps_sending_and_nothing_comes_back(
     # The same tab goes on shopping: its SDK still holds the anonymous id and the email, and
     # the collector answers its beacons as accepted so it does not retry them forever.
     answered: list[int] = []
-    visitor.page.on(
-        "requestfinished",
-        lambda request: (
-            "/v1/batch" in request.url
-            and (response := request.response()) is not None
-            and answered.append(response.status)
-        ),
+    visitor.context.on(
+        "response",
+        lambda response: "/v1/batch" in response.url and answered.append(response.status),
     )
     visitor.view("speckled-mug")
     visitor.add_to_cart()
