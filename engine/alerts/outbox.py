@@ -16,6 +16,9 @@ import orjson
 
 from bond.errors import StorageError
 from bond.storage.sqlite import migrate
+from engine.privacy import crypto
+from engine.privacy.keys import KeyRing
+from engine.schema import migrate_identity
 
 State = Literal["pending", "sent", "failed"]
 
@@ -92,6 +95,8 @@ def now_ms() -> int:
 
 
 def migrate_outbox(conn: sqlite3.Connection) -> None:
+    # Alerts are sealed with the keys of the persons they name, kept by the identity tables.
+    migrate_identity(conn)
     migrate(conn, MIGRATIONS, name="alerts")
 
 
@@ -105,12 +110,20 @@ def enqueue(
     payload: dict[str, Any],
     caused_at: int | None = None,
 ) -> int:
-    """Add an alert in the caller's transaction (this never commits); returns its id."""
+    """Add an alert in the caller's transaction (this never commits); returns its id.
+
+    The summary and payload name the person, so they are sealed with the person's key like
+    the rest of what state.db holds about them (engine/privacy/keys.py).
+    """
     created = now_ms()
+    keys = KeyRing(conn)
+    sealed_summary = keys.seal(person_id, summary.encode(), crypto.ALERT_SUMMARY)
+    sealed_payload = keys.seal(person_id, orjson.dumps(payload), crypto.ALERT_PAYLOAD)
+    keys.flush()
     cursor = conn.execute(
         "INSERT INTO alert_outbox (rule, kind, person_id, summary, payload, caused_at, "
         "created_at, next_attempt_at) VALUES (?,?,?,?,?,?,?,?)",
-        (rule, kind, person_id, summary, orjson.dumps(payload), caused_at, created, created),
+        (rule, kind, person_id, sealed_summary, sealed_payload, caused_at, created, created),
     )
     return int(cursor.lastrowid or 0)
 
@@ -122,7 +135,7 @@ def next_due(conn: sqlite3.Connection, now: int) -> Alert | None:
         "ORDER BY next_attempt_at, id LIMIT 1",
         (now,),
     ).fetchone()
-    return _alert(row) if row else None
+    return _alert(KeyRing(conn), row) if row else None
 
 
 def next_wake(conn: sqlite3.Connection) -> int | None:
@@ -181,7 +194,8 @@ def recent(conn: sqlite3.Connection, limit: int = 50) -> list[Alert]:
     rows = conn.execute(
         f"SELECT {_COLUMNS} FROM alert_outbox ORDER BY id DESC LIMIT ?", (limit,)
     ).fetchall()
-    return [_alert(row) for row in rows]
+    keys = KeyRing(conn)
+    return [_alert(keys, row) for row in rows]
 
 
 def for_persons(conn: sqlite3.Connection, person_ids: list[int]) -> list[Alert]:
@@ -191,7 +205,8 @@ def for_persons(conn: sqlite3.Connection, person_ids: list[int]) -> list[Alert]:
         f"SELECT {_COLUMNS} FROM alert_outbox WHERE person_id IN ({marks}) ORDER BY id",
         person_ids,
     ).fetchall()
-    return [_alert(row) for row in rows]
+    keys = KeyRing(conn)
+    return [_alert(keys, row) for row in rows]
 
 
 def erase_persons(conn: sqlite3.Connection, person_ids: list[int]) -> int:
@@ -206,10 +221,18 @@ def erase_persons(conn: sqlite3.Connection, person_ids: list[int]) -> int:
     return cursor.rowcount
 
 
-def _alert(row: tuple[Any, ...]) -> Alert:
+def _alert(keys: KeyRing, row: tuple[Any, ...]) -> Alert:
     values = list(row)
-    values[5] = orjson.loads(values[5])
+    values[4] = _opened(keys, values[4], crypto.ALERT_SUMMARY).decode()
+    values[5] = orjson.loads(_opened(keys, values[5], crypto.ALERT_PAYLOAD))
     return Alert(*values)
+
+
+def _opened(keys: KeyRing, value: str | bytes, purpose: bytes) -> bytes:
+    # Alerts written before encryption at rest are plaintext.
+    if isinstance(value, str):
+        return value.encode()
+    return (keys.open(value, purpose) or b"{}") if crypto.is_sealed(value) else value
 
 
 def _update(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> None:

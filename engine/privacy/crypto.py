@@ -27,6 +27,8 @@ _KEY_ID = struct.Struct(">q")
 TIMELINE = b"timeline"
 TRAITS = b"traits"
 IDENTIFIER = b"identifier"
+ALERT_SUMMARY = b"alert summary"
+ALERT_PAYLOAD = b"alert payload"
 
 
 def new_key() -> bytes:

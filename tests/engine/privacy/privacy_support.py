@@ -216,19 +216,25 @@ def _base_env() -> dict[str, str]:
     return {**os.environ, "BOND_WRITE_KEY": WRITE_KEY, "BOND_ADMIN_TOKEN": ADMIN_TOKEN}
 
 
-def database_files(data_dir: Path) -> list[Path]:
+def database_files(
+    data_dir: Path, databases: tuple[str, ...] = ("events.db", "state.db")
+) -> list[Path]:
     return [
         data_dir / f"{db}{suffix}"
-        for db in ("events.db", "state.db")
+        for db in databases
         for suffix in ("", "-wal", "-shm")
         if (data_dir / f"{db}{suffix}").exists()
     ]
 
 
-def found_in_bytes(data_dir: Path, needles: tuple[str, ...]) -> list[tuple[str, str]]:
+def found_in_bytes(
+    data_dir: Path,
+    needles: tuple[str, ...],
+    databases: tuple[str, ...] = ("events.db", "state.db"),
+) -> list[tuple[str, str]]:
     """(file, needle) for every needle whose bytes appear in a database file, any case."""
     hits = []
-    for path in database_files(data_dir):
+    for path in database_files(data_dir, databases):
         raw = path.read_bytes().lower()
         hits += [(path.name, n) for n in needles if n.lower().encode() in raw]
     return hits

@@ -14,6 +14,7 @@ from conftest import wait_until
 from engine.privacy.erase import FAULT_ENV
 from tests.engine.privacy.privacy_support import (
     ANN_EMAIL,
+    ANN_NAME,
     ANN_NEEDLES,
     ANN_PHONE,
     ANN_USER,
@@ -45,8 +46,11 @@ def test_erasure_leaves_no_trace_of_ann_and_all_of_bob(data_dir: Path) -> None:
         ann_id, bob_id = load_two_people(running)
         bob_before = running.timeline(bob_id)
         assert running.person(email=ANN_EMAIL)["traits"]["name"]  # type: ignore[index]
-        # Before: Ann is everywhere (her email is sealed in state.db, plain in the raw log).
+        # Before: Ann is in the raw log as sent; state.db holds her email, name and event
+        # properties (alerts about her included) only sealed with her key.
         assert found_in_tables(data_dir, ANN_NEEDLES)
+        assert counts_of(running)["alert_outbox"] == 2  # one alert each
+        assert found_in_bytes(data_dir, (ANN_EMAIL, ANN_NAME), ("state.db",)) == []
 
         erasure = running.erase(email=ANN_EMAIL.upper())
 
@@ -107,6 +111,11 @@ def test_late_events_of_an_erased_person_are_dropped_at_ingest(data_dir: Path) -
         assert running.person(user_id=ANN_USER) is None
         assert running.person(anonymous_id=ANN_PHONE) is None
         assert found_in_tables(data_dir, ANN_NEEDLES) == []
+
+
+def counts_of(running: Stack) -> dict[str, int]:
+    with sqlite3.connect(running.data_dir / "state.db") as conn:
+        return {"alert_outbox": conn.execute("SELECT count(*) FROM alert_outbox").fetchone()[0]}
 
 
 def suppressed_at_ingest(running: Stack) -> int:
