@@ -5,6 +5,7 @@
   carries it out between batches.
 - `GET /api/erasures/{id}`: its state, step, and once done the counts of what was erased.
 - `GET /api/persons/{id}/export`: everything held about the person, as one JSON document.
+- `GET /api/privacy/audit?limit=`: the newest audit entries (what was erased, when, by whom).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from bond.errors import BadRequest, NotFound
 from bond.http import json_response
 from bond.storage.eventlog import SqliteEventLog
 from bond.storage.sqlite import connect
-from engine.privacy import requests
+from engine.privacy import audit, requests
 from engine.privacy.erase import asked_forms
 from engine.privacy.export import export_person
 from engine.privacy.schema import migrate_privacy
@@ -31,6 +32,7 @@ from engine.timeline import IdentityReader
 
 Handler = Callable[[Request], Awaitable[Response]]
 MAX_REQUESTED_BY = 100
+MAX_AUDIT = 500
 
 
 def privacy_routes(
@@ -89,7 +91,14 @@ def privacy_routes(
             raise NotFound(f"no person {requested}")
         return json_response(document)
 
+    async def audit_log(request: Request) -> Response:
+        limit = request.query_params.get("limit", "50")
+        if not limit.isdigit() or not 1 <= int(limit) <= MAX_AUDIT:
+            raise BadRequest(f"limit must be a whole number from 1 to {MAX_AUDIT}")
+        return json_response({"entries": audit.entries(queue(), int(limit))})
+
     return [
+        Route("/api/privacy/audit", guarded(audit_log)),
         Route("/api/erasures", guarded(create_erasure), methods=["POST"]),
         Route("/api/erasures/{erasure_id:int}", guarded(get_erasure)),
         Route("/api/persons/{person_id:int}/export", guarded(export)),

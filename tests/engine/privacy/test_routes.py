@@ -67,6 +67,14 @@ def test_erasure_needs_the_admin_token_and_reports_progress(running: Stack) -> N
     first = running.api.get(f"/erasures/{response.json()['id']}").json()
     assert first["state"] == "done" and first["requested_by"] == "api:dpo"
     assert first["result"]["found"] is True and done["result"]["found"] is False
+    entries = running.api.get("/privacy/audit").json()["entries"]
+    assert [(e["action"], e["requested_by"]) for e in entries] == [
+        ("erase", "api:admin"),
+        ("erase", "api:dpo"),
+    ]
+    assert entries[1]["counts"] == first["result"]["counts"]
+    assert "ann" not in str(entries).lower()  # counts and who asked, never whom it was about
+    assert running.api.get("/privacy/audit", limit="0").status_code == 400
 
 
 def test_the_export_holds_identifiers_timeline_changes_alerts_and_raw_events(
