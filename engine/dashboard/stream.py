@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,7 +72,7 @@ class Feed:
     clock: Callable[[], float] = time.monotonic
     poll_s: float = POLL_S
 
-    async def stream(self, position: Position) -> AsyncIterator[bytes]:
+    async def stream(self, position: Position) -> AsyncGenerator[bytes, None]:
         yield f"retry: {RECONNECT_MS}\n\n".encode()
         # A page that comes back after a long time away catches up on the newest only: it
         # keeps no more than that, and a day of events would take the stream minutes to send.

@@ -7,12 +7,13 @@ Not a conftest.py: a second module named conftest would shadow the root one.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+import threading
+from collections.abc import Awaitable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -27,6 +28,7 @@ from engine.worker import Worker
 from tests.engine.harness import Engine
 
 BASE = "http://testserver"
+T = TypeVar("T")
 
 
 class HookedEngine(Engine):
@@ -73,12 +75,33 @@ class HookedEngine(Engine):
             )
 
 
+class Loop:
+    """An event loop on a thread of its own, for sync tests to drive async code. Not the main
+    thread's: Playwright's sync API keeps a loop running there once an e2e test has run."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def run(self, awaitable: Awaitable[T]) -> T:
+        async def wrapped() -> T:
+            return await awaitable
+
+        return asyncio.run_coroutine_threadsafe(wrapped(), self.loop).result(timeout=60)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join()
+        self.loop.close()
+
+
 class Client:
     """Requests to the real read app in this process (httpx's ASGI transport) on one event
     loop, keeping cookies the way a browser does."""
 
     def __init__(self, config: Config) -> None:
-        self.runner = asyncio.Runner()
+        self.loop = Loop()
         transport = httpx.ASGITransport(app=create_read_app(config))
         self.http = httpx.AsyncClient(transport=transport, base_url=BASE)
 
@@ -87,14 +110,14 @@ class Client:
         return self.http.cookies
 
     def get(self, path: str, **options: Any) -> httpx.Response:
-        return self.runner.run(self.http.get(path, **options))
+        return self.loop.run(self.http.get(path, **options))
 
     def post(self, path: str, **options: Any) -> httpx.Response:
-        return self.runner.run(self.http.post(path, **options))
+        return self.loop.run(self.http.post(path, **options))
 
     def close(self) -> None:
-        self.runner.run(self.http.aclose())
-        self.runner.close()
+        self.loop.run(self.http.aclose())
+        self.loop.close()
 
 
 @contextmanager

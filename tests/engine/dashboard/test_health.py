@@ -3,7 +3,6 @@ lag and outbox depth measured from the databases."""
 
 from __future__ import annotations
 
-import asyncio
 import socket
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import httpx
 from conftest import WRITE_KEY, Collector
 from engine.dashboard.health import Health, parse_metrics, scrape
 from engine.dashboard.live import LogTail
-from tests.engine.dashboard.dashboard_support import HookedEngine
+from tests.engine.dashboard.dashboard_support import HookedEngine, Loop
 
 
 def test_the_collectors_counts_come_from_its_metrics_and_are_unknown_when_it_is_down(
@@ -69,15 +68,17 @@ def test_ingest_rate_is_the_logs_growth_and_lag_what_the_worker_has_not_applied(
         clock=clock,
     )
 
-    first = asyncio.run(health.sample())
+    loop = Loop()
+    first = loop.run(health.sample())
     for ts in range(10):
         engine.page("laptop", ts, "/")
     engine.worker.run_once()
     for ts in range(10, 15):
         engine.page("laptop", ts, "/")
-    assert asyncio.run(health.sample()) == first  # at most one sample a second
+    assert loop.run(health.sample()) == first  # at most one sample a second
     clock.now += 2.0
-    second = asyncio.run(health.sample())
+    second = loop.run(health.sample())
+    loop.close()
 
     assert first["ingest_rate"] is None
     assert (second["log_head"], second["offset"], second["lag"]) == (15, 10, 5)

@@ -3,9 +3,8 @@ stitches and health, and a reconnect that carries on from Last-Event-ID over rea
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Iterator
 from pathlib import Path
 
 import httpx
@@ -16,7 +15,7 @@ from conftest import ADMIN_TOKEN, WRITE_KEY, BondProcess, Collector, ReadApi
 from engine.dashboard.health import Health
 from engine.dashboard.live import LogTail
 from engine.dashboard.stream import CATCH_UP, HOLD_S, Feed, Position, message, start_position
-from tests.engine.dashboard.dashboard_support import HookedEngine
+from tests.engine.dashboard.dashboard_support import HookedEngine, Loop
 
 Message = dict[str, str]
 
@@ -75,17 +74,17 @@ def test_the_feed_sends_events_with_their_person_stitches_and_health(
     tail = LogTail(engine.config.events_db)
     health = Health(tail, lambda: engine.reader, "http://127.0.0.1:9/metrics", clock=clock)
     feed = Feed(tail, lambda: engine.reader, health, clock=clock, poll_s=0)
-    stream: AsyncIterator[bytes] = feed.stream(start_position(tail, engine.reader))
-    runner = asyncio.Runner()
+    stream: AsyncGenerator[bytes, None] = feed.stream(start_position(tail, engine.reader))
+    loop = Loop()
 
     def until(kind: str) -> list[Message]:
         """Read the stream until a message of `kind` arrives; return what came with it."""
         seen: list[Message] = []
         while not any(m.get("event") == kind for m in seen):
-            seen += parse(runner.run(anext(stream)))  # type: ignore[arg-type]
+            seen += parse(loop.run(anext(stream)))
         return seen
 
-    assert runner.run(anext(stream)) == b"retry: 2000\n\n"  # type: ignore[arg-type]
+    assert loop.run(anext(stream)) == b"retry: 2000\n\n"
     (health_message,) = until("health")
     assert orjson.loads(health_message["data"])["lag"] == 0
 
@@ -110,8 +109,8 @@ def test_the_feed_sends_events_with_their_person_stitches_and_health(
     assert clock.now - held_from >= HOLD_S
     (unapplied,) = orjson.loads(next(m for m in late if m["event"] == "events")["data"])
     assert (unapplied["seq"], unapplied["person"]) == (3, None)
-    runner.run(stream.aclose())  # type: ignore[attr-defined]
-    runner.close()
+    loop.run(stream.aclose())
+    loop.close()
 
 
 @pytest.fixture
@@ -197,14 +196,14 @@ def test_a_stream_resumed_from_long_ago_catches_up_on_the_newest_only(
     clock = Ticking()
     health = Health(tail, lambda: engine.reader, "http://127.0.0.1:9/metrics", clock=clock)
     feed = Feed(tail, lambda: engine.reader, health, clock=clock, poll_s=0)
-    stream: AsyncIterator[bytes] = feed.stream(Position(0, 0))
-    runner = asyncio.Runner()
-    runner.run(anext(stream))  # type: ignore[arg-type]
+    stream: AsyncGenerator[bytes, None] = feed.stream(Position(0, 0))
+    loop = Loop()
+    loop.run(anext(stream))
     sent: list[int] = []
     while len(sent) < CATCH_UP:
-        for m in parse(runner.run(anext(stream))):  # type: ignore[arg-type]
+        for m in parse(loop.run(anext(stream))):
             if m["event"] == "events":
                 sent += [e["seq"] for e in orjson.loads(m["data"])]
     assert sent == list(range(31, CATCH_UP + 31))
-    runner.run(stream.aclose())  # type: ignore[attr-defined]
-    runner.close()
+    loop.run(stream.aclose())
+    loop.close()
