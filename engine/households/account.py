@@ -20,6 +20,8 @@ class Account:
     surprise: PageHinkley = field(default_factory=PageHinkley)
     presence: Presence = field(default_factory=Presence)
     device_sessions: dict[str, int] = field(default_factory=dict)
+    arrivals: list[int] = field(default_factory=list)  # new members not yet judged a join or not
+    departures: list[int] = field(default_factory=list)  # silent members not yet judged
     refit_due: bool = False
     change_at: int | None = None  # session count where a confirmed change began, until refit
     dirty: bool = False
@@ -31,6 +33,8 @@ class Account:
             "surprise": self.surprise.to_dict(),
             "presence": self.presence.to_dict(),
             "device_sessions": self.device_sessions,
+            "arrivals": self.arrivals,
+            "departures": self.departures,
             "refit_due": self.refit_due,
             "change_at": self.change_at,
         }
@@ -46,6 +50,8 @@ class Account:
             PageHinkley.from_dict(raw["surprise"]),
             Presence.from_dict(raw["presence"]),
             dict(raw["device_sessions"]),
+            list(raw["arrivals"]),
+            list(raw["departures"]),
             raw["refit_due"],
             raw["change_at"],
         )

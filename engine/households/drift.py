@@ -1,17 +1,21 @@
 """Household change detection: someone joins or leaves the account.
 
 A join shows in the stream as sessions the current mixture explains badly. Page-Hinkley watches
-each session's surprise (negative log-likelihood under the mixture) for a sustained rise, and
-an alarm asks for a refit; the refit, like a scheduled one, may then find a member the model did
-not have. Such a member is a join only if two tests agree: it is new (none of its sessions in a
-run of earlier sessions long enough that its share makes that improbable) and it was surprising
-(its sessions' surprise at the time exceeds that of the sessions before it, one-sided
-Mann-Whitney). A refit that merely splits an existing member finds it in earlier sessions too,
-so refining the model is not mistaken for a change.
+each session's surprise (negative log-likelihood under the mixture) for a sustained rise, and an
+alarm asks for a refit; that refit, like any other, may find a member the model did not have.
+Such a member is judged on the refit's window (`arrived`): a join if the member is new (a step
+up in its sessions, the quiet before it improbable at its rate since) and came with a browser
+the account had not used. A member a refit merely split off an existing one was there before,
+on browsers seen before, so refining the model is not mistaken for a change.
 
 A leave lowers surprise, so the likelihood cannot show it; the member's silence does. A member
 that had a share s of the sessions and has been absent from the last g has probability
-(1 - s)^g of that by chance; below CHANGE_P it is recorded as gone.
+(1 - s)^g of that by chance; below GONE_P the stored sessions are judged (`departed`): a step
+down in the member's sessions, improbable by chance below LEAVE_P.
+
+Each test is one-sided on the window the model already keeps, so detection costs no extra
+fitting; its price is delay: a change is recorded once enough sessions after it make chance
+improbable.
 """
 
 from __future__ import annotations
@@ -21,15 +25,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from scipy.stats import mannwhitneyu
+import numpy as np
+from scipy.stats import beta, binom
 
 WARMUP = 20  # sessions after a (re)start before alarms are believed: the model is still settling
 DELTA = 0.5  # tolerated drift, in standard deviations of the surprise
 THRESHOLD = 10.0  # alarm when the cumulative excess reaches this many standard deviations
-CHANGE_P = 1e-3  # how improbable an absence must be to call a member new or gone
-SURPRISE_P = 0.01
-MIN_SESSIONS = 3  # a member needs this many sessions before its arrival or absence means much
-MIN_REFERENCE = 8
+GONE_P = 0.01  # how improbable a member's absence must be to ask a refit whether they left
+LEAVE_P = 1e-3  # how improbable their absence in the refit's window must be to record it
+NEW_P = 0.01  # how improbable a new member's quiet before its step must be (with a new browser)
+NEW_BROWSER_SLACK = 3  # a browser first used this few sessions before a step is new with it
+ABSENT_BEFORE = 0.1  # a new member had at most this share of the sessions before its step
+MIN_SESSIONS = 3  # sessions of a new member before its arrival can be judged
+SETTLED_MEMBER = 8  # sessions of a member before its absence can mean it left
+MIN_REFERENCE = 8  # sessions before a step, at least, for the quiet there to mean anything
 
 
 class Change(NamedTuple):
@@ -89,15 +98,14 @@ class Presence:
         self.share[member] = share
         self.sessions[member] = sessions
 
-    def gone(self, now: int) -> list[Change]:
-        """Members whose absence since they were last seen is too long to be chance."""
+    def gone(self, now: int) -> list[int]:
+        """Members absent for longer than chance allows (below GONE_P); a refit then judges."""
         out = []
         for member, last in list(self.last.items()):
-            if self.sessions.get(member, 0) < MIN_SESSIONS:
+            if self.sessions.get(member, 0) < SETTLED_MEMBER:
                 continue
-            p = absence_p(self.share[member], now - last)
-            if p < CHANGE_P:
-                out.append(Change("leave", member, last + 1, p))
+            if absence_p(self.share[member], now - last) < GONE_P:
+                out.append(member)
                 self.forget(member)
         return out
 
@@ -140,26 +148,83 @@ def absence_p(share: float, sessions: int) -> float:
     return math.exp(sessions * math.log1p(-share))
 
 
-def joined(
-    member: int,
-    first: int,
-    member_sessions: int,
-    share: float,
-    surprise_before: Sequence[float],
-    surprise_member: Sequence[float],
-    at: int,
-) -> Change | None:
-    """A member a refit found: a join when it is new and it was surprising.
+def arrived(
+    mine: Sequence[bool], browser_since: Sequence[int], at: int, member: int
+) -> Change | bool | None:
+    """A join, None when it is not one, or True when it is too early to tell.
 
-    `first` is the window position of its first session, `share` its share of the sessions
-    from there on, `surprise_*` the sessions' surprise when they happened (before its first
-    session, and its own); `at` is the account's session count at the window's start.
+    `mine` marks the window's sessions (oldest first) the model gives the member;
+    `browser_since` is, per session, the window position where its browser first shows; `at`
+    is the account's session count at the window's start. The change point is where a step
+    up in the member's 0/1 series fits best. A join needs the member to be new there (its few
+    sessions before the step improbable at its rate after it, taken at the rate's lower 90%
+    bound: binomial, below NEW_P) and to have come with a browser: most of its sessions since
+    are on browsers first used around the step. A member a refit merely split off an existing
+    one was there before, on browsers seen before.
     """
-    if member_sessions < MIN_SESSIONS or len(surprise_before) < MIN_REFERENCE:
+    series = np.asarray(mine, dtype=bool)
+    step = _step(series)
+    if step is None or step < MIN_REFERENCE:
         return None
-    if absence_p(share, first) >= CHANGE_P:
+    since = int(series[step:].sum())
+    before = int(series[:step].sum())
+    if since < MIN_SESSIONS:
+        return True
+    if before > ABSENT_BEFORE * step:
         return None
-    p_value = float(mannwhitneyu(surprise_member, surprise_before, alternative="greater").pvalue)
-    if p_value >= SURPRISE_P:
+    rate = float(beta.ppf(0.1, since, len(series) - step - since + 1))
+    p_value = float(binom.cdf(before, step, rate))
+    if p_value >= NEW_P:
         return None
-    return Change("join", member, at + first, p_value)
+    theirs = np.flatnonzero(series[step:]) + step
+    novel = [browser_since[int(i)] >= step - NEW_BROWSER_SLACK for i in theirs]
+    if np.mean(novel) < 0.5:
+        return None
+    return Change("join", member, at + step, p_value)
+
+
+def departed(mine: Sequence[bool], at: int, member: int) -> Change | bool | None:
+    """A leave, None when the member is plainly still there, or True when it is too early.
+
+    The mirror of `judge`: a step down in the member's 0/1 series, the member's few sessions
+    since improbable at its rate before the step (taken at its lower 90% bound).
+    """
+    series = np.asarray(mine, dtype=bool)
+    step = _step(series, rising=False)
+    if step is None:
+        return None
+    before = int(series[:step].sum())
+    since = int(series[step:].sum())
+    if before < SETTLED_MEMBER or since > ABSENT_BEFORE * (len(series) - step):
+        return None
+    rate = float(beta.ppf(0.1, before, step - before + 1))
+    p_value = float(binom.cdf(since, len(series) - step, rate))
+    if p_value >= LEAVE_P:
+        return True
+    return Change("leave", member, at + step, p_value)
+
+
+def _step(series: np.ndarray, *, rising: bool = True) -> int | None:
+    """Where a step in a 0/1 series' rate fits best (None if no step that way fits)."""
+    n = len(series)
+    if n < 2:
+        return None
+    ones_before = np.concatenate([[0], np.cumsum(series)])[1:-1]  # ones in series[:t], t=1..n-1
+    t = np.arange(1, n)
+    ones_after = series.sum() - ones_before
+    gain = _bernoulli(ones_before, t) + _bernoulli(ones_after, n - t)
+    up = ones_after / (n - t) > ones_before / t
+    way = up if rising else ~up & (ones_after / (n - t) < ones_before / t)
+    if not way.any():
+        return None
+    return int(t[np.argmax(np.where(way, gain, -np.inf))])
+
+
+def _bernoulli(ones: np.ndarray, total: np.ndarray) -> np.ndarray:
+    """Maximised log-likelihood of `ones` successes in `total` trials."""
+    p = ones / total
+    with np.errstate(divide="ignore", invalid="ignore"):
+        result: np.ndarray = np.nan_to_num(ones * np.log(p)) + np.nan_to_num(
+            (total - ones) * np.log1p(-p)
+        )
+    return result

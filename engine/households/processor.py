@@ -20,7 +20,7 @@ from engine.hooks import AppliedEvent
 from engine.households import store
 from engine.households.account import Account
 from engine.households.calibration import Calibration
-from engine.households.drift import Change, joined
+from engine.households.drift import MIN_SESSIONS, Change, arrived, departed
 from engine.households.features import SessionFeatures, session_features
 from engine.households.memory import Memory
 from engine.households.model import DECAY
@@ -70,8 +70,9 @@ class HouseholdProcessor:
         watermark = 0
         for event in events:
             at = event.timestamp
-            watermark = max(watermark, at)
-            key = device_key(event.anonymous_id, event.user_id)
+            if at > watermark:
+                watermark = at
+            key = event.anonymous_id or device_key(None, event.user_id)
             session = opened.get(key)
             if session is not None:
                 if session.continues(at):
@@ -94,6 +95,7 @@ class HouseholdProcessor:
             if oldest.last_ms >= cutoff:
                 break
             self._close(batch, oldest)
+        self._departures(batch)
         self._refits(batch)
         batch.flush(watermark)
         memory.trim()
@@ -139,10 +141,9 @@ class HouseholdProcessor:
         if surprise is not None and account.surprise.add(surprise):
             account.refit_due = True
         account.presence.saw(member, seen, model.n[best] / sum(model.n))
-        for change in account.presence.gone(seen):
-            self._record(batch, account, change, session.start_ms, model.k)
-            account.change_at = change.change_at
-            account.refit_due = True
+        if member in account.arrivals and account.presence.sessions[member] == MIN_SESSIONS:
+            account.refit_due = True  # enough of the new member to judge whether it joined
+        account.departures.extend(account.presence.gone(seen))
         on_device = account.device_sessions.get(session.device, 0) + 1
         account.device_sessions[session.device] = on_device
         if (
@@ -184,6 +185,26 @@ class HouseholdProcessor:
                 change.member,
             ),
         )
+
+    def _departures(self, batch: _Batch) -> None:
+        """Members that fell silent: judged on the sessions' stored members, no refit needed."""
+        for account in batch.accounts.values():
+            if not account.departures:
+                continue
+            rows = store.recent_sessions(batch.conn, account.person_id, REFIT_WINDOW)
+            start = account.model.sessions_seen - len(rows)
+            candidates, account.departures = account.departures, []
+            for member in candidates:
+                mine = [row.member_id == member for row in rows]
+                verdict = departed(mine, start + 1, member)
+                if verdict is True:
+                    account.departures.append(member)
+                elif isinstance(verdict, Change):
+                    self._record(batch, account, verdict, rows[-1].start_ms, account.model.k)
+                    # A refit lets the one who left fade faster.
+                    account.change_at = verdict.change_at
+                    account.refit_due = True
+            account.dirty = True
 
     def _refits(self, batch: _Batch) -> None:
         due = [a for a in batch.accounts.values() if a.refit_due]
@@ -228,7 +249,7 @@ class HouseholdProcessor:
         labels: np.ndarray,
         members_before: int,
     ) -> None:
-        """Members the refit found: record the joins; watch every member for its absence."""
+        """Judge the members refits found (join or not), and watch every member's presence."""
         model = result.model
         start = model.sessions_seen - len(rows)
         presence = account.presence
@@ -236,25 +257,24 @@ class HouseholdProcessor:
         total = float(sum(model.n))
         for column, member in enumerate(model.member_ids):
             share = model.n[column] / total
-            if member not in result.new_members:
-                presence.reshare(member, share)
-                continue
             assigned = np.flatnonzero(labels == column)
-            if not len(assigned):
-                continue
-            first = int(assigned[0])
-            change = joined(
-                member,
-                first,
-                len(assigned),
-                len(assigned) / (len(rows) - first),
-                [r.surprise for r in rows[:first] if r.surprise is not None],
-                [s for i in assigned if (s := rows[i].surprise) is not None],
-                start + 1,
-            )
-            if change is not None:
-                self._record(batch, account, change, rows[-1].start_ms, members_before)
-            presence.found(member, start + 1 + int(assigned[-1]), share, len(assigned))
+            if member in result.new_members and len(assigned):
+                presence.found(member, start + 1 + int(assigned[-1]), share, len(assigned))
+            else:
+                presence.reshare(member, share)
+        pending = [m for m in account.arrivals if m in model.member_ids] + result.new_members
+        account.arrivals = []
+        first_use: dict[str, int] = {}
+        for i, row in enumerate(rows):
+            first_use.setdefault(row.device, i)
+        browser_since = [first_use[row.device] for row in rows]
+        for member in pending:
+            column = model.member_ids.index(member)
+            verdict = arrived(list(labels == column), browser_since, start + 1, member)
+            if verdict is True:
+                account.arrivals.append(member)
+            elif isinstance(verdict, Change):
+                self._record(batch, account, verdict, rows[-1].start_ms, members_before)
 
 
 class _Batch:

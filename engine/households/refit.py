@@ -23,7 +23,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
-from sklearn.cluster import kmeans_plusplus
 
 from engine.households.features import DEVICE_TYPES, SessionFeatures
 from engine.households.likelihood import (
@@ -45,6 +44,8 @@ PHONE_SHARING = 0.05  # how often one person keeps two phone browsers busy at on
 MIN_PHONE_SESSIONS = 2.0
 EM_ITERATIONS = 30
 EM_TOL = 1e-4
+MAX_STEP = 1
+LEAN = False
 MOBILE = DEVICE_TYPES.index("mobile")
 
 
@@ -81,7 +82,7 @@ def refit(
     n_eff = float(weights.sum())
     rng = np.random.default_rng(seed)
     warm = posterior(joint(model.stats(), types, data))[0] if sum(model.n) > 0 else None
-    most = min(MAX_MEMBERS, max(1, int(n_eff // SESSIONS_PER_MEMBER)), model.k + 2)
+    most = min(MAX_MEMBERS, max(1, int(n_eff // SESSIONS_PER_MEMBER)), model.k + MAX_STEP)
     best: tuple[float, Fit] | None = None
     for k in range(1, most + 1):
         fit = _best_em(data, types, weights, _starts(data, weights, k, warm, rng))
@@ -109,13 +110,9 @@ def _starts(
         starts.append(warm)
     proportions = data.categories / np.maximum(data.categories.sum(axis=1, keepdims=True), 1.0)
     embedding = np.hstack([data.x, 1.5 * data.devices, proportions])
-    if n >= k:
-        centres, _ = kmeans_plusplus(
-            embedding, k, random_state=int(rng.integers(2**31 - 1)), sample_weight=weights
-        )
-        nearest = ((embedding[:, None, :] - centres[None, :, :]) ** 2).sum(axis=2).argmin(axis=1)
-        starts.append(np.eye(k)[nearest])
     by_device = _device_start(data, weights, k, rng)
+    if n >= k and not (LEAN and by_device is not None):
+        starts.append(np.eye(k)[_nearest(embedding, _seeds(embedding, weights, k, rng))])
     if by_device is not None:
         starts.append(by_device)
     return starts or [np.full((n, k), 1.0 / k)]
@@ -132,12 +129,33 @@ def _device_start(
     proportions = data.categories / np.maximum(data.categories.sum(axis=1, keepdims=True), 1.0)
     session_profile = np.hstack([data.x, proportions])
     device_profile = (data.devices[:, used].T * weights) @ session_profile / counts[used][:, None]
-    centres, _ = kmeans_plusplus(
-        device_profile, k, random_state=int(rng.integers(2**31 - 1)), sample_weight=counts[used]
-    )
-    group = ((device_profile[:, None, :] - centres[None, :, :]) ** 2).sum(axis=2).argmin(axis=1)
+    group = _nearest(device_profile, _seeds(device_profile, counts[used], k, rng))
     start: np.ndarray = np.eye(k)[group[data.devices[:, used].argmax(axis=1)]]
     return start
+
+
+def _seeds(points: np.ndarray, weights: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """k-means++ seeding: each next seed drawn with probability weight x squared distance."""
+    chosen = [int(rng.choice(len(points), p=weights / weights.sum()))]
+    nearest = ((points - points[chosen[0]]) ** 2).sum(axis=1)
+    for _ in range(1, k):
+        mass = weights * nearest
+        total = mass.sum()
+        pick = (
+            int(rng.choice(len(points), p=mass / total))
+            if total > 0
+            else int(rng.integers(len(points)))
+        )
+        chosen.append(pick)
+        nearest = np.minimum(nearest, ((points - points[pick]) ** 2).sum(axis=1))
+    return points[chosen]
+
+
+def _nearest(points: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    result: np.ndarray = (
+        ((points[:, None, :] - centres[None, :, :]) ** 2).sum(axis=2).argmin(axis=1)
+    )
+    return result
 
 
 def _best_em(

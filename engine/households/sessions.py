@@ -47,15 +47,20 @@ class Session:
     def add(self, event: EventLike) -> None:
         # The person is the latest event's: a login mid-session hands the session to the account.
         self.person_id = event.person_id
-        self.identified = self.identified or event.identified
-        self.last_ms = max(self.last_ms, event.timestamp)
+        if event.identified:
+            self.identified = True
+        if event.timestamp > self.last_ms:
+            self.last_ms = event.timestamp
         self.events += 1
-        timezone = event.context.get("timezone")
-        if self.timezone is None and isinstance(timezone, str):
-            self.timezone = timezone
+        if self.timezone is None:
+            timezone = event.context.get("timezone")
+            if isinstance(timezone, str):
+                self.timezone = timezone
         if self.user_agent is None and event.user_agent:
             self.user_agent = event.user_agent
-        self.categories.update(event_categories(event.properties))
+        properties = event.properties
+        if "category" in properties or "products" in properties:
+            self.categories.update(event_categories(properties))
 
     def to_dict(self) -> dict[str, Any]:
         return {

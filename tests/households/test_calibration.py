@@ -12,11 +12,13 @@ from engine.households.calibration import Calibration, load, save
 
 
 def test_calibration_fitted_on_some_households_holds_on_others() -> None:
-    fitted = calibrate(Settings(households=60, seed=501))
-    held_out = run(Settings(households=60, seed=502), fitted).report()["overall"]
-    raw = run(Settings(households=60, seed=502), Calibration()).report()["overall"]
-    assert held_out["ece"] < raw["ece"]
-    assert held_out["ece"] < 0.1
+    fitted = calibrate(Settings(households=200, seed=501))
+    held_out = run(Settings(households=200, seed=502), fitted).report()["overall"]
+    raw = run(Settings(households=200, seed=502), Calibration()).report()["overall"]
+    # The raw mixture is overconfident; calibrated, its confidence is about its accuracy.
+    assert raw["mean_confidence"] - raw["accuracy"] > 0.05
+    assert abs(held_out["mean_confidence"] - held_out["accuracy"]) < 0.03
+    assert held_out["ece"] < min(raw["ece"], 0.06)
     assert fitted.fitted_on["seed"] == 501
 
 

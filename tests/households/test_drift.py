@@ -2,7 +2,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.households.drift import CHANGE_P, SURPRISE_P, PageHinkley, Presence, joined
+from engine.households.drift import (
+    GONE_P,
+    LEAVE_P,
+    NEW_P,
+    Change,
+    PageHinkley,
+    Presence,
+    arrived,
+    departed,
+)
 
 
 def test_page_hinkley_flags_a_sustained_rise_in_surprise() -> None:
@@ -19,31 +28,47 @@ def test_page_hinkley_stays_quiet_on_a_stable_household() -> None:
     assert not any(detector.add(float(v)) for v in rng.normal(10.0, 2.0, 500))
 
 
-def test_a_member_silent_far_longer_than_their_share_allows_has_left() -> None:
+def test_a_member_silent_far_longer_than_their_share_allows_is_suspected() -> None:
     presence = Presence()
     for at in range(1, 41):  # two members taking turns
         presence.saw(1 if at % 2 else 2, at, 0.5)
-    quiet = [c for now in range(41, 46) for c in presence.gone(now)]
-    assert quiet == []  # five sessions without member 2 happen by chance
-    changes = [c for now in range(46, 80) for c in presence.gone(now)]
-    (change,) = [c for c in changes if c.member == 2]
-    assert change.kind == "leave" and change.change_at == 41 and change.p_value < CHANGE_P
-    assert presence.gone(100) == [c for c in presence.gone(100) if c.member != 2]
+    suspected = []
+    for now in range(41, 60):  # member 1 carries on alone
+        presence.saw(1, now, 0.5)
+        suspected += [(now, m) for m in presence.gone(now)]
+    first_improbable = min(n for n in range(41, 60) if 0.5 ** (n - 40) < GONE_P)
+    assert suspected == [(first_improbable, 2)]
 
 
-def test_a_new_member_that_was_surprising_is_a_join() -> None:
+def test_a_step_down_in_a_members_sessions_is_a_leave() -> None:
+    rng = np.random.default_rng(4)
+    before = list(rng.random(60) < 0.5)
+    assert departed([*before, *[False] * 4], at=100, member=2) is True  # too early to tell
+    change = departed([*before, *[False] * 20], at=100, member=2)
+    assert isinstance(change, Change) and change.kind == "leave" and change.member == 2
+    assert change.change_at == 100 + max(i for i, v in enumerate(before) if v) + 1
+    assert change.p_value < LEAVE_P
+    still_there = departed([*before, *(rng.random(20) < 0.5)], at=100, member=2)
+    assert not isinstance(still_there, Change)
+
+
+def test_a_new_member_on_a_new_browser_is_a_join() -> None:
     rng = np.random.default_rng(2)
-    before = list(rng.normal(10.0, 1.0, 40))
-    newcomer = list(rng.normal(14.0, 1.0, 8))
-    change = joined(7, 40, 8, 0.4, before, newcomer, at=100)
-    assert change is not None and change.kind == "join" and change.member == 7
-    assert change.change_at == 140 and change.p_value < SURPRISE_P
+    mine = [False] * 40 + list(rng.random(20) < 0.5)
+    mine[41] = True
+    browsers = list(range(40)) + [40 if m else 0 for m in mine[40:]]
+    change = arrived(mine, browsers, at=100, member=7)
+    assert isinstance(change, Change) and change.kind == "join" and change.member == 7
+    assert 140 <= change.change_at <= 142 and change.p_value < NEW_P
 
 
 def test_a_member_split_off_an_existing_one_is_not_a_join() -> None:
     rng = np.random.default_rng(3)
-    before = list(rng.normal(10.0, 1.0, 40))
-    # Its first session is early in the window: it was there all along.
-    assert joined(7, 3, 20, 0.4, before[:3], list(rng.normal(14.0, 1.0, 20)), at=0) is None
-    # New, but no more surprising than everyone else.
-    assert joined(7, 40, 8, 0.4, before, list(rng.normal(10.0, 1.0, 8)), at=0) is None
+    mine = [False] * 40 + list(rng.random(20) < 0.5)
+    mine[41] = True
+    # All its browsers were in use long before: it was there all along, now told apart.
+    assert arrived(mine, [0] * 60, at=100, member=7) is None
+    # Present before the step too.
+    assert arrived(list(rng.random(60) < 0.4), list(range(60)), at=0, member=7) is None
+    # Only two sessions since: wait.
+    assert arrived([False] * 40 + [True, True], list(range(42)), at=0, member=7) is True
