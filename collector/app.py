@@ -23,7 +23,7 @@ from collector.cors import preflight
 from collector.ingest import Ingest
 from collector.sdk_files import SdkFiles, load_builds
 from collector.telemetry import CollectorMetrics
-from collector.writer import Writer
+from collector.writer import Checkpointer, Writer
 
 HEALTH_TIMEOUT_S = 2.0
 
@@ -52,10 +52,11 @@ class IngestFirst:
 
 def create_app(config: Config) -> IngestFirst:
     """Open the event log (failing fast when it cannot be) and wire the routes around it."""
-    event_log = SqliteEventLog(config.events_db)
+    event_log = SqliteEventLog(config.events_db, checkpoints=False)
     writer = Writer(event_log, queue_max_events=config.collector.queue_max_events)
+    checkpointer = Checkpointer(config.events_db)
     metrics = CollectorMetrics(queue_depth=lambda: writer.queue_depth)
-    writer.on_commit.append(metrics.on_commit)
+    writer.on_commit += [metrics.on_commit, checkpointer.committed]
     ingest = Ingest(config, writer, metrics)
     sdk = SdkFiles(load_builds())
 
@@ -102,12 +103,14 @@ def create_app(config: Config) -> IngestFirst:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         writer.start()
+        checkpointer.start()
         log("collector_started", events_db=str(config.events_db), sources=len(config.sources))
         try:
             yield
         finally:
             ingest.tally.flush()
             await writer.stop()
+            checkpointer.stop()
             event_log.close()
             log("collector_stopped")
 

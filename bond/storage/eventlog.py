@@ -175,9 +175,14 @@ def dedup_key(source: str, message_id: str) -> bytes:
 class SqliteEventLog:
     """The embedded event log. One writer at a time; any number of readers in other processes."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, checkpoints: bool = True) -> None:
+        """`checkpoints=False`: no commit on this connection copies the WAL into the database;
+        another connection's `checkpoint_passive` calls do (see collector.writer.Checkpointer).
+        """
         self.path = path
         self._conn = connect(path)
+        if not checkpoints:
+            self._conn.execute("PRAGMA wal_autocheckpoint = 0")
         # Migration 3 fills the key of the events already stored.
         self._conn.create_function("bond_dedup_key", 2, dedup_key, deterministic=True)
         migrate(self._conn, MIGRATIONS, name="event log")
@@ -334,6 +339,13 @@ class SqliteEventLog:
                 (received_before, limit),
             ).rowcount
         return events, rejected
+
+    def checkpoint_passive(self) -> None:
+        """Copy committed pages from the WAL into the database, blocking no writer."""
+        try:
+            self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot checkpoint the event log: {exc}") from exc
 
     def checkpoint(self) -> bool:
         """Copy the WAL into the database and truncate it; False while a reader holds it."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -120,3 +121,23 @@ def test_metrics_are_prometheus_text(collector: Collector) -> None:
     assert "# TYPE bond_commit_seconds histogram" in text
     assert 'bond_commit_seconds_bucket{le="+Inf"}' in text
     assert "bond_writer_queue_events 0" in text
+
+
+def test_commits_reach_the_database_file_itself_soon_after(
+    collector: Collector, tmp_path: Path
+) -> None:
+    # SQLite's own checkpoint would wait for 1,000 WAL pages; the collector's runs after commits.
+    assert httpx.post(f"{collector.url}/v1/batch", content=batch(5, "ck")).status_code == 200
+
+    def in_the_database_file() -> bool:
+        copy = tmp_path / "without-wal.db"
+        shutil.copyfile(collector.data_dir / "events.db", copy)
+        conn = sqlite3.connect(copy)
+        try:
+            return bool(conn.execute("SELECT count(*) FROM events").fetchone()[0] == 5)
+        except sqlite3.DatabaseError:  # copied while a checkpoint was writing it
+            return False
+        finally:
+            conn.close()
+
+    wait_until(in_the_database_file, timeout=10, what="a checkpoint")
