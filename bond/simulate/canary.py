@@ -47,6 +47,7 @@ def run(settings: Settings, *, as_json: bool, timeout_s: float = 1800.0) -> int:
     with tempfile.TemporaryDirectory(prefix="bond-simulate-") as tmp, _Stack(Path(tmp)) as stack:
         sent = _send(stack, messages(households))
         _wait_caught_up(stack, timeout_s)
+        worker_cpu = _cpu_seconds(stack.procs[1].pid)
         state = sqlite3.connect(f"file:{stack.data_dir / 'state.db'}?mode=ro", uri=True)
         account_of = _accounts(state)
         quality = score(state, truth, account_of, settings)
@@ -66,6 +67,9 @@ def run(settings: Settings, *, as_json: bool, timeout_s: float = 1800.0) -> int:
         },
         "stitch_latency_ms": sent["stitch"],
         "worker_catch_up_s": round(sent["catch_up_s"], 2),
+        # The worker's own CPU time (identity graph, households, alerts) for the whole run.
+        "worker_cpu_s": round(worker_cpu, 2) if worker_cpu is not None else None,
+        "worker_events_per_cpu_s": round(sent["events"] / worker_cpu) if worker_cpu else None,
         "total_s": round(time.perf_counter() - started, 1),
         "quality": quality,
     }
@@ -190,6 +194,16 @@ class _StitchWatcher(threading.Thread):
             "p50_ms": round(float(np.percentile(ms, 50)), 1),
             "p99_ms": round(float(np.percentile(ms, 99)), 1),
         }
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a running process (Linux /proc; None elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    # After the command name: state is field 3, utime and stime are fields 14 and 15.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _offset(state: sqlite3.Connection) -> int:

@@ -30,12 +30,15 @@ def lines(report: dict[str, Any]) -> list[str]:
             f"stitch (identify batch acked -> applied by the worker): p50 {stitch['p50_ms']} ms "
             f"p99 {stitch['p99_ms']} ms over {stitch['batches']} batches; worker caught up "
             f"{report['worker_catch_up_s']} s after the last batch; total {report['total_s']} s",
+            f"worker: {report['worker_cpu_s']} CPU-seconds, "
+            f"{report['worker_events_per_cpu_s']} events per CPU-second",
         ]
     if "model_update_ms" in report:
         u = report["model_update_ms"]
         out.append(
-            f"model update per session: p50 {u['p50']} ms p99 {u['p99']} ms; "
-            f"refits {u['refits']} (p99 {u['refit_p99']} ms)"
+            f"model update per session: p50 {u['p50']} ms p99 {u['p99']} ms; refits "
+            f"{u['refits']} (mean {u['refit_mean']} ms, p99 {u['refit_p99']} ms); household "
+            f"processor {report['hook_us_per_event']} us of CPU per event, refits included"
         )
     out += ["", f"attribution of conversions after the time split ({q['conversions_scored']}):"]
     out.append(

@@ -57,18 +57,34 @@ class Stats:
 
 @dataclass(frozen=True)
 class Encoded:
-    """Sessions as arrays over a fixed device and category vocabulary."""
+    """Sessions as arrays over a fixed device and category vocabulary.
 
-    x: np.ndarray  # (n, 2) sin, cos
-    x2: np.ndarray  # (n, 3) sin², sin·cos, cos²
-    weekend: np.ndarray  # (n, 2) one-hot
+    `quadratic` holds each session's hour as x², xy, y², x, y, 1 ((x, y) on the circle), so a
+    Gaussian's log-density is one product with its coefficients; `discrete` holds the weekend
+    one-hot, the device one-hot and the category hits side by side, so all categorical factors
+    are one product with their log-probabilities.
+    """
+
+    quadratic: np.ndarray  # (n, 6)
+    discrete: np.ndarray  # (n, 2 + D + V)
     types: np.ndarray  # (n, 3) one-hot
-    devices: np.ndarray  # (n, D) one-hot
-    categories: np.ndarray  # (n, V) hits
+    devices_known: int  # D
 
     @property
     def size(self) -> int:
-        return int(self.x.shape[0])
+        return int(self.quadratic.shape[0])
+
+    @property
+    def x(self) -> np.ndarray:
+        return self.quadratic[:, 3:5]
+
+    @property
+    def devices(self) -> np.ndarray:
+        return self.discrete[:, 2 : 2 + self.devices_known]
+
+    @property
+    def categories(self) -> np.ndarray:
+        return self.discrete[:, 2 + self.devices_known :]
 
 
 def encode(
@@ -76,34 +92,38 @@ def encode(
 ) -> Encoded:
     """Sessions over the vocabulary (every device and category they use must be in it)."""
     n = len(sessions)
-    dev_index = {d: i for i, d in enumerate(devices)}
-    cat_index = {c: i for i, c in enumerate(categories)}
-    x = np.array([(f.hour_sin, f.hour_cos) for f in sessions], dtype=float).reshape(n, 2)
-    weekend = np.zeros((n, 2))
-    weekend[np.arange(n), [int(f.weekend) for f in sessions]] = 1.0
-    types = np.zeros((n, len(DEVICE_TYPES)))
-    types[np.arange(n), [DEVICE_TYPES.index(f.device_type) for f in sessions]] = 1.0
-    one_hot = np.zeros((n, len(devices)))
-    one_hot[np.arange(n), [dev_index[f.device] for f in sessions]] = 1.0
-    hits = np.zeros((n, len(categories)))
+    d = len(devices)
+    dev_index = {name: 2 + i for i, name in enumerate(devices)}
+    cat_index = {name: 2 + d + i for i, name in enumerate(categories)}
+    x = np.array([f.hour_sin for f in sessions], dtype=float)
+    y = np.array([f.hour_cos for f in sessions], dtype=float)
+    quadratic = np.stack([x * x, x * y, y * y, x, y, np.ones(n)], axis=1).reshape(n, 6)
+    discrete = np.zeros((n, 2 + d + len(categories)))
+    rows = np.arange(n)
+    discrete[rows, [int(f.weekend) for f in sessions]] = 1.0
+    discrete[rows, [dev_index[f.device] for f in sessions]] = 1.0
     for i, f in enumerate(sessions):
         for name, count in f.categories:
-            hits[i, cat_index[name]] = count
-    x2 = np.stack([x[:, 0] ** 2, x[:, 0] * x[:, 1], x[:, 1] ** 2], axis=1)
-    return Encoded(x, x2, weekend, types, one_hot, hits)
+            discrete[i, cat_index[name]] = count
+    types = np.zeros((n, len(DEVICE_TYPES)))
+    types[rows, [DEVICE_TYPES.index(f.device_type) for f in sessions]] = 1.0
+    return Encoded(quadratic, discrete, types, d)
 
 
 def stats_of(data: Encoded, resp: np.ndarray) -> Stats:
     """Sufficient statistics of sessions weighted by `resp` (n, K)."""
     t = resp.T
+    hour = t @ data.quadratic
+    discrete = t @ data.discrete
+    d = data.devices_known
     return Stats(
-        resp.sum(axis=0),
-        t @ data.x,
-        t @ data.x2,
-        t @ data.weekend,
+        hour[:, 5],
+        hour[:, 3:5],
+        hour[:, 0:3],
+        discrete[:, 0:2],
         t @ data.types,
-        t @ data.devices,
-        t @ data.categories,
+        discrete[:, 2 : 2 + d],
+        discrete[:, 2 + d :],
     )
 
 
@@ -112,36 +132,56 @@ def joint(stats: Stats, device_types: Sequence[int], data: Encoded) -> np.ndarra
     n_k = stats.n
     k = stats.k
     log_weight = np.log((n_k + WEIGHT_FLOOR) / (n_k.sum() + WEIGHT_FLOOR * k))
-    out: np.ndarray = log_weight[None, :] + HOUR_WEIGHT * _hour(stats, data)
-    out += data.weekend @ np.log((stats.weekend + 1.0) / (n_k[:, None] + 2.0)).T
+    hour = _hour(stats)
+    hour[:, 5] += log_weight
     type_p = (stats.types + 1.0) / (n_k[:, None] + len(DEVICE_TYPES))
     type_of = np.asarray(device_types, dtype=int)
     per_type = np.bincount(type_of, minlength=len(DEVICE_TYPES)) + 1.0
     share = DEVICE_BACKOFF * type_p[:, type_of] / per_type[type_of][None, :]
-    out += data.devices @ np.log((stats.devices + share) / (n_k[:, None] + DEVICE_BACKOFF)).T
     v = stats.categories.shape[1]
-    theta = (stats.categories + CATEGORY_SMOOTHING) / (
-        stats.categories.sum(axis=1, keepdims=True) + CATEGORY_SMOOTHING * (v + 1)
+    logs = np.log(
+        np.hstack(
+            [
+                (stats.weekend + 1.0) / (n_k[:, None] + 2.0),
+                (stats.devices + share) / (n_k[:, None] + DEVICE_BACKOFF),
+                (stats.categories + CATEGORY_SMOOTHING)
+                / (stats.categories.sum(axis=1, keepdims=True) + CATEGORY_SMOOTHING * (v + 1)),
+            ]
+        )
     )
-    out += data.categories @ np.log(theta).T
-    return out
+    result: np.ndarray = data.quadratic @ hour.T + data.discrete @ logs.T
+    return result
 
 
-def _hour(stats: Stats, data: Encoded) -> np.ndarray:
+def _hour(stats: Stats) -> np.ndarray:
+    """Each member's weighted hour log-density as coefficients on x², xy, y², x, y, 1."""
     n_k = stats.n
     safe = np.maximum(n_k, 1e-12)
     mx, my = stats.s1[:, 0] / safe, stats.s1[:, 1] / safe
     prior = PRIOR_STRENGTH * PRIOR_VARIANCE
-    scale = n_k + PRIOR_STRENGTH
-    a = (stats.s2[:, 0] - n_k * mx * mx + prior) / scale + HOUR_NOISE
-    b = (stats.s2[:, 1] - n_k * mx * my) / scale
-    c = (stats.s2[:, 2] - n_k * my * my + prior) / scale + HOUR_NOISE
+    spread = n_k + PRIOR_STRENGTH
+    a = (stats.s2[:, 0] - n_k * mx * mx + prior) / spread + HOUR_NOISE
+    b = (stats.s2[:, 1] - n_k * mx * my) / spread
+    c = (stats.s2[:, 2] - n_k * my * my + prior) / spread + HOUR_NOISE
     det = a * c - b * b
-    dx = data.x[:, 0:1] - mx[None, :]
-    dy = data.x[:, 1:2] - my[None, :]
-    maha = (c * dx * dx - 2 * b * dx * dy + a * dy * dy) / det
-    result: np.ndarray = -0.5 * (2 * LOG_2PI + np.log(det)[None, :] + maha)
-    return result
+    # (p - m)' Σ⁻¹ (p - m) = (c dx² - 2b dx dy + a dy²) / det, expanded in x and y.
+    quadratic = (
+        np.stack(
+            [
+                c,
+                -2 * b,
+                a,
+                -2 * (c * mx - b * my),
+                -2 * (a * my - b * mx),
+                c * mx * mx - 2 * b * mx * my + a * my * my,
+            ],
+            axis=1,
+        )
+        / det[:, None]
+    )
+    coefficients: np.ndarray = -0.5 * HOUR_WEIGHT * quadratic
+    coefficients[:, 5] -= 0.5 * HOUR_WEIGHT * (2 * LOG_2PI + np.log(det))
+    return coefficients
 
 
 def posterior(log_joint: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -1,10 +1,11 @@
 """Batch refit: re-estimate an account's members from recent sessions and choose how many.
 
 EM runs for each candidate number of members (one is always a candidate, so a one-person
-account stays one member) and the best penalised likelihood wins. Each candidate starts from
-a few places, because EM only climbs to the nearest optimum: the current model's own split of
-the sessions (so a refit that finds nothing new changes little), k-means++ seeds over the
-sessions, and k-means++ over the devices (each browser's sessions start together, which finds
+account stays one member) and the best penalised likelihood wins. Candidates run up to one
+member more than the model has now, and each starts from two places, because EM
+only climbs to the nearest optimum: the current model's own split of the sessions (so a refit
+that finds nothing new changes little; k-means++ seeds over the sessions for other numbers of
+members), and k-means++ over the devices (each browser's sessions start together, which finds
 "her phone" and "his laptop" when the session-level seeds mix them).
 
 The penalty is BIC's, scaled: textbook BIC counts every smoothed device and category
@@ -44,8 +45,6 @@ PHONE_SHARING = 0.05  # how often one person keeps two phone browsers busy at on
 MIN_PHONE_SESSIONS = 2.0
 EM_ITERATIONS = 30
 EM_TOL = 1e-4
-MAX_STEP = 1
-LEAN = False
 MOBILE = DEVICE_TYPES.index("mobile")
 
 
@@ -82,7 +81,7 @@ def refit(
     n_eff = float(weights.sum())
     rng = np.random.default_rng(seed)
     warm = posterior(joint(model.stats(), types, data))[0] if sum(model.n) > 0 else None
-    most = min(MAX_MEMBERS, max(1, int(n_eff // SESSIONS_PER_MEMBER)), model.k + MAX_STEP)
+    most = min(MAX_MEMBERS, max(1, int(n_eff // SESSIONS_PER_MEMBER)), model.k + 1)
     best: tuple[float, Fit] | None = None
     for k in range(1, most + 1):
         fit = _best_em(data, types, weights, _starts(data, weights, k, warm, rng))
@@ -108,11 +107,11 @@ def _starts(
     starts = []
     if warm is not None and warm.shape[1] == k:
         starts.append(warm)
-    proportions = data.categories / np.maximum(data.categories.sum(axis=1, keepdims=True), 1.0)
-    embedding = np.hstack([data.x, 1.5 * data.devices, proportions])
-    by_device = _device_start(data, weights, k, rng)
-    if n >= k and not (LEAN and by_device is not None):
+    elif n >= k:
+        proportions = data.categories / np.maximum(data.categories.sum(axis=1, keepdims=True), 1.0)
+        embedding = np.hstack([data.x, 1.5 * data.devices, proportions])
         starts.append(np.eye(k)[_nearest(embedding, _seeds(embedding, weights, k, rng))])
+    by_device = _device_start(data, weights, k, rng)
     if by_device is not None:
         starts.append(by_device)
     return starts or [np.full((n, k), 1.0 / k)]
