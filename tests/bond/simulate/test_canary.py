@@ -24,6 +24,7 @@ def test_bond_simulate_drives_the_real_collector_and_worker() -> None:
     report = json.loads(result.stdout)
     assert report["events"] > 0 and report["ingest"]["requests"] >= 1
     assert report["stitch_latency_ms"]["batches"] >= 1
+    assert report["worker_cpu_s"] > 0 and report["worker_events_per_cpu_s"] > 0
     quality = report["quality"]
     # Every conversion made it through HTTP, the identity graph and the household hook.
     assert quality["conversions_scored"] > 0
