@@ -35,12 +35,12 @@ class Tally:
     def __init__(self, event: str, interval_s: float = 1.0) -> None:
         self.event = event
         self.interval_s = interval_s
-        self._counts: dict[str, int] = {}
+        self._counts: dict[tuple[object, ...], int] = {}
         self._since = 0.0
         self._timer: asyncio.TimerHandle | None = None
 
-    def add(self, key: str, amount: int = 1) -> None:
-        """Count; call from the event loop's thread."""
+    def add(self, key: tuple[object, ...], amount: int = 1) -> None:
+        """Count under `key`, written as its parts joined by spaces; call from the loop's thread."""
         counts = self._counts
         if not counts:
             self._since = time.monotonic()
@@ -53,7 +53,8 @@ class Tally:
             self._timer.cancel()
             self._timer = None
         if self._counts:
-            counts, self._counts = self._counts, {}
+            counts = {" ".join(map(str, key)): n for key, n in self._counts.items()}
+            self._counts = {}
             log(self.event, seconds=round(time.monotonic() - self._since, 3), counts=counts)
 
 

@@ -12,16 +12,8 @@ from bond.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 
 # text/plain is what browsers send to avoid a CORS preflight; servers send JSON.
 _ACCEPTED_TYPES = frozenset({"application/json", "text/plain", ""})
-_WANTED = frozenset(
-    {
-        b"content-type",
-        b"content-encoding",
-        b"content-length",
-        b"origin",
-        b"authorization",
-        b"user-agent",
-    }
-)
+# NamedTuple's generated __new__ is a Python call; this runs once per request.
+_new_headers = tuple.__new__
 
 
 class Headers(NamedTuple):
@@ -36,21 +28,31 @@ class Headers(NamedTuple):
 
     @classmethod
     def of(cls, scope: Scope) -> Headers:
-        found = {name: value for name, value in scope["headers"] if name in _WANTED}
-        get = found.get
-        kind = get(b"content-type", b"")
-        encoding = get(b"content-encoding")
-        length = get(b"content-length")
-        origin = get(b"origin")
-        authorization = get(b"authorization")
-        user_agent = get(b"user-agent")
-        return cls(
-            _media_type(kind.decode("latin-1")),
-            encoding.decode("latin-1").strip().lower() if encoding is not None else "identity",
-            int(length) if length is not None and length.isdigit() else None,
-            origin.decode("latin-1") if origin is not None else None,
-            authorization.decode("latin-1") if authorization is not None else None,
-            user_agent.decode("latin-1") if user_agent is not None else None,
+        kind = b""
+        encoding = length = origin = authorization = user_agent = None
+        for name, value in scope["headers"]:
+            if name == b"content-type":
+                kind = value
+            elif name == b"content-length":
+                length = value
+            elif name == b"user-agent":
+                user_agent = value
+            elif name == b"origin":
+                origin = value
+            elif name == b"authorization":
+                authorization = value
+            elif name == b"content-encoding":
+                encoding = value
+        return _new_headers(
+            cls,
+            (
+                _media_type(kind.decode("latin-1")),
+                encoding.decode("latin-1").strip().lower() if encoding is not None else "identity",
+                int(length) if length is not None and length.isdigit() else None,
+                origin.decode("latin-1") if origin is not None else None,
+                authorization.decode("latin-1") if authorization is not None else None,
+                user_agent.decode("latin-1") if user_agent is not None else None,
+            ),
         )
 
 
@@ -100,9 +102,9 @@ async def _read(receive: Receive, limit: int) -> bytes:
         size += len(chunk)
         if size > limit:
             raise PayloadTooLarge(f"body exceeds the limit of {limit} bytes")
-        chunks.append(chunk)
         if not message.get("more_body", False):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            return b"".join((*chunks, chunk)) if chunks else chunk
+        chunks.append(chunk)
 
 
 def _gunzip(data: bytes, *, budget: int) -> bytes:

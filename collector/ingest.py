@@ -31,6 +31,8 @@ from collector.validate import TYPES, RequestFacts, parse_time, to_event
 from collector.writer import Writer
 from engine.privacy.suppression import SuppressionList, email_in
 
+_new_facts = tuple.__new__
+
 
 class Ingest:
     """The ingest endpoint as a plain ASGI app.
@@ -45,6 +47,7 @@ class Ingest:
         self.writer = writer
         self.metrics = metrics
         self.signers = signers(config)
+        self.sources = {source.write_key: source for source in config.sources}
         # Its own connection: the writer thread owns the log's.
         self.suppression = SuppressionList(SqliteEventLog(config.events_db))
         # A clean request is counted into a line a second; anything else gets its own line.
@@ -147,8 +150,8 @@ class Ingest:
         if identities is not None and identities.verified:
             self.metrics.identities_verified.inc(identities.verified)
         if not (codes or suppressed or warnings or (identities and identities.refused)):
-            self.tally.add(f"{source.name} {route} {status}")
-            self.tally.add(f"{source.name} events", len(events))
+            self.tally.add((source.name, route, status))
+            self.tally.add((source.name, "events"), len(events))
             return status, body, None
 
         notes: dict[str, Any] = {
@@ -176,7 +179,7 @@ class Ingest:
             raise Unauthorized(
                 "no write key: send it as HTTP Basic auth (the key as user name) or as writeKey"
             )
-        source = self.config.source_for_key(key)
+        source = self.sources.get(key)
         if source is None:
             raise Unauthorized("unknown write key; check the key configured for this source")
         return source
@@ -205,16 +208,22 @@ class Ingest:
             except EventInvalid as exc:
                 warnings.append(f"{exc.reason}; clock-skew correction skipped")
         client = scope["client"][0] if scope.get("client") else None
-        facts = RequestFacts(
-            source=source.name,
-            received_at=int(time.time() * 1000),
-            sent_at=sent_at,
-            ip=apply_policy(client, self.limits.ip),
-            ip_policy=self.limits.ip,
-            user_agent=headers.user_agent,
-            max_event_bytes=self.limits.max_event_bytes,
-            future_tolerance_ms=self.limits.future_tolerance_ms,
-            skew_tolerance_ms=self.limits.skew_tolerance_ms,
+        limits = self.limits
+        # Positional through tuple.__new__: keyword NamedTuple construction costs a tenth of
+        # this request's own work.
+        facts = _new_facts(
+            RequestFacts,
+            (
+                source.name,
+                int(time.time() * 1000),
+                sent_at,
+                apply_policy(client, limits.ip),
+                limits.ip,
+                headers.user_agent,
+                limits.max_event_bytes,
+                limits.future_tolerance_ms,
+                limits.skew_tolerance_ms,
+            ),
         )
         return facts, warnings
 
