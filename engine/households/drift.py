@@ -37,6 +37,7 @@ NEW_P = 0.01  # how improbable a new member's quiet before its step must be (wit
 NEW_BROWSER_SLACK = 3  # a browser first used this few sessions before a step is new with it
 ABSENT_BEFORE = 0.1  # a new member had at most this share of the sessions before its step
 MIN_SESSIONS = 3  # sessions of a new member before its arrival can be judged
+JUDGED_AFTER = 12  # sessions of a new member after which its arrival is judged for good
 SETTLED_MEMBER = 8  # sessions of a member before its absence can mean it left
 MIN_REFERENCE = 8  # sessions before a step, at least, for the quiet there to mean anything
 
@@ -175,7 +176,7 @@ def arrived(
     rate = float(beta.ppf(0.1, since, len(series) - step - since + 1))
     p_value = float(binom.cdf(before, step, rate))
     if p_value >= NEW_P:
-        return None
+        return True if since < JUDGED_AFTER else None  # more sessions may make it telling
     theirs = np.flatnonzero(series[step:]) + step
     novel = [browser_since[int(i)] >= step - NEW_BROWSER_SLACK for i in theirs]
     if np.mean(novel) < 0.5:
