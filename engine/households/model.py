@@ -28,7 +28,10 @@ from engine.households.likelihood import (
     PRIOR_STRENGTH,
     PRIOR_VARIANCE,
     WEIGHT_FLOOR,
+    Encoded,
     Stats,
+    encode,
+    stats_table,
 )
 
 DECAY = 0.99  # per session of the account: behaviour ~100 sessions old has faded to a third
@@ -188,21 +191,26 @@ class HouseholdModel:
     # -- as arrays (batch EM, profiles) -----------------------------------------------------
 
     def stats(self) -> Stats:
-        sc = self.scale
         k = len(self.n)
 
         def table(rows: list[list[float]], width: int) -> np.ndarray:
-            return np.array(rows, dtype=float).reshape(k, width) * sc
+            return np.array(rows, dtype=float).reshape(k, width)
 
-        return Stats(
-            np.array(self.n, dtype=float) * sc,
+        stats = stats_table(
+            np.array(self.n, dtype=float),
             table(self.s1, 2),
             table(self.s2, 3),
             table(self.weekend, 2),
-            table(self.types, len(DEVICE_TYPES)),
             table(self.dev, len(self.devices)),
             table(self.cat, len(self.categories)),
+            table(self.types, len(DEVICE_TYPES)),
         )
+        stats.table[:] *= self.scale
+        return stats
+
+    def encode(self, sessions: Sequence[SessionFeatures]) -> Encoded:
+        """Sessions as rows over this model's vocabulary (learn it first)."""
+        return encode(sessions, self.devices, self.categories, self.device_types)
 
     def with_stats(
         self, stats: Stats, member_ids: list[int], next_member_id: int

@@ -30,10 +30,8 @@ from engine.households.likelihood import (
     HOUR_WEIGHT,
     Encoded,
     Stats,
-    encode,
     joint,
     posterior,
-    stats_of,
 )
 from engine.households.model import HouseholdModel
 
@@ -76,19 +74,17 @@ def refit(
     same person across refits; new members get fresh ids.
     """
     model.learn_vocabulary(sessions)
-    data = encode(sessions, model.devices, model.categories)
-    types = model.device_types
+    data = model.encode(sessions)
     n_eff = float(weights.sum())
     rng = np.random.default_rng(seed)
-    warm = posterior(joint(model.stats(), types, data))[0] if sum(model.n) > 0 else None
+    warm = posterior(joint(model.stats(), data))[0] if sum(model.n) > 0 else None
     most = min(MAX_MEMBERS, max(1, int(n_eff // SESSIONS_PER_MEMBER)), model.k + 1)
     best: tuple[float, Fit] | None = None
     for k in range(1, most + 1):
-        fit = _best_em(data, types, weights, _starts(data, weights, k, warm, rng))
+        fit = _best_em(data, weights, _starts(data, weights, k, warm, rng))
         if k > 1 and fit.stats.n.min() < MIN_MEMBER_WEIGHT:
             continue
-        score = fit.loglik - 0.5 * BIC_SCALE * _parameters(fit.stats) * math.log(max(n_eff, 2.0))
-        score += phone_log_prior(_phone_spans(fit, types, data))
+        score = _score(fit, data, weights, n_eff)
         if best is None or score > best[0]:
             best = (score, fit)
     assert best is not None  # one member always fits
@@ -96,6 +92,11 @@ def refit(
     ids, next_id = _carry_ids(model, warm, chosen.resp)
     new_members = [m for m in ids if m not in model.member_ids]
     return Refit(model.with_stats(chosen.stats, ids, next_id), chosen.resp, new_members)
+
+
+def _score(fit: Fit, data: Encoded, weights: np.ndarray, n_eff: float) -> float:
+    score = fit.loglik - 0.5 * BIC_SCALE * _parameters(fit.stats) * math.log(max(n_eff, 2.0))
+    return score + phone_log_prior(_phone_spans(fit, data))
 
 
 def _starts(
@@ -157,30 +158,29 @@ def _nearest(points: np.ndarray, centres: np.ndarray) -> np.ndarray:
     return result
 
 
-def _best_em(
-    data: Encoded, types: Sequence[int], weights: np.ndarray, starts: list[np.ndarray]
-) -> Fit:
+def _best_em(data: Encoded, weights: np.ndarray, starts: list[np.ndarray]) -> Fit:
     best: Fit | None = None
     for resp in starts:
-        fit = _em(data, types, weights, resp)
+        fit = _em(data, weights, resp)
         if best is None or fit.loglik > best.loglik:
             best = fit
     assert best is not None
     return best
 
 
-def _em(data: Encoded, types: Sequence[int], weights: np.ndarray, resp: np.ndarray) -> Fit:
+def _em(data: Encoded, weights: np.ndarray, resp: np.ndarray) -> Fit:
+    weighted = data.matrix * weights[:, None]
     previous = -math.inf
     loglik = -math.inf
     iterations = EM_ITERATIONS if resp.shape[1] > 1 else 1
     for _ in range(iterations):
-        stats = stats_of(data, resp * weights[:, None])
-        resp, per_session = posterior(joint(stats, types, data))
+        stats = Stats(resp.T @ weighted, data.devices_known)
+        resp, per_session = posterior(joint(stats, data))
         loglik = float(weights @ per_session)
         if loglik - previous < EM_TOL * max(abs(loglik), 1.0):
             break
         previous = loglik
-    return Fit(stats_of(data, resp * weights[:, None]), resp, loglik)
+    return Fit(Stats(resp.T @ weighted, data.devices_known), resp, loglik)
 
 
 def _parameters(stats: Stats) -> float:
@@ -191,9 +191,9 @@ def _parameters(stats: Stats) -> float:
     return k * per_member + k - 1
 
 
-def _phone_spans(fit: Fit, types: Sequence[int], data: Encoded) -> list[list[tuple[int, int]]]:
+def _phone_spans(fit: Fit, data: Encoded) -> list[list[tuple[int, int]]]:
     """Per member, the (first, last) window positions of each phone that is mostly theirs."""
-    phones = [i for i, t in enumerate(types) if t == MOBILE]
+    phones = [i for i, t in enumerate(data.device_types) if t == MOBILE]
     usage = fit.resp.T @ data.devices[:, phones]  # (K, phones)
     totals = usage.sum(axis=0)
     spans: list[list[tuple[int, int]]] = [[] for _ in range(usage.shape[0])]

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.households.likelihood import encode, joint
+from engine.households.likelihood import joint
 from engine.households.model import HouseholdModel
 from engine.households.refit import refit
 from tests.households.support import person_session
@@ -28,7 +28,5 @@ def test_the_per_session_path_scores_exactly_as_the_batch_likelihood() -> None:
         scalar = np.array(model.log_joint(probe))
         grown = HouseholdModel.from_dict(model.to_dict())
         grown.learn_vocabulary([probe])
-        batch = joint(
-            grown.stats(), grown.device_types, encode([probe], grown.devices, grown.categories)
-        )
+        batch = joint(grown.stats(), grown.encode([probe]))
         np.testing.assert_allclose(scalar, batch[0], rtol=1e-10, atol=1e-10)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.households.likelihood import encode, joint, posterior, stats_of
+from engine.households.likelihood import joint, posterior, stats_of
 from engine.households.model import DECAY, HouseholdModel
 from tests.households.support import person_session
 
@@ -22,9 +22,7 @@ def test_online_updates_fade_old_sessions_by_decay() -> None:
         model.update(f)
     # One member: each session's responsibility is 1, so the state is the decayed sum.
     weights = DECAY ** np.arange(len(sessions))[::-1]
-    expected = stats_of(
-        encode(sessions, model.devices, model.categories), weights[:, None] * np.ones((40, 1))
-    )
+    expected = stats_of(model.encode(sessions), weights[:, None] * np.ones((40, 1)))
     actual = model.stats()
     for name in ("n", "s1", "s2", "weekend", "types", "devices", "categories"):
         np.testing.assert_allclose(getattr(actual, name), getattr(expected, name), rtol=1e-9)
@@ -69,6 +67,6 @@ def test_responsibilities_of_the_online_step_are_the_batch_posterior() -> None:
     probe = _sessions(10, 1)[0]
     online = model.log_joint(probe)
     model.learn_vocabulary([probe])
-    data = encode([probe], model.devices, model.categories)
-    resp, _ = posterior(joint(model.stats(), model.device_types, data))
+    data = model.encode([probe])
+    resp, _ = posterior(joint(model.stats(), data))
     np.testing.assert_allclose(np.exp(online - np.logaddexp.reduce(online)), resp[0])
