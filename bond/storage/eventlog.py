@@ -6,7 +6,6 @@ two calls wide so a scale-out log (Kafka, Redis Streams, PostgreSQL) can stand i
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sqlite3
 import time
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import NamedTuple, Protocol
 
 from bond.errors import StorageError
+from bond.storage.dedup import RecentKeys, dedup_key
 from bond.storage.sqlite import connect, data_version, migrate, wait_for_commit
 
 
@@ -143,6 +143,17 @@ MIGRATIONS = [
     CREATE UNIQUE INDEX events_dedup_key ON events (dedup_key);
     DROP INDEX events_message_id;
     """,
+    # The digests leave the index for a table that is written in key order (see dedup.py).
+    """
+    CREATE TABLE dedup (key BLOB PRIMARY KEY, at INTEGER NOT NULL) WITHOUT ROWID;
+    INSERT INTO dedup SELECT dedup_key, received_at FROM events ORDER BY dedup_key;
+    CREATE TABLE dedup_state (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        merged_seq INTEGER NOT NULL
+    );
+    INSERT INTO dedup_state SELECT 1, coalesce(max(seq), 0) FROM events;
+    DROP INDEX events_dedup_key;
+    """,
 ]
 
 _COLUMNS = (
@@ -156,26 +167,31 @@ _INSERT_REJECTED = "INSERT INTO rejected (source, received_at, reason, body) VAL
 # loop is busy that wait lasts up to the interpreter's switch interval, so a statement per row
 # made a commit's length depend on its row count times that interval. Statements are prepared
 # for a few sizes, and a group is padded up to the next one with rows of NULLs that the WHERE
-# drops before they are inserted (so they take no seq, as a duplicate dropped by OR IGNORE does).
+# drops before they are inserted (so they take no seq, as a dropped duplicate does).
+# The digests held in memory are checked before; the statement checks the `dedup` table, and the
+# rows past the newest one this process knows of (the last parameter), which only another
+# connection can have written.
 _ROW = "(?,?,?,?,?,?,?,?,?,?,?,?)"
 _PADDING = (None,) * 12
 _INSERT_SIZES = tuple(2**n for n in range(10))
 _INSERTS = {
-    size: f"INSERT OR IGNORE INTO events ({_COLUMNS}, dedup_key) "
-    f"SELECT * FROM (VALUES {','.join([_ROW] * size)}) WHERE column12 IS NOT NULL"
+    size: f"INSERT INTO events ({_COLUMNS}, dedup_key) "
+    f"SELECT * FROM (VALUES {','.join([_ROW] * size)}) WHERE column12 IS NOT NULL "
+    "AND NOT EXISTS (SELECT 1 FROM dedup WHERE key = column12) "
+    "AND NOT EXISTS (SELECT 1 FROM events WHERE seq > ? AND dedup_key = column12)"
     for size in _INSERT_SIZES
 }
-
-
-def dedup_key(source: str, message_id: str) -> bytes:
-    """What makes two events the same one: a digest of the source and the messageId."""
-    return hashlib.blake2b(f"{len(source)}:{source}:{message_id}".encode(), digest_size=16).digest()
+# Digests held in memory before parts of them are merged into the table: about 100 bytes each,
+# and about what a process reads back from the rows when it first appends.
+DEDUP_MEMORY_KEYS = 200_000
 
 
 class SqliteEventLog:
     """The embedded event log. One writer at a time; any number of readers in other processes."""
 
-    def __init__(self, path: Path, *, checkpoints: bool = True) -> None:
+    def __init__(
+        self, path: Path, *, checkpoints: bool = True, dedup_memory: int = DEDUP_MEMORY_KEYS
+    ) -> None:
         """`checkpoints=False`: no commit on this connection copies the WAL into the database;
         another connection's `checkpoint_passive` calls do (see collector.writer.Checkpointer).
         """
@@ -186,34 +202,65 @@ class SqliteEventLog:
         # Migration 3 fills the key of the events already stored.
         self._conn.create_function("bond_dedup_key", 2, dedup_key, deterministic=True)
         migrate(self._conn, MIGRATIONS, name="event log")
+        self._dedup_memory = dedup_memory
+        self._recent: RecentKeys | None = None  # read on the first append: readers never need it
 
     def append(self, events: Sequence[NewEvent], rejected: Sequence[RejectedEvent]) -> int:
         largest = _INSERT_SIZES[-1]
         try:
-            if len(events) <= largest and not rejected and events:
-                # One statement is its own transaction: the whole commit is one step.
-                return self._insert(events)
-            with self._write():
-                inserted = sum(
-                    self._insert(events[start : start + largest])
-                    for start in range(0, len(events), largest)
-                )
-                if rejected:
-                    self._conn.executemany(_INSERT_REJECTED, rejected)
+            if self._recent is None:
+                self._recent = RecentKeys.load(self._conn, limit=self._dedup_memory)
+            recent = self._recent
+            head, added = recent.head, list[bytes]()
+            try:
+                if len(events) <= largest and not rejected and events:
+                    # One statement is its own transaction: the whole commit is one step.
+                    inserted = self._insert(events, recent, added)
+                else:
+                    with self._write():
+                        inserted = sum(
+                            self._insert(events[start : start + largest], recent, added)
+                            for start in range(0, len(events), largest)
+                        )
+                        if rejected:
+                            self._conn.executemany(_INSERT_REJECTED, rejected)
+            except BaseException:
+                recent.forget(added, head)
+                raise
+            recent.merge_if_due()
             return inserted
         except sqlite3.Error as exc:
             raise StorageError(f"cannot append to the event log: {exc}") from exc
 
-    def _insert(self, events: Sequence[NewEvent]) -> int:
-        """Insert up to the largest statement's rows; returns how many were new."""
+    def _insert(self, events: Sequence[NewEvent], recent: RecentKeys, added: list[bytes]) -> int:
+        """Insert up to the largest statement's rows; returns how many were new.
+
+        The digests of the rows sent are added to `recent` and to `added`, for an undo.
+        """
         params: list[object] = []
         extend, add = params.extend, params.append
         for event in events:
-            extend(event)
-            add(dedup_key(event.source, event.message_id))
-        size = next(size for size in _INSERT_SIZES if size >= len(events))
-        params += _PADDING * (size - len(events))
-        return self._conn.execute(_INSERTS[size], params).rowcount
+            key = dedup_key(event.source, event.message_id)
+            if recent.add(key):
+                added.append(key)
+                extend(event)
+                add(key)
+        rows = len(params) // 12
+        if not rows:
+            return 0
+        recent.newest = max(recent.newest, max(event.received_at for event in events))
+        size = next(size for size in _INSERT_SIZES if size >= rows)
+        params += _PADDING * (size - rows)
+        params.append(recent.head)
+        cursor = self._conn.execute(_INSERTS[size], params)
+        inserted = cursor.rowcount
+        if inserted:
+            last = cursor.lastrowid or 0
+            first = last - inserted + 1
+            if first > recent.head + 1:  # another connection appended in between
+                recent.take_rows_after(recent.head, before=first)
+            recent.head = last
+        return inserted
 
     @contextmanager
     def _write(self) -> Iterator[None]:

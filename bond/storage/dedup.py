@@ -1,0 +1,143 @@
+"""Which events the log already holds: duplicates found by a digest of (source, messageId).
+
+A unique index on the digest used to do this inside SQLite, and cost more than the rest of a
+commit together. Digests are random, so every new event landed on a different page of the index:
+a commit of n events wrote n pages of 4 KB to the WAL (then again to the database), reading each
+first when it was not cached, whatever the size of the event itself.
+
+Here the digests live in two tiers. The newest are in memory, in 256 parts by their first byte.
+The rest are in the `dedup` table, which the insert checks with NOT EXISTS (a read, which writes
+nothing). When memory holds more than `limit` digests, one part is merged into the table after a
+commit, in key order, so a page of the table is written once for all the digests landing on it.
+With the table at L pages, a digest costs about L / limit page writes instead of one.
+
+Each digest in the table is stamped with a receipt time no earlier than its event's (the newest
+this process has seen when it merged it): retention compares these with the oldest event kept.
+
+Memory is not the only record: every event row keeps its digest, and `dedup_state.merged_seq`
+says up to which offset the table holds them all, so a process reloads the rest from the rows on
+its first append. A row appended by another connection is found by the same insert (it scans the
+rows past the newest one this process knows of, normally none) and loaded once it is seen.
+
+A digest outlives its event: an erased event sent again is answered as a duplicate and not
+stored. Digests of events that retention has removed are pruned when their part is next merged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from collections.abc import Iterable
+
+PARTS = 256
+# A digest is dropped once it is older than the oldest event kept by this much: the margin covers
+# events committed a little out of order of their receipt times.
+PRUNE_MARGIN_MS = 86_400_000
+
+_MERGE = (
+    "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < ?) "
+    "INSERT OR IGNORE INTO dedup (key, at) SELECT substr(?, i * 16 + 1, 16), ? FROM n"
+)
+_PRUNE = "DELETE FROM dedup WHERE key >= ? AND key < ? AND at < ?"
+
+
+def dedup_key(source: str, message_id: str) -> bytes:
+    """What makes two events the same one: a digest of the source and the messageId."""
+    return hashlib.blake2b(f"{len(source)}:{source}:{message_id}".encode(), digest_size=16).digest()
+
+
+class RecentKeys:
+    """The digests not yet merged into the `dedup` table, and the merging of them.
+
+    Used from one thread at a time (the log's writer): the sets are not locked.
+    """
+
+    def __init__(self, conn: sqlite3.Connection, *, limit: int) -> None:
+        self._conn = conn
+        self._limit = limit
+        self._parts: list[set[bytes]] = [set() for _ in range(PARTS)]
+        self.count = 0
+        self.head = 0  # every event up to this offset has its digest here or in the table
+        self.newest = 0  # the latest receipt time (epoch ms) of an event whose digest is here
+        self._next_part = 0
+        self._cycle_head = 0  # the head when the merge last started on part 0
+        self._prune_before = 0
+        self._pruned: list[int] = [0] * PARTS
+
+    @classmethod
+    def load(cls, conn: sqlite3.Connection, *, limit: int) -> RecentKeys:
+        """The digests of the events past the merged offset, read from their rows."""
+        keys = cls(conn, limit=limit)
+        merged = conn.execute("SELECT merged_seq FROM dedup_state").fetchone()[0]
+        keys.head = keys._cycle_head = merged
+        keys.take_rows_after(merged)
+        return keys
+
+    def take_rows_after(self, seq: int, before: int | None = None) -> None:
+        """Hold the digests of the rows past `seq` and before `before`, whoever wrote them."""
+        rows = self._conn.execute(
+            "SELECT seq, dedup_key, received_at FROM events WHERE seq > ? AND seq < ? ORDER BY seq",
+            (seq, before if before is not None else 2**63 - 1),
+        )
+        for row_seq, key, received_at in rows:
+            if key is not None:
+                self.add(bytes(key))
+            self.head = max(self.head, row_seq)
+            self.newest = max(self.newest, received_at)
+
+    def add(self, key: bytes) -> bool:
+        """Hold `key`; False when it was already held."""
+        part = self._parts[key[0]]
+        if key in part:
+            return False
+        part.add(key)
+        self.count += 1
+        return True
+
+    def forget(self, keys: Iterable[bytes], head: int) -> None:
+        """Undo `add` for keys whose rows were rolled back, and go back to `head`."""
+        for key in keys:
+            part = self._parts[key[0]]
+            if key in part:
+                part.remove(key)
+                self.count -= 1
+        self.head = head
+
+    def merge_if_due(self) -> None:
+        """Move parts into the table until memory holds no more than the limit."""
+        for _ in range(PARTS):
+            if self.count <= self._limit:
+                return
+            self.merge_one()
+
+    def merge_one(self) -> None:
+        """Merge the next part into the table, in key order, then drop it from memory.
+
+        Each statement commits on its own: a crash between them leaves digests both in the
+        table and in the rows past the merged offset, which is harmless.
+        """
+        index = self._next_part
+        if index == 0:
+            self._cycle_head = self.head
+            self._prune_before = self._oldest_kept_ms() - PRUNE_MARGIN_MS
+        part = self._parts[index]
+        if part:
+            self._conn.execute(_MERGE, (len(part), b"".join(sorted(part)), self.newest))
+        if self._prune_before > self._pruned[index]:
+            self._conn.execute(_PRUNE, (bytes([index]), _part_end(index), self._prune_before))
+            self._pruned[index] = self._prune_before
+        self.count -= len(part)
+        part.clear()
+        self._next_part = (index + 1) % PARTS
+        if self._next_part == 0:
+            # A whole round merged every digest held when it began.
+            self._conn.execute("UPDATE dedup_state SET merged_seq = ?", (self._cycle_head,))
+
+    def _oldest_kept_ms(self) -> int:
+        row = self._conn.execute("SELECT received_at FROM events ORDER BY seq LIMIT 1").fetchone()
+        return int(row[0]) if row else 0
+
+
+def _part_end(index: int) -> bytes:
+    # The first key past the part: keys are 16 bytes, so 17 bytes of 0xff is past the last part.
+    return bytes([index + 1]) if index + 1 < PARTS else b"\xff" * 17

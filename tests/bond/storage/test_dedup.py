@@ -1,0 +1,99 @@
+"""Duplicates across both tiers of digests: memory, the table, other connections, restarts."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from bond.errors import StorageError
+from bond.storage.dedup import PARTS
+from bond.storage.eventlog import NewEvent, RejectedEvent, SqliteEventLog
+
+DAY_MS = 86_400_000
+
+
+def new(message_id: str, received_at: int = 2) -> NewEvent:
+    return NewEvent("web", message_id, "track", "a", None, "E", 1, received_at, None, None, b"{}")
+
+
+def ids(log: SqliteEventLog) -> list[str]:
+    return [e.message_id for e in log.read_after(0, 100_000)]
+
+
+def table(path: Path, sql: str) -> int:
+    with sqlite3.connect(path) as conn:
+        return int(conn.execute(sql).fetchone()[0])
+
+
+def test_duplicates_are_found_after_their_digests_left_memory(tmp_path: Path) -> None:
+    log = SqliteEventLog(tmp_path / "events.db", dedup_memory=5)
+    first = [f"m{i}" for i in range(600)]
+    for start in range(0, 600, 20):
+        assert log.append([new(m) for m in first[start : start + 20]], []) == 20
+    # Hundreds of parts were merged into the table by now, in key order.
+    assert table(tmp_path / "events.db", "SELECT count(*) FROM dedup") > 500
+    assert log.append([new(m) for m in first[::7]], []) == 0
+    assert log.append([new("late"), new("m3"), new("late")], []) == 1
+    assert ids(log) == [*first, "late"]
+
+
+def test_a_new_process_refuses_what_the_last_one_held_in_memory(tmp_path: Path) -> None:
+    path = tmp_path / "events.db"
+    before = SqliteEventLog(path)
+    assert before.append([new(f"m{i}") for i in range(50)], []) == 50
+    before.close()
+    after = SqliteEventLog(path)
+    assert after.append([new("m0"), new("m49"), new("m50")], []) == 1
+    assert len(ids(after)) == 51
+
+
+def test_a_whole_round_of_merges_moves_the_offset_a_restart_reads_from(tmp_path: Path) -> None:
+    path = tmp_path / "events.db"
+    log = SqliteEventLog(path, dedup_memory=0)
+    for i in range(PARTS + 10):
+        log.append([new(f"m{i}")], [])
+    merged = table(path, "SELECT merged_seq FROM dedup_state")
+    assert 0 < merged < PARTS + 10
+    log.close()
+    again = SqliteEventLog(path)
+    assert again.append([new(f"m{i}") for i in range(PARTS + 10)], []) == 0
+
+
+def test_two_connections_appending_store_each_event_once(tmp_path: Path) -> None:
+    path = tmp_path / "events.db"
+    one = SqliteEventLog(path, dedup_memory=3)
+    two = SqliteEventLog(path, dedup_memory=3)
+    assert one.append([new("a"), new("b")], []) == 2
+    # `two` loads what is there on its first append; `one` learns of `two`'s rows as they come.
+    assert two.append([new("b"), new("c")], []) == 1
+    assert one.append([new("c"), new("d")], []) == 1
+    assert two.append([new("d"), new("a"), new("e")], []) == 1
+    assert one.append([new("e"), new("f")], []) == 1
+    assert ids(one) == ["a", "b", "c", "d", "e", "f"]
+
+
+def test_a_rolled_back_append_leaves_no_digest_behind(tmp_path: Path) -> None:
+    log = SqliteEventLog(tmp_path / "events.db")
+    broken = RejectedEvent("web", 5, "no id", None)  # type: ignore[arg-type]  # NOT NULL body
+    with pytest.raises(StorageError):
+        log.append([new("m1"), new("m2")], [broken])
+    assert ids(log) == []
+    assert log.append([new("m1"), new("m2")], []) == 2
+
+
+def test_digests_of_events_gone_by_retention_are_pruned(tmp_path: Path) -> None:
+    path = tmp_path / "events.db"
+    log = SqliteEventLog(path, dedup_memory=0)
+    log.append([new(f"old{i}", received_at=1) for i in range(20)], [])
+    for i in range(PARTS):
+        log.append([new(f"filler{i}", received_at=1)], [])
+    now = 100 * DAY_MS
+    log.append([new("kept", received_at=now)], [])
+    assert log.delete_older(received_before=now, up_to_seq=10**9, limit=1000) == (20 + PARTS, 0)
+    assert log.append([new("old3", received_at=now)], []) == 0  # not pruned yet: a duplicate
+    for i in range(PARTS):
+        log.append([new(f"new{i}", received_at=now)], [])
+    assert table(path, f"SELECT count(*) FROM dedup WHERE at < {now}") == 0
+    assert log.append([new("old4", received_at=now)], []) == 1
