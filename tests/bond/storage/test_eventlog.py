@@ -26,6 +26,14 @@ def test_append_then_read_after_offsets(tmp_path: Path) -> None:
     assert log.head() == rest[-1].seq
 
 
+def test_missing_and_falsy_values_come_back_as_they_went_in(tmp_path: Path) -> None:
+    log = SqliteEventLog(tmp_path / "events.db")
+    full = NewEvent("web", "m1", "page", "0", "u", "", 0, 0, "10.0.0.1", "UA", b'{"a":1}')
+    empty = NewEvent("web", "m2", "identify", None, "u", None, 5, 6, None, None, b"{}")
+    assert log.append([full, empty], []) == 2
+    assert [tuple(e)[1:] for e in log.read_after(0, 10)] == [tuple(full), tuple(empty)]
+
+
 def test_duplicates_are_stored_once_per_source(tmp_path: Path) -> None:
     log = SqliteEventLog(tmp_path / "events.db")
     assert log.append([new("m1"), new("m1")], []) == 1
