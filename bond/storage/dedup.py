@@ -16,8 +16,9 @@ this process has seen when it merged it): retention compares these with the olde
 
 Memory is not the only record: every event row keeps its digest, and `dedup_state.merged_seq`
 says up to which offset the table holds them all, so a process reloads the rest from the rows on
-its first append. A row appended by another connection is found by the same insert (it scans the
-rows past the newest one this process knows of, normally none) and loaded once it is seen.
+its first append. Rows appended by another connection move the log's AUTOINCREMENT counter past
+the last offset this process knows of; the insert checks that it has not, and when it has,
+their digests are read before trying again.
 
 A digest outlives its event: an erased event sent again is answered as a duplicate and not
 stored. Digests of events that retention has removed are pruned when their part is next merged.
@@ -39,6 +40,8 @@ _MERGE = (
     "INSERT OR IGNORE INTO dedup (key, at) SELECT substr(?, i * 16 + 1, 16), ? FROM n"
 )
 _PRUNE = "DELETE FROM dedup WHERE key >= ? AND key < ? AND at < ?"
+# The largest offset the log ever gave out, deleted rows included.
+LAST_SEQ = "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0)"
 
 
 def dedup_key(source: str, message_id: str) -> bytes:
@@ -70,20 +73,27 @@ class RecentKeys:
         keys = cls(conn, limit=limit)
         merged = conn.execute("SELECT merged_seq FROM dedup_state").fetchone()[0]
         keys.head = keys._cycle_head = merged
-        keys.take_rows_after(merged)
+        keys.catch_up()
         return keys
 
-    def take_rows_after(self, seq: int, before: int | None = None) -> None:
-        """Hold the digests of the rows past `seq` and before `before`, whoever wrote them."""
+    def catch_up(self) -> set[bytes] | None:
+        """Hold the digests of rows appended past `head` by anyone, and move `head` to the last
+        offset given out. Returns those digests, or None when no offset was given out since."""
+        last = self._conn.execute(LAST_SEQ).fetchone()[0]
+        if last == self.head:
+            return None
         rows = self._conn.execute(
-            "SELECT seq, dedup_key, received_at FROM events WHERE seq > ? AND seq < ? ORDER BY seq",
-            (seq, before if before is not None else 2**63 - 1),
+            "SELECT dedup_key, received_at FROM events WHERE seq > ? AND seq <= ?",
+            (self.head, last),
         )
-        for row_seq, key, received_at in rows:
+        theirs: set[bytes] = set()
+        for key, received_at in rows:
             if key is not None:
+                theirs.add(bytes(key))
                 self.add(bytes(key))
-            self.head = max(self.head, row_seq)
             self.newest = max(self.newest, received_at)
+        self.head = last
+        return theirs
 
     def add(self, key: bytes) -> bool:
         """Hold `key`; False when it was already held."""

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import NamedTuple, Protocol
 
 from bond.errors import StorageError
-from bond.storage.dedup import RecentKeys, dedup_key
+from bond.storage.dedup import LAST_SEQ, RecentKeys, dedup_key
 from bond.storage.sqlite import connect, data_version, migrate, wait_for_commit
 
 
@@ -168,9 +168,11 @@ _INSERT_REJECTED = "INSERT INTO rejected (source, received_at, reason, body) VAL
 # made a commit's length depend on its row count times that interval. Statements are prepared
 # for a few sizes, and a group is padded up to the next one with rows of NULLs that the WHERE
 # drops before they are inserted (so they take no seq, as a dropped duplicate does).
-# The digests held in memory are checked before; the statement checks the `dedup` table, and the
-# rows past the newest one this process knows of (the last parameter), which only another
-# connection can have written.
+# The digests held in memory are checked before; the statement checks the `dedup` table. It
+# inserts nothing unless the log's AUTOINCREMENT counter is still the last offset this process
+# knows of (the last parameter): rows another connection appended are read first. (Checking
+# the rows themselves would make SQLite copy the whole group into a temporary table first,
+# since the statement would then read the table it writes.)
 # sqlite3 binds an int, str or bytearray at once but looks for an adapter for anything else,
 # None and bytes included, at ten times the cost: a tuple, a dict lookup and two failed
 # attribute lookups per value, with the GIL held. So a missing text goes in as the integer 0
@@ -187,7 +189,7 @@ _INSERTS = {
     size: f"INSERT INTO events ({_COLUMNS}, dedup_key) "
     f"SELECT {_SELECT} FROM (VALUES {','.join([_ROW] * size)}) WHERE column12 != 0 "
     "AND NOT EXISTS (SELECT 1 FROM dedup WHERE key = column12) "
-    "AND NOT EXISTS (SELECT 1 FROM events WHERE seq > ? AND dedup_key = column12)"
+    f"AND ({LAST_SEQ}) = ?"
     for size in _INSERT_SIZES
 }
 # Digests held in memory before parts of them are merged into the table: about 100 bytes each,
@@ -247,15 +249,16 @@ class SqliteEventLog:
         The digests of the rows sent are added to `recent` and to `added`, for an undo.
         """
         params: list[object] = []
+        keys: list[bytes] = []
         extend, add = params.extend, params.append
         for event in events:
             key = dedup_key(event.source, event.message_id)
             if recent.add(key):
-                added.append(key)
+                keys.append(key)
                 extend(event)
                 add(bytearray(key))
-        rows = len(params) // 12
-        if not rows:
+        added += keys
+        if not keys:
             return 0
         for column in _NULLABLE:
             # A whole column at a time: most columns hold no None, or nothing but None.
@@ -263,18 +266,22 @@ class SqliteEventLog:
             if None in values:
                 params[column::12] = [0 if value is None else value for value in values]
         recent.newest = max(recent.newest, max(event.received_at for event in events))
-        size = next(size for size in _INSERT_SIZES if size >= rows)
-        params += _PADDING * (size - rows)
-        params.append(recent.head)
-        cursor = self._conn.execute(_INSERTS[size], params)
-        inserted = cursor.rowcount
-        if inserted:
-            last = cursor.lastrowid or 0
-            first = last - inserted + 1
-            if first > recent.head + 1:  # another connection appended in between
-                recent.take_rows_after(recent.head, before=first)
-            recent.head = last
-        return inserted
+        while keys:
+            size = next(size for size in _INSERT_SIZES if size >= len(keys))
+            cursor = self._conn.execute(
+                _INSERTS[size], [*params, *_PADDING * (size - len(keys)), recent.head]
+            )
+            if cursor.rowcount:
+                recent.head = cursor.lastrowid or 0
+                return cursor.rowcount
+            # Nothing new: every event was a duplicate, or another connection appended.
+            theirs = recent.catch_up()
+            if theirs is None:
+                return 0
+            mine = [row for row, key in enumerate(keys) if key not in theirs]
+            params = [value for row in mine for value in params[row * 12 : row * 12 + 12]]
+            keys = [keys[row] for row in mine]
+        return 0
 
     @contextmanager
     def _write(self) -> Iterator[None]:

@@ -71,7 +71,9 @@ def test_two_connections_appending_store_each_event_once(tmp_path: Path) -> None
     assert one.append([new("c"), new("d")], []) == 1
     assert two.append([new("d"), new("a"), new("e")], []) == 1
     assert one.append([new("e"), new("f")], []) == 1
-    assert ids(one) == ["a", "b", "c", "d", "e", "f"]
+    assert two.append([new("g")], []) == 1
+    assert one.append([new("g")], []) == 0
+    assert ids(one) == ["a", "b", "c", "d", "e", "f", "g"]
 
 
 def test_a_rolled_back_append_leaves_no_digest_behind(tmp_path: Path) -> None:
