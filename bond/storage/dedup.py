@@ -45,8 +45,25 @@ LAST_SEQ = "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'event
 
 
 def dedup_key(source: str, message_id: str) -> bytes:
-    """What makes two events the same one: a digest of the source and the messageId."""
-    return hashlib.blake2b(f"{len(source)}:{source}:{message_id}".encode(), digest_size=16).digest()
+    """What makes two events the same one: a digest of the source and the messageId.
+
+    The BLAKE2b of "<len(source)>:<source>:<messageId>", made from a copy of the hash of the
+    source's part, which costs half as much as hashing it all again for every event.
+    """
+    prefix = _prefixes.get(source)
+    if prefix is None:
+        if len(_prefixes) >= _MAX_PREFIXES:
+            _prefixes.clear()
+        prefix = _prefixes[source] = hashlib.blake2b(
+            f"{len(source)}:{source}:".encode(), digest_size=16
+        )
+    digest = prefix.copy()
+    digest.update(message_id.encode())
+    return digest.digest()
+
+
+_prefixes: dict[str, hashlib.blake2b] = {}
+_MAX_PREFIXES = 1000  # sources are configured, so a handful; a bound all the same
 
 
 class RecentKeys:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 from pathlib import Path
 
 import pytest
 
 from bond.errors import StorageError
-from bond.storage.dedup import PARTS
+from bond.storage.dedup import PARTS, dedup_key
 from bond.storage.eventlog import NewEvent, RejectedEvent, SqliteEventLog
 
 DAY_MS = 86_400_000
@@ -25,6 +26,13 @@ def ids(log: SqliteEventLog) -> list[str]:
 def table(path: Path, sql: str) -> int:
     with sqlite3.connect(path) as conn:
         return int(conn.execute(sql).fetchone()[0])
+
+
+def test_the_digest_is_the_one_stored_by_earlier_versions() -> None:
+    # Logs already hold digests made this way; a different one would miss their duplicates.
+    for source, message_id in (("web", "m1"), ("a:b", "c"), ("", "x"), ("é", "ü")):
+        made = f"{len(source)}:{source}:{message_id}".encode()
+        assert dedup_key(source, message_id) == hashlib.blake2b(made, digest_size=16).digest()
 
 
 def test_duplicates_are_found_after_their_digests_left_memory(tmp_path: Path) -> None:
