@@ -69,6 +69,26 @@ class IdentityGraph:
             store.dirty_persons.add(person.id)  # only its counters moved
         return browser, person
 
+    def place(self, anonymous_id: str, timestamp: int) -> tuple[Browser, Person]:
+        """Apply an event that claims no identity; returns its browser and the person owning it.
+
+        Most events are these, so this is `apply` without the steps that cannot happen to them.
+        """
+        store = self.store
+        key = "a:" + anonymous_id  # anonymous_key, inline on the hottest path
+        browser = store.browsers.get(key) or self._browser(key, None, None)
+        segments = browser.segments
+        owner = (segments[0] if len(segments) == 1 else browser.segment_at(timestamp)).person_id
+        person = store.persons.get(owner) or store.person(owner)
+        person.event_count += 1
+        first, last = person.first_seen, person.last_seen
+        if first is None or timestamp < first:
+            person.first_seen = timestamp
+        if last is None or timestamp > last:
+            person.last_seen = timestamp
+        store.dirty_persons.add(owner)
+        return browser, person
+
     def _browser(self, key: str, user_id: str | None, email: str | None) -> Browser:
         browser = self.store.browser(key)
         if browser is not None:
