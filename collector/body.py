@@ -62,10 +62,10 @@ def _media_type(content_type: str) -> str:
     return content_type.split(";", 1)[0].strip().lower()
 
 
-async def read_json(
+async def read_body(
     headers: Headers, receive: Receive, *, max_body_bytes: int, max_decompressed_bytes: int
-) -> object:
-    """The parsed JSON body, or a RequestError saying what is wrong with it."""
+) -> bytes:
+    """The body, inflated and not empty, or a RequestError saying what is wrong with it."""
     if headers.content_type not in _ACCEPTED_TYPES:
         raise UnsupportedMediaType(
             f"Content-Type {headers.content_type!r} is not accepted; "
@@ -85,6 +85,10 @@ async def read_json(
         raw = _gunzip(raw, budget=max_decompressed_bytes)
     if not raw:
         raise BadRequest("the body is empty; send a JSON object")
+    return raw
+
+
+def parse_json(raw: bytes) -> object:
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:

@@ -22,12 +22,22 @@ from bond.errors import (
 )
 from bond.logs import Tally, log
 from bond.storage.eventlog import NewEvent, RejectedEvent, SqliteEventLog
-from collector.body import Headers, read_json
+from collector.body import Headers, read_body
 from collector.cors import echo_headers
+from collector.envelope import Envelope, batch_envelope, single_envelope
 from collector.ip import apply_policy
 from collector.signing import IdentityReport, signers
 from collector.telemetry import CollectorMetrics
-from collector.validate import TYPES, RequestFacts, parse_time, to_event
+from collector.validate import (
+    ABSENT,
+    TYPES,
+    Message,
+    RequestFacts,
+    decode_message,
+    has_bond_context,
+    parse_time,
+    to_event,
+)
 from collector.writer import Writer
 from engine.privacy.suppression import SuppressionList, email_in
 
@@ -79,22 +89,21 @@ class Ingest:
             raise NotFound(
                 f"no endpoint /v1/{kind}; use /v1/batch or /v1/<{'|'.join(sorted(TYPES))}>"
             )
-        payload = await read_json(
+        raw = await read_body(
             headers,
             receive,
             max_body_bytes=self.limits.max_body_bytes,
             max_decompressed_bytes=self.limits.max_decompressed_bytes,
         )
-        if not isinstance(payload, dict):
-            raise BadRequest("the body must be a JSON object")
-        source = self._source(headers, payload)
+        envelope = batch_envelope(raw) if kind == "batch" else single_envelope(raw)
+        source = self._source(headers, envelope.write_key)
         if headers.origin and not source.allows_origin(headers.origin.rstrip("/")):
             raise Forbidden(
                 f"origin {headers.origin} may not send to source {source.name!r}; add it to that "
                 "source's origins in bond.toml"
             )
-        messages, path_type = self._messages(payload, kind)
-        facts, warnings = self._facts(scope, headers, payload, source)
+        messages, path_type = self._messages(envelope, kind)
+        facts, warnings = self._facts(scope, headers, envelope.sent_at, source)
 
         # Most requests are clean, so what only a problem needs is made on the first problem.
         events: list[NewEvent] = []
@@ -103,21 +112,31 @@ class Ingest:
         codes: dict[str, int] = {}
         identities: IdentityReport | None = None
         clamped = suppressed = 0
-        vet = self.signers[source.write_key].vet
+        signer = self.signers[source.write_key]
+        vet, signing = signer.vet, signer.keyed is not None
         suppressing = self.suppression.active()
-        for index, message in enumerate(messages):
+        first = envelope.first
+        for index, sent in enumerate(messages):
+            stored = sent if sent.__class__ is bytes else bytes(sent)
             try:
-                verdict = vet(message, path_type)
-                event, was_clamped = to_event(message, facts, path_type)
+                message = first if first is not None else decode_message(stored)
+                verdict = None
+                if signing or has_bond_context(message):
+                    # The only path that edits an event: it is decoded, vetted and re-encoded.
+                    edited = orjson.loads(stored)
+                    try:
+                        verdict = vet(edited, path_type)
+                    finally:
+                        stored = orjson.dumps(edited)  # its claims, never its signature
+                    message = decode_message(stored)
+                event, was_clamped = to_event(message, stored, facts, path_type)
             except EventInvalid as exc:
                 rejections.append({"index": index, "reason": exc.reason})
-                rejected.append(
-                    RejectedEvent(source.name, facts.received_at, exc.reason, orjson.dumps(message))
-                )
+                rejected.append(RejectedEvent(source.name, facts.received_at, exc.reason, stored))
                 codes[exc.code] = codes.get(exc.code, 0) + 1
                 continue
             if suppressing and self.suppression.blocks(
-                event.anonymous_id, event.user_id, email_in(event.type, message)
+                event.anonymous_id, event.user_id, _email(message, event.type)
             ):
                 suppressed += 1  # an erased person's: answered as accepted, never stored
                 continue
@@ -173,8 +192,8 @@ class Ingest:
                 self.metrics.identities_rejected.inc(count, code)
         return status, body, notes
 
-    def _source(self, headers: Headers, payload: dict[str, Any]) -> Source:
-        key = _basic_auth_key(headers.authorization) or payload.get("writeKey")
+    def _source(self, headers: Headers, write_key: object) -> Source:
+        key = _basic_auth_key(headers.authorization) or write_key
         if not isinstance(key, str) or not key:
             raise Unauthorized(
                 "no write key: send it as HTTP Basic auth (the key as user name) or as writeKey"
@@ -184,10 +203,10 @@ class Ingest:
             raise Unauthorized("unknown write key; check the key configured for this source")
         return source
 
-    def _messages(self, payload: dict[str, Any], kind: str) -> tuple[list[Any], str | None]:
+    def _messages(self, envelope: Envelope, kind: str) -> tuple[list[Any], str | None]:
+        messages = envelope.batch
         if kind != "batch":
-            return [payload], kind
-        messages = payload.get("batch")
+            return messages, kind  # type: ignore[return-value]  # single_envelope's [raw]
         if not isinstance(messages, list):
             raise BadRequest("a batch body needs a 'batch' array of events")
         if not messages:
@@ -198,13 +217,13 @@ class Ingest:
         return messages, None
 
     def _facts(
-        self, scope: Scope, headers: Headers, payload: dict[str, Any], source: Source
+        self, scope: Scope, headers: Headers, sent: object, source: Source
     ) -> tuple[RequestFacts, list[str]]:
         warnings: list[str] = []
         sent_at = None
-        if payload.get("sentAt") is not None:
+        if sent is not None:
             try:
-                sent_at = parse_time(payload["sentAt"], "sentAt")
+                sent_at = parse_time(sent, "sentAt")
             except EventInvalid as exc:
                 warnings.append(f"{exc.reason}; clock-skew correction skipped")
         client = scope["client"][0] if scope.get("client") else None
@@ -251,3 +270,10 @@ def _basic_auth_key(header: str | None) -> str | None:
     except (binascii.Error, UnicodeDecodeError):
         raise Unauthorized("the Authorization header is not valid Basic auth") from None
     return decoded.split(":", 1)[0] or None
+
+
+def _email(message: Message, kind: str) -> str | None:
+    """The email an identify gives its person, read only when the suppression list needs it."""
+    if kind != "identify" or message.traits is ABSENT:
+        return None
+    return email_in(kind, {"traits": orjson.loads(memoryview(message.traits))})

@@ -1,16 +1,18 @@
 """Per-event validation and enrichment: a Segment message in, an event-log row or a reason out.
 
-This runs once for every event, so it is written for speed: plain dict lookups, one
-serialisation, and no work that could be done once per request.
+This runs once for every event, so it is written for speed. msgspec decodes each event straight
+into the handful of fields validation reads (`Message`), in C: the rest of the event, its
+properties and most of its context, is skipped over rather than built into dicts. The row keeps
+the event's JSON as the client sent it, so nothing is serialised again either.
 """
 
 from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-import orjson
+import msgspec
 
 from bond.config import IpPolicy
 from bond.errors import EventInvalid
@@ -19,12 +21,66 @@ from bond.storage.eventlog import NewEvent
 from collector.ip import apply_policy
 
 TYPES = frozenset({"identify", "track", "page", "screen", "group", "alias"})
-_OBJECT_FIELDS = ("properties", "traits", "context", "integrations")
+_OBJECT_FIELDS = ("properties", "traits", "integrations")  # context is checked by decoding
 _MAX_NAME = 200
 _MAX_MESSAGE_ID = 200
 # Older timestamps are malformed rather than backfills (a zero or a seconds-vs-ms mix-up).
 _EARLIEST_MS = 946_684_800_000  # 2000-01-01
 _new_row = tuple.__new__
+_from_iso = datetime.fromisoformat
+UNSET = msgspec.UNSET
+ABSENT = msgspec.Raw(b"null")  # an object field the event does not have
+_OPEN_BRACE = 0x7B
+
+
+class Context(msgspec.Struct):
+    """The parts of `context` ingest reads; UNSET tells a missing key from a null one."""
+
+    ip: Any = None
+    userAgent: Any = UNSET  # Segment's names
+    bond: Any = UNSET  # the collector's own namespace (see signing.py)
+
+
+class Message(msgspec.Struct):
+    """The fields of a Segment message that ingest reads, typed loosely: the checks are ours."""
+
+    type: Any = UNSET
+    anonymousId: Any = None
+    userId: Any = None
+    messageId: Any = None
+    event: Any = None
+    name: Any = None
+    previousId: Any = None
+    groupId: Any = None
+    timestamp: Any = None
+    originalTimestamp: Any = UNSET
+    sentAt: Any = None
+    writeKey: Any = None  # a single-event request's own
+    context: Context | None = None
+    properties: msgspec.Raw = ABSENT
+    traits: msgspec.Raw = ABSENT
+    integrations: msgspec.Raw = ABSENT
+
+
+_decode_message = msgspec.json.Decoder(Message).decode
+
+
+def decode_message(raw: bytes | msgspec.Raw) -> Message:
+    """Decode one event; raises EventInvalid when it is not an object or its context is not."""
+    try:
+        return _decode_message(raw)
+    except msgspec.ValidationError as exc:
+        # Everything but `context` is typed Any or Raw, so it is the only field that can fail.
+        if "`$.context`" in str(exc):
+            raise EventInvalid("context must be a JSON object", code="bad_field") from None
+        raise EventInvalid("each event must be a JSON object", code="not_object") from None
+    except msgspec.DecodeError:
+        raise EventInvalid("the event is not valid JSON", code="not_object") from None
+
+
+def has_bond_context(message: Message) -> bool:
+    """Whether the client wrote into `context.bond`, which only the collector may write."""
+    return message.context is not None and message.context.bond is not UNSET
 
 
 class RequestFacts(NamedTuple):
@@ -56,22 +112,21 @@ def parse_time(value: object, field: str) -> int:
     return int(moment.timestamp() * 1000)
 
 
-def to_event(message: object, facts: RequestFacts, path_type: str | None) -> tuple[NewEvent, bool]:
-    """The row to append for one message, and whether its timestamp had to be clamped.
+def to_event(
+    message: Message, raw: bytes, facts: RequestFacts, path_type: str | None
+) -> tuple[NewEvent, bool]:
+    """The row to append for one message (`raw`, as sent), and whether its timestamp was clamped.
 
     Raises EventInvalid with a reason a developer can act on.
     """
-    if not isinstance(message, dict):
-        raise EventInvalid("each event must be a JSON object", code="not_object")
-    body = orjson.dumps(message)
-    if len(body) > facts.max_event_bytes:
+    if len(raw) > facts.max_event_bytes:
         raise EventInvalid(
-            f"event is {len(body)} bytes; the limit is {facts.max_event_bytes}", code="too_large"
+            f"event is {len(raw)} bytes; the limit is {facts.max_event_bytes}", code="too_large"
         )
-
-    get = message.get
-    kind = get("type", path_type)
-    if kind not in TYPES:
+    kind = message.type
+    if kind is UNSET:
+        kind = path_type
+    if kind.__class__ is not str or kind not in TYPES:
         raise EventInvalid(
             f"type {kind!r} is not one of {', '.join(sorted(TYPES))}", code="bad_type"
         )
@@ -80,59 +135,62 @@ def to_event(message: object, facts: RequestFacts, path_type: str | None) -> tup
             f"type {kind!r} does not match the endpoint /v1/{path_type}", code="bad_type"
         )
 
-    anonymous_id = clean_id(get("anonymousId"))
-    user_id = clean_id(get("userId"))
+    anonymous_id = message.anonymousId
+    if anonymous_id is not None:
+        anonymous_id = clean_id(anonymous_id)
+    user_id = message.userId
+    if user_id is not None:
+        user_id = clean_id(user_id)
     if anonymous_id is None and user_id is None:
         raise EventInvalid(
             "an anonymousId or userId is required (placeholders such as 'undefined', 'null', "
             "'0' or '[object Object]' do not count)",
             code="missing_id",
         )
-    context, properties, traits = get("context"), get("properties"), get("traits")
-    integrations = get("integrations")
+    properties, traits, integrations = message.properties, message.traits, message.integrations
     if not (
-        (context is None or isinstance(context, dict))
-        and (properties is None or isinstance(properties, dict))
-        and (traits is None or isinstance(traits, dict))
-        and (integrations is None or isinstance(integrations, dict))
+        (properties is ABSENT or _is_object(properties))
+        and (traits is ABSENT or _is_object(traits))
+        and (integrations is ABSENT or _is_object(integrations))
     ):
-        name = next(n for n in _OBJECT_FIELDS if not isinstance(get(n), dict | None))
+        name = next(n for n in _OBJECT_FIELDS if not _is_object(getattr(message, n)))
         raise EventInvalid(f"{name} must be a JSON object", code="bad_field")
 
     event: str | None = None
     if kind == "track":
-        label = get("event")
-        if not isinstance(label, str) or not label.strip() or len(label) > _MAX_NAME:
+        label = message.event
+        if label.__class__ is not str or not label or label.isspace() or len(label) > _MAX_NAME:
             raise EventInvalid(
                 f"a track event needs an 'event' name of 1 to {_MAX_NAME} characters",
                 code="bad_field",
             )
         event = label
-    elif kind in ("page", "screen"):
-        label = get("name")
-        event = label if isinstance(label, str) and len(label) <= _MAX_NAME else None
+    elif kind == "page" or kind == "screen":
+        label = message.name
+        event = label if label.__class__ is str and len(label) <= _MAX_NAME else None
     elif kind == "alias":
-        if clean_id(get("previousId")) is None or user_id is None:
+        if clean_id(message.previousId) is None or user_id is None:
             raise EventInvalid("an alias needs both a previousId and a userId", code="missing_id")
-    elif kind == "group" and clean_id(get("groupId")) is None:
+    elif kind == "group" and clean_id(message.groupId) is None:
         raise EventInvalid("a group call needs a groupId", code="missing_id")
 
-    message_id = get("messageId")
+    message_id = message.messageId
     if message_id is None:
         message_id = str(uuid.uuid4())
-    elif not isinstance(message_id, str) or not message_id or len(message_id) > _MAX_MESSAGE_ID:
+    elif message_id.__class__ is not str or not message_id or len(message_id) > _MAX_MESSAGE_ID:
         raise EventInvalid(
             f"messageId must be a string of 1 to {_MAX_MESSAGE_ID} characters", code="bad_field"
         )
 
     timestamp, clamped = _event_time(message, facts)
     ip, user_agent = facts.ip, facts.user_agent
-    if context:
+    context = message.context
+    if context is not None:
         # Server-side senders pass the visitor's address in context.ip; it gets the same policy.
-        context_ip = context.get("ip")
-        if isinstance(context_ip, str):
-            ip = apply_policy(context_ip, facts.ip_policy)
-        user_agent = context.get("userAgent", user_agent)
+        if context.ip.__class__ is str:
+            ip = apply_policy(context.ip, facts.ip_policy)
+        if context.userAgent is not UNSET:
+            user_agent = context.userAgent
     # tuple.__new__ skips NamedTuple's generated __new__, a Python call costing as much again.
     return (
         _new_row(
@@ -147,26 +205,39 @@ def to_event(message: object, facts: RequestFacts, path_type: str | None) -> tup
                 timestamp,
                 facts.received_at,
                 ip,
-                user_agent if isinstance(user_agent, str) else None,
-                body,
+                user_agent if user_agent.__class__ is str else None,
+                raw,
             ),
         ),
         clamped,
     )
 
 
-def _event_time(message: dict[str, object], facts: RequestFacts) -> tuple[int, bool]:
+def _is_object(value: msgspec.Raw) -> bool:
+    view = memoryview(value)
+    return view[0] == _OPEN_BRACE or view.tobytes() == b"null"
+
+
+def _event_time(message: Message, facts: RequestFacts) -> tuple[int, bool]:
     # The client's clock may be off; what it knows precisely is the gap between the event and
     # sending it, so that gap is applied to our own receipt time. But receipt minus sending also
     # holds the request's transit time, which differs per request: applied to a clock that is
     # right, it can swap a click sent by beacon with the page view sent a second later. Real
     # skew is either small (a synced clock) or large (a wrong one), so only a large one is fixed.
-    original = message.get("originalTimestamp", message.get("timestamp"))
+    original = message.originalTimestamp
+    if original is UNSET:
+        original = message.timestamp
     received = facts.received_at
     if original is None:
         return received, False
-    happened = parse_time(original, "timestamp")
-    sent_raw = message.get("sentAt")
+    try:  # parse_time without its checks, for the well-formed times nearly all events carry
+        moment = _from_iso(original)
+        happened = int(moment.timestamp() * 1000) if moment.tzinfo is not None else -1
+    except (TypeError, ValueError):
+        happened = -1
+    if happened < 0:
+        happened = parse_time(original, "timestamp")  # raises, or handles a naive time
+    sent_raw = message.sentAt
     sent = parse_time(sent_raw, "sentAt") if sent_raw is not None else facts.sent_at
     timestamp = happened
     if sent is not None and abs(received - sent) > facts.skew_tolerance_ms:

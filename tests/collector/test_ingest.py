@@ -104,6 +104,39 @@ def test_batch_keeps_valid_events_and_rejects_bad_ones_with_reasons(server: Coll
     assert any(b'"shout"' in b for _, b in kept), "rejected events are kept with their reason"
 
 
+def test_an_event_is_stored_as_the_client_sent_it(server: Collector) -> None:
+    message_id = mid()
+    sent = (
+        '{ "type" : "track", "event": "Caf\\u00e9 visit", "anonymousId": "a-1",'
+        f' "messageId": "{message_id}", "properties": {{ "n": 1e3, "s": "\\/" }} }}'
+    ).encode()
+    body = b'{"writeKey": "%s", "batch": [ %s ]}' % (WRITE_KEY.encode(), sent)
+    assert post(server, "/v1/batch", body).json()["accepted"] == 1
+    with sqlite3.connect(server.data_dir / "events.db") as conn:
+        row = conn.execute(
+            "SELECT event, body FROM events WHERE message_id = ?", (message_id,)
+        ).fetchone()
+    assert row == ("Caf\u00e9 visit", sent)
+
+
+def test_fields_of_the_wrong_shape_are_rejected_with_reasons(server: Collector) -> None:
+    batch = [
+        event(context="not an object"),
+        event(type=["track"]),
+        event(messageId={"id": 1}),
+        event(integrations=3),
+        event(),
+    ]
+    response = post(server, "/v1/batch", {"writeKey": WRITE_KEY, "batch": batch})
+    assert response.status_code == 200
+    reasons = [r["reason"] for r in response.json()["rejected"]]
+    assert reasons[0] == "context must be a JSON object"
+    assert "is not one of" in reasons[1]
+    assert "messageId must be a string" in reasons[2]
+    assert reasons[3] == "integrations must be a JSON object"
+    assert response.json()["accepted"] == 1
+
+
 def test_a_request_whose_every_event_is_invalid_is_a_400(server: Collector) -> None:
     response = post(server, "/v1/track", {"writeKey": WRITE_KEY, "anonymousId": "0", "event": "X"})
     assert response.status_code == 400
