@@ -83,15 +83,23 @@ class Worker:
 
     def run_once(self) -> int:
         """Apply the next batch after the offset; returns how many events it held."""
+        # A batch allocates tens of thousands of short-lived objects (from reading the log on)
+        # but no reference cycles; the cyclic collector would walk the whole in-memory cache
+        # several times per batch.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            return self._batch()
+        finally:
+            if collecting:
+                gc.enable()
+
+    def _batch(self) -> int:
         events = self.log.read_after(self.offset, self.batch_size)
         if not events:
             return 0
         kept = self._unsuppressed(events)
         conn = self.conn
-        # A batch allocates tens of thousands of short-lived objects but no reference cycles;
-        # the cyclic collector would walk the whole in-memory cache several times per batch.
-        collecting = gc.isenabled()
-        gc.disable()
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -110,8 +118,6 @@ class Worker:
             raise StorageError(f"cannot apply events to the identity state: {exc}") from exc
         finally:
             self.graph.changes = []
-            if collecting:
-                gc.enable()
         self.offset = events[-1].seq
         self.applied_total += len(events)
         return len(events)
