@@ -113,7 +113,7 @@ class IdentityStore:
         self.new_browsers: list[Browser] = []
         self.new_identifiers: list[tuple[str, bytes, int, int, bytes]] = []
         # (browser_id, ts, seq, type, name) and (owner, data), sealed together at flush.
-        self.timeline: list[tuple[int, int, int, str, str | None]] = []
+        self.timeline: list[tuple[int, int, int, str, str | int]] = []
         self.timeline_data: list[tuple[int, bytes]] = []
         # Persons whose traits or identity changed need their whole row written; the others
         # (most of a batch) only had their counters move.
@@ -313,7 +313,9 @@ class IdentityStore:
         A later merge leaves the blob sealed with that key; the key lives as long as the person
         it was folded into (see engine/privacy/keys.py).
         """
-        self.timeline.append((browser_id, ts, seq, type_, name))
+        # A missing name goes in as 0 and is stored as NULL (see _flush_timeline): sqlite3 binds
+        # an int at once but looks for an adapter for None.
+        self.timeline.append((browser_id, ts, seq, type_, 0 if name is None else name))
         self.timeline_data.append((person_id, data))
 
     # -- writing back -------------------------------------------------------------------------
@@ -343,9 +345,10 @@ class IdentityStore:
                         p.last_seen,
                         p.event_count,
                         # Most persons never get traits: nothing to seal, nothing to hide.
-                        self.keys.seal(p.id, orjson.dumps(p.traits), crypto.TRAITS)
+                        # (A bytearray is bound without an adapter lookup, see KeyRing.seal_all.)
+                        bytearray(self.keys.seal(p.id, orjson.dumps(p.traits), crypto.TRAITS))
                         if p.traits
-                        else b"",
+                        else bytearray(),
                     )
                     for p in persons
                     if p.id in self.rewrite_persons
@@ -369,7 +372,7 @@ class IdentityStore:
             sealed = self.keys.seal_all(self.timeline_data, crypto.TIMELINE)
             self.conn.executemany(
                 "INSERT INTO timeline (browser_id, ts, seq, type, name, data) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
+                "VALUES (?, ?, ?, ?, NULLIF(?, 0), ?)",
                 [(*row, data) for row, data in zip(self.timeline, sealed, strict=True)],
             )
             self.timeline, self.timeline_data = [], []
