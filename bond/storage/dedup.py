@@ -7,8 +7,9 @@ first when it was not cached, whatever the size of the event itself.
 
 Here the digests live in two tiers. The newest are in memory, in 256 parts by their first byte.
 The rest are in the `dedup` table, which the insert checks with NOT EXISTS (a read, which writes
-nothing). When memory holds more than `limit` digests, one part is merged into the table after a
-commit, in key order, so a page of the table is written once for all the digests landing on it.
+nothing). When memory holds more than `limit` digests, parts are merged into the table after a
+commit, one at a time in turn and each in key order, until memory holds no more than `limit`:
+a page of the table is written once for all the digests of a part landing on it.
 With the table at L pages, a digest costs about L / limit page writes instead of one.
 
 Each digest in the table is stamped with a receipt time no earlier than its event's (the newest
