@@ -23,7 +23,7 @@ from engine.households.store import Attribution, DriftEvent, SessionRow
 WEEK_MS = 7 * 86_400_000
 COLD_START_BUCKETS = ((0, 5), (6, 10), (11, 20), (21, 40), (41, 80), (81, 10**9))
 RELIABILITY_BINS = 10
-DETECTION_HORIZON_MS = 3 * WEEK_MS
+DETECTION_HORIZON_MS = 3 * WEEK_MS  # a change found later than this counts as missed
 
 
 @dataclass
@@ -253,41 +253,57 @@ def _errors(errors: Sequence[int]) -> dict[str, Any]:
 def _drift(
     truth: Truth, drift: Sequence[DriftEvent], account_of: Mapping[int, str]
 ) -> dict[str, Any]:
+    """Joins and leaves found, how late, and alarms that match no change.
+
+    A change is detected by the first drift event of its kind after it, if that came within
+    three weeks (later, it is missed but not false). Every other event is a false alarm: any in
+    a household that did not change, one before the change or of the other kind, and a second
+    one after the change was found.
+    """
     alarms: dict[str, list[DriftEvent]] = defaultdict(list)
     for event in drift:
         if (account := account_of.get(event.person_id)) is not None:
             alarms[account].append(event)
-    delays_days: list[float] = []
-    missed = false_alarms = 0
-    stable_ms = 0.0
+    delays: dict[str, list[float]] = {"join": [], "leave": []}
+    changes: Counter[str] = Counter()
+    false_alarms = 0
+    observed_ms = 0.0
     for account, household in truth.households.items():
         if not household.sessions:
             continue
-        first = household.sessions[0].start_ms
-        last = household.sessions[-1].start_ms
-        change = household.change
+        observed_ms += household.sessions[-1].start_ms - household.sessions[0].start_ms
         events = alarms.get(account, [])
+        change = household.change
         if change is None:
             false_alarms += len(events)
-            stable_ms += last - first
             continue
-        false_alarms += sum(1 for e in events if e.at_ms < change.at_ms)
-        stable_ms += max(change.at_ms - first, 0)
-        hits = [e for e in events if change.at_ms <= e.at_ms < change.at_ms + DETECTION_HORIZON_MS]
-        if hits:
-            delays_days.append((hits[0].at_ms - change.at_ms) / 86_400_000)
-        else:
-            missed += 1
-    changes = len(delays_days) + missed
-    months = stable_ms / (30 * 86_400_000)
+        changes[change.kind] += 1
+        first = next((e for e in events if e.kind == change.kind and e.at_ms >= change.at_ms), None)
+        if first is not None and first.at_ms < change.at_ms + DETECTION_HORIZON_MS:
+            delays[change.kind].append((first.at_ms - change.at_ms) / 86_400_000)
+        false_alarms += len(events) - (first is not None)
+    months = observed_ms / (30 * 86_400_000)
+    found = delays["join"] + delays["leave"]
     return {
-        "changes": changes,
-        "detected": len(delays_days),
-        "detection_rate": round(len(delays_days) / changes, 3) if changes else None,
-        "median_delay_days": round(float(np.median(delays_days)), 1) if delays_days else None,
+        "changes": sum(changes.values()),
+        "detected": len(found),
+        "detection_rate": round(len(found) / sum(changes.values()), 3) if changes else None,
+        "median_delay_days": _median(found),
+        **{
+            f"{kind}s": {
+                "changes": changes[kind],
+                "detected": len(delays[kind]),
+                "median_delay_days": _median(delays[kind]),
+            }
+            for kind in ("join", "leave")
+        },
         "false_alarms": false_alarms,
         "false_alarms_per_household_month": round(false_alarms / months, 4) if months else None,
     }
+
+
+def _median(values: Sequence[float]) -> float | None:
+    return round(float(np.median(values)), 1) if values else None
 
 
 def _mean(values: Any) -> float:

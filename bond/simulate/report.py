@@ -74,8 +74,10 @@ def lines(report: dict[str, Any]) -> list[str]:
     d = q["drift"]
     out += [
         "",
-        f"household changes: {d['detected']}/{d['changes']} detected within 3 weeks, median "
-        f"delay {d['median_delay_days']} days; false alarms {d['false_alarms']} "
+        f"household changes detected within 3 weeks: joins {d['joins']['detected']}/"
+        f"{d['joins']['changes']} (median delay {d['joins']['median_delay_days']} days), leaves "
+        f"{d['leaves']['detected']}/{d['leaves']['changes']} (median delay "
+        f"{d['leaves']['median_delay_days']} days); false alarms {d['false_alarms']} "
         f"({d['false_alarms_per_household_month']} per household-month)",
         f"member count: mean abs error {q['member_count'].get('mean_abs_error')}, signed "
         f"{q['member_count'].get('mean_signed_error')}",

@@ -5,37 +5,43 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.households.drift import PageHinkley, Presence
+from engine.households.drift import Novelty, Shares
 from engine.households.model import HouseholdModel
 
 # The saved state's layout; a state saved by an older Bond is rebuilt from the account's stored
 # sessions by a refit rather than read.
-STATE_VERSION = 2
+STATE_VERSION = 3
 
 
 @dataclass
 class Account:
     person_id: int
     model: HouseholdModel = field(default_factory=HouseholdModel)
-    surprise: PageHinkley = field(default_factory=PageHinkley)
-    presence: Presence = field(default_factory=Presence)
-    device_sessions: dict[str, int] = field(default_factory=dict)
+    novelty: Novelty = field(default_factory=Novelty)
+    shares: Shares = field(default_factory=Shares)
+    # Per browser: the account's session count at its first session, and its sessions since.
+    browsers: dict[str, list[int]] = field(default_factory=dict)
     arrivals: list[int] = field(default_factory=list)  # new members not yet judged a join or not
-    departures: list[int] = field(default_factory=list)  # silent members not yet judged
     refit_due: bool = False
-    change_at: int | None = None  # session count where a confirmed change began, until refit
+    # Set by a newcomer alarm until the refit it asks for: the session counts that looked new.
+    newcomer: list[int] | None = None
+    change_at: int | None = None  # session count where a recorded leave began, until refit
     dirty: bool = False
+
+    def browsers_since(self, session: int) -> set[str]:
+        """Browsers first used at or after the account's `session`-th session."""
+        return {device for device, (first, _) in self.browsers.items() if first >= session}
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "version": STATE_VERSION,
             "model": self.model.to_dict(),
-            "surprise": self.surprise.to_dict(),
-            "presence": self.presence.to_dict(),
-            "device_sessions": self.device_sessions,
+            "novelty": self.novelty.to_dict(),
+            "shares": self.shares.to_dict(),
+            "browsers": self.browsers,
             "arrivals": self.arrivals,
-            "departures": self.departures,
             "refit_due": self.refit_due,
+            "newcomer": self.newcomer,
             "change_at": self.change_at,
         }
 
@@ -47,12 +53,12 @@ class Account:
         return cls(
             person_id,
             HouseholdModel.from_dict(raw["model"]),
-            PageHinkley.from_dict(raw["surprise"]),
-            Presence.from_dict(raw["presence"]),
-            dict(raw["device_sessions"]),
+            Novelty.from_dict(raw["novelty"]),
+            Shares.from_dict(raw["shares"]),
+            dict(raw["browsers"]),
             list(raw["arrivals"]),
-            list(raw["departures"]),
             raw["refit_due"],
+            raw["newcomer"],
             raw["change_at"],
         )
 

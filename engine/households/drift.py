@@ -1,21 +1,27 @@
 """Household change detection: someone joins or leaves the account.
 
-A join shows in the stream as sessions the current mixture explains badly. Page-Hinkley watches
-each session's surprise (negative log-likelihood under the mixture) for a sustained rise, and an
-alarm asks for a refit; that refit, like any other, may find a member the model did not have.
-Such a member is judged on the refit's window (`arrived`): a join if the member is new (a step
-up in its sessions, the quiet before it improbable at its rate since) and came with a browser
-the account had not used. A member a refit merely split off an existing one was there before,
-on browsers seen before, so refining the model is not mistaken for a change.
+Joins. Each finished session is scored twice before the model learns from it: its likelihood
+under the account's current mixture, and under a member the model has not seen (the same
+formulas with no history: any hour, any device, any category alike). z, the log of their ratio,
+is how much better "someone new" explains the session. A join turns the stream into a mixture
+of the old members and a newcomer with some share w, so the evidence of one session for that
+change is log(1 - w + w e^z): a small cost for each session the old members explain, a gain for
+each one they do not. `Novelty` accumulates it as a Page-Hinkley (CUSUM) test and raises an alarm
+when it passes NOVELTY_ALARM; the change began where the sum last left zero.
 
-A leave lowers surprise, so the likelihood cannot show it; the member's silence does. A member
-that had a share s of the sessions and has been absent from the last g has probability
-(1 - s)^g of that by chance; below GONE_P the stored sessions are judged (`departed`): a step
-down in the member's sessions, improbable by chance below LEAVE_P.
+An alarm asks for a refit that may seed a new member with the sessions that looked new; the
+divergence test that confirms a join is `arrived`, on the refit's window: the new member's
+sessions must step up where the change began, the quiet before it improbable at its rate since
+(binomial), on a browser the account had not used. A member a refit merely split off an
+existing one was there before, on browsers seen before, so refining the model is not mistaken
+for a change.
 
-Each test is one-sided on the window the model already keeps, so detection costs no extra
-fitting; its price is delay: a change is recorded once enough sessions after it make chance
-improbable.
+Leaves lower surprise, so the likelihood cannot show them; a member's share of the sessions
+does. `Shares` runs one CUSUM per settled member on its sessions: each session another member
+makes is evidence that the member's share fell to LEFT_SHARE of what it was, each session of its
+own is strong evidence against. The alarm is the leave: its threshold is set for few false alarms
+over a household's life, so it needs no second test, and its delay is the sessions of the others
+that make the silence improbable.
 """
 
 from __future__ import annotations
@@ -26,19 +32,20 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import numpy as np
-from scipy.stats import beta, binom
+from scipy.special import bdtr, betaincinv
 
-WARMUP = 20  # sessions after a (re)start before alarms are believed: the model is still settling
-DELTA = 0.5  # tolerated drift, in standard deviations of the surprise
-THRESHOLD = 10.0  # alarm when the cumulative excess reaches this many standard deviations
-GONE_P = 0.01  # how improbable a member's absence must be to ask a refit whether they left
-LEAVE_P = 1e-3  # how improbable their absence in the refit's window must be to record it
+WARMUP = 10  # sessions of an account before novelty means anything: the model is still forming
+NEWCOMER_SHARE = 0.2  # w: the share of sessions a newcomer is assumed to take
+OWN_BROWSER = 0.7  # how many of a newcomer's sessions are on browsers of their own
+NOVELTY_ALARM = 3.0  # nats of accumulated evidence for a newcomer that ask for a refit
+LEFT_SHARE = 0.1  # a member who left is modelled as keeping a tenth of their share
+LEAVE_ALARM = 6.0  # nats of accumulated evidence that a member left
+SETTLED_MEMBER = 8  # sessions of a member before its silence can mean it left
 NEW_P = 0.01  # how improbable a new member's quiet before its step must be (with a new browser)
 NEW_BROWSER_SLACK = 3  # a browser first used this few sessions before a step is new with it
-ABSENT_BEFORE = 0.1  # a new member had at most this share of the sessions before its step
+NEW_BROWSER_SESSIONS = 2  # sessions a newcomer makes on browsers new with them, at least
 MIN_SESSIONS = 3  # sessions of a new member before its arrival can be judged
 JUDGED_AFTER = 12  # sessions of a new member after which its arrival is judged for good
-SETTLED_MEMBER = 8  # sessions of a member before its absence can mean it left
 MIN_REFERENCE = 8  # sessions before a step, at least, for the quiet there to mean anything
 
 
@@ -49,104 +56,120 @@ class Change(NamedTuple):
     p_value: float
 
 
+def newcomer_probability(z: float) -> float:
+    """How likely a session with this z was made by a newcomer (of share NEWCOMER_SHARE)."""
+    odds = math.exp(min(z, 50.0) + math.log(NEWCOMER_SHARE / (1.0 - NEWCOMER_SHARE)))
+    return odds / (1.0 + odds)
+
+
 @dataclass
-class PageHinkley:
-    """Page-Hinkley test for an increase in the mean of a stream (Welford mean and spread)."""
+class Novelty:
+    """CUSUM of log(1 - w + w e^z) over an account's sessions (see the module docstring)."""
 
-    count: int = 0
-    mean: float = 0.0
-    m2: float = 0.0
-    cumulative: float = 0.0
-    minimum: float = 0.0
+    cusum: float = 0.0
+    since: int | None = None  # session count where the sum last left zero
+    novel: list[int] = field(default_factory=list)  # session counts since then with z > 0
+    alarmed: int = 0  # how many of them the last alarm had
 
-    def add(self, surprise: float) -> bool:
-        """Feed one session's surprise; True when the rise is sustained (then start over)."""
-        self.count += 1
-        delta = surprise - self.mean
-        self.mean += delta / self.count
-        self.m2 += delta * (surprise - self.mean)
-        if self.count < WARMUP:
+    def add(self, z: float, at: int) -> bool:
+        """Feed session `at`'s z; True when the evidence for a newcomer passes the alarm.
+
+        The alarm waits for MIN_SESSIONS sessions that looked new, and rings again with each
+        further one while the evidence stays: one odd session is evidence, but a refit cannot
+        make a member of it, and one that could not yet may with a session more.
+        """
+        step = math.log1p(NEWCOMER_SHARE * math.expm1(min(z, 50.0)))
+        if self.cusum + step <= 0.0:
+            self.reset()
             return False
-        std = math.sqrt(self.m2 / (self.count - 1)) or 1.0
-        self.cumulative += (surprise - self.mean) / std - DELTA
-        self.minimum = min(self.minimum, self.cumulative)
-        if self.cumulative - self.minimum > THRESHOLD:
-            self.cumulative = self.minimum = 0.0
+        if self.since is None:
+            self.since = at
+        self.cusum += step
+        if z > 0.0:
+            self.novel.append(at)
+        if self.cusum > NOVELTY_ALARM and len(self.novel) >= max(MIN_SESSIONS, self.alarmed + 1):
+            self.alarmed = len(self.novel)
             return True
         return False
 
+    def reset(self) -> None:
+        self.cusum = 0.0
+        self.since = None
+        self.novel = []
+        self.alarmed = 0
+
     def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return {
+            "cusum": self.cusum,
+            "since": self.since,
+            "novel": self.novel,
+            "alarmed": self.alarmed,
+        }
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> PageHinkley:
-        return cls(**raw)
+    def from_dict(cls, raw: dict[str, Any]) -> Novelty:
+        return cls(raw["cusum"], raw["since"], list(raw["novel"]), raw["alarmed"])
 
 
 @dataclass
-class Presence:
-    """When each member was last seen, and its share then (for the leave test)."""
+class Shares:
+    """One CUSUM per member for its share of the sessions collapsing (see the docstring)."""
 
-    last: dict[int, int] = field(default_factory=dict)  # member -> session count
-    share: dict[int, float] = field(default_factory=dict)
-    sessions: dict[int, int] = field(default_factory=dict)
+    cusum: dict[int, float] = field(default_factory=dict)
+    since: dict[int, int] = field(default_factory=dict)  # session count where the sum left zero
+    sessions: dict[int, int] = field(default_factory=dict)  # sessions given to the member
 
-    def saw(self, member: int, at: int, share: float) -> None:
-        self.found(member, at, share, self.sessions.get(member, 0) + 1)
-
-    def found(self, member: int, at: int, share: float, sessions: int) -> None:
-        self.last[member] = at
-        self.share[member] = share
-        self.sessions[member] = sessions
-
-    def gone(self, now: int) -> list[int]:
-        """Members absent for longer than chance allows (below GONE_P); a refit then judges."""
-        out = []
-        for member, last in list(self.last.items()):
-            if self.sessions.get(member, 0) < SETTLED_MEMBER:
+    def add(self, member: int, shares: dict[int, float], at: int) -> list[Change]:
+        """Feed session `at`, given to `member`; each member's share as the model has it now."""
+        self.sessions[member] = self.sessions.get(member, 0) + 1
+        left = []
+        for other, share in shares.items():
+            if self.sessions.get(other, 0) < SETTLED_MEMBER or not 0.0 < share < 1.0:
                 continue
-            if absence_p(self.share[member], now - last) < GONE_P:
-                out.append(member)
-                self.forget(member)
-        return out
-
-    def reshare(self, member: int, share: float) -> None:
-        """A refit re-estimated the member's share."""
-        if member in self.share:
-            self.share[member] = share
+            if other == member:
+                step = math.log(LEFT_SHARE)
+            else:
+                step = math.log1p(-LEFT_SHARE * share) - math.log1p(-share)
+            total = self.cusum.get(other, 0.0) + step
+            if total <= 0.0:
+                self.cusum.pop(other, None)
+                self.since.pop(other, None)
+                continue
+            self.cusum[other] = total
+            since = self.since.setdefault(other, at)
+            if total > LEAVE_ALARM:
+                absent = at - since + 1
+                left.append(Change("leave", other, since, math.exp(absent * math.log1p(-share))))
+                self.forget(other)
+        return left
 
     def keep_only(self, members: Sequence[int]) -> None:
-        for member in [m for m in self.last if m not in members]:
+        for member in [m for m in self.sessions if m not in members]:
             self.forget(member)
 
+    def restart(self) -> None:
+        self.cusum.clear()
+        self.since.clear()
+
     def forget(self, member: int) -> None:
-        self.last.pop(member, None)
-        self.share.pop(member, None)
+        self.cusum.pop(member, None)
+        self.since.pop(member, None)
         self.sessions.pop(member, None)
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "last": [[m, v] for m, v in self.last.items()],
-            "share": [[m, v] for m, v in self.share.items()],
+            "cusum": [[m, v] for m, v in self.cusum.items()],
+            "since": [[m, v] for m, v in self.since.items()],
             "sessions": [[m, v] for m, v in self.sessions.items()],
         }
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> Presence:
+    def from_dict(cls, raw: dict[str, Any]) -> Shares:
         return cls(
-            {int(m): int(v) for m, v in raw["last"]},
-            {int(m): float(v) for m, v in raw["share"]},
+            {int(m): float(v) for m, v in raw["cusum"]},
+            {int(m): int(v) for m, v in raw["since"]},
             {int(m): int(v) for m, v in raw["sessions"]},
         )
-
-
-def absence_p(share: float, sessions: int) -> float:
-    """Chance that a member with this share of the sessions has none of the next `sessions`."""
-    if share <= 0.0 or sessions <= 0:
-        return 1.0
-    if share >= 1.0:
-        return 0.0
-    return math.exp(sessions * math.log1p(-share))
 
 
 def arrived(
@@ -159,9 +182,10 @@ def arrived(
     is the account's session count at the window's start. The change point is where a step
     up in the member's 0/1 series fits best. A join needs the member to be new there (its few
     sessions before the step improbable at its rate after it, taken at the rate's lower 90%
-    bound: binomial, below NEW_P) and to have come with a browser: most of its sessions since
-    are on browsers first used around the step. A member a refit merely split off an existing
-    one was there before, on browsers seen before.
+    bound: binomial, below NEW_P) and to have come with a browser: NEW_BROWSER_SESSIONS of its
+    sessions since are on browsers first used around the step (a newcomer also uses the shared
+    computer; someone who was always there has no new browser to show). A member a refit merely
+    split off an existing one was there before, on browsers seen before.
     """
     series = np.asarray(mine, dtype=bool)
     step = _step(series)
@@ -171,42 +195,19 @@ def arrived(
     before = int(series[:step].sum())
     if since < MIN_SESSIONS:
         return True
-    if before > ABSENT_BEFORE * step:
-        return None
-    rate = float(beta.ppf(0.1, since, len(series) - step - since + 1))
-    p_value = float(binom.cdf(before, step, rate))
+    rate = float(betaincinv(since, len(series) - step - since + 1, 0.1))
+    p_value = float(bdtr(before, step, rate))
     if p_value >= NEW_P:
         return True if since < JUDGED_AFTER else None  # more sessions may make it telling
     theirs = np.flatnonzero(series[step:]) + step
-    novel = [browser_since[int(i)] >= step - NEW_BROWSER_SLACK for i in theirs]
-    if np.mean(novel) < 0.5:
-        return None
+    novel = sum(browser_since[int(i)] >= step - NEW_BROWSER_SLACK for i in theirs)
+    if novel < NEW_BROWSER_SESSIONS:
+        return True if since < JUDGED_AFTER else None
     return Change("join", member, at + step, p_value)
 
 
-def departed(mine: Sequence[bool], at: int, member: int) -> Change | bool | None:
-    """A leave, None when the member is plainly still there, or True when it is too early.
-
-    The mirror of `judge`: a step down in the member's 0/1 series, the member's few sessions
-    since improbable at its rate before the step (taken at its lower 90% bound).
-    """
-    series = np.asarray(mine, dtype=bool)
-    step = _step(series, rising=False)
-    if step is None:
-        return None
-    before = int(series[:step].sum())
-    since = int(series[step:].sum())
-    if before < SETTLED_MEMBER or since > ABSENT_BEFORE * (len(series) - step):
-        return None
-    rate = float(beta.ppf(0.1, before, step - before + 1))
-    p_value = float(binom.cdf(since, len(series) - step, rate))
-    if p_value >= LEAVE_P:
-        return True
-    return Change("leave", member, at + step, p_value)
-
-
-def _step(series: np.ndarray, *, rising: bool = True) -> int | None:
-    """Where a step in a 0/1 series' rate fits best (None if no step that way fits)."""
+def _step(series: np.ndarray) -> int | None:
+    """Where a step up in a 0/1 series' rate fits best (None if no step up fits)."""
     n = len(series)
     if n < 2:
         return None
@@ -215,10 +216,9 @@ def _step(series: np.ndarray, *, rising: bool = True) -> int | None:
     ones_after = series.sum() - ones_before
     gain = _bernoulli(ones_before, t) + _bernoulli(ones_after, n - t)
     up = ones_after / (n - t) > ones_before / t
-    way = up if rising else ~up & (ones_after / (n - t) < ones_before / t)
-    if not way.any():
+    if not up.any():
         return None
-    return int(t[np.argmax(np.where(way, gain, -np.inf))])
+    return int(t[np.argmax(np.where(up, gain, -np.inf))])
 
 
 def _bernoulli(ones: np.ndarray, total: np.ndarray) -> np.ndarray:

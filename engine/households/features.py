@@ -23,7 +23,7 @@ _TABLET = re.compile(r"iPad|Tablet|Nexus (7|9|10)|SM-T\d", re.IGNORECASE)
 _MOBILE = re.compile(r"Mobi|iPhone|iPod|Android|Windows Phone", re.IGNORECASE)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SessionFeatures:
     """What the model knows of one session.
 

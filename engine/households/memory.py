@@ -20,6 +20,7 @@ from collections import OrderedDict
 from engine.households import store
 from engine.households.account import Account
 from engine.households.sessions import Session
+from engine.households.window import Windows
 
 ACCOUNTS_KEPT = 20_000
 
@@ -30,12 +31,14 @@ class Memory:
         self.generation: int | None = None
         self.accounts: OrderedDict[int, Account] = OrderedDict()
         self.open: OrderedDict[str, Session] = OrderedDict()
+        self.windows = Windows()
 
     def begin(self, conn: sqlite3.Connection) -> None:
         """Start a batch: keep the copy only if the database is as this process left it."""
         found = store.generation(conn)
         if found != self.generation:
             self.accounts.clear()
+            self.windows.clear()
             sessions = sorted(
                 (Session.from_dict(raw) for raw in store.all_open(conn)), key=lambda s: s.last_ms
             )

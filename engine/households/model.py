@@ -12,7 +12,7 @@ handful of categories are cheaper that way than as array operations. Now and the
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +38,14 @@ DECAY = 0.99  # per session of the account: behaviour ~100 sessions old has fade
 # Statistics are stored divided by a running scale (the product of all fades); before the scale
 # underflows they are multiplied out once.
 RESCALE_BELOW = 1e-200
+
+
+# A member with no sessions has the prior's hour Gaussian: centred and round, so every hour (a
+# point at distance 1 from the centre) has this one log-density under it.
+_NOVEL_VARIANCE = PRIOR_VARIANCE + HOUR_NOISE
+_NOVEL_HOUR = (
+    -0.5 * HOUR_WEIGHT * (2 * LOG_2PI + 2 * math.log(_NOVEL_VARIANCE) + 1 / _NOVEL_VARIANCE)
+)
 
 
 def _rows(k: int, width: int) -> list[list[float]]:
@@ -117,6 +125,26 @@ class HouseholdModel:
             out.append(value)
         return out
 
+    def log_novel(self, f: SessionFeatures, own: float, theirs: Collection[str]) -> float:
+        """log p(session) for someone the model does not have yet.
+
+        The hour, weekend and categories are log_joint's formulas for a member with no history:
+        the prior's hour Gaussian (centred and round: every hour alike), even odds of a weekend,
+        every category alike. The browser is where a newcomer differs: with probability `own`
+        the session is on a browser of theirs (one the account never saw, or one of `theirs`),
+        otherwise on one of the account's browsers, as often as the account uses it.
+        """
+        d = self._device_index.get(f.device)
+        if d is None or f.device in theirs:
+            device = math.log(own)
+        else:
+            used = sum(row[d] for row in self.dev) / sum(self.n)
+            device = math.log((1.0 - own) * max(used, 1e-12))
+        new_categories = sum(1 for name, _ in f.categories if name not in self._category_index)
+        v_plus_one = len(self.categories) + new_categories + 1
+        hits = sum(count for _, count in f.categories)
+        return _NOVEL_HOUR - math.log(2.0) + device - hits * math.log(v_plus_one)
+
     def logits(self, f: SessionFeatures) -> np.ndarray:
         """Uncalibrated log posterior weights of the members for one session (max is 0)."""
         joint = np.array(self.log_joint(f))
@@ -125,13 +153,23 @@ class HouseholdModel:
 
     def update(self, f: SessionFeatures) -> tuple[list[float], float]:
         """Online EM step for one finished session: its responsibilities and log-likelihood."""
+        loglik, resp = self.posterior(f)
+        self.learn(f, resp)
+        return resp, loglik
+
+    def posterior(self, f: SessionFeatures) -> tuple[float, list[float]]:
+        """log p(session) under the mixture, and each member's responsibility for it."""
         joint = self.log_joint(f)
         top = max(joint)
         loglik = top + math.log(sum(math.exp(j - top) for j in joint))
-        if self.sessions_seen:
-            resp = [math.exp(j - loglik) for j in joint]
-        else:
-            resp = [1.0 / len(joint)] * len(joint)
+        return loglik, [math.exp(j - loglik) for j in joint]
+
+    def learn(self, f: SessionFeatures, resp: Sequence[float]) -> None:
+        """Fade the statistics by DECAY and add the session, weighted by `resp` per member.
+
+        Responsibilities may sum to less than one: the rest is someone the model does not have
+        yet, and is not learnt into the members.
+        """
         self.learn_vocabulary([f])
         self.scale *= DECAY
         if self.scale < RESCALE_BELOW:
@@ -159,7 +197,6 @@ class HouseholdModel:
                 row[i] += amount * count
             self.cat_total[k] += amount * hit_total
         self.sessions_seen += 1
-        return resp, loglik
 
     def learn_vocabulary(self, sessions: Sequence[SessionFeatures]) -> None:
         """Add the devices and categories these sessions use (with no statistics yet)."""

@@ -20,25 +20,33 @@ from engine.hooks import AppliedEvent
 from engine.households import store
 from engine.households.account import Account
 from engine.households.calibration import Calibration
-from engine.households.drift import MIN_SESSIONS, Change, arrived, departed
-from engine.households.features import SessionFeatures, session_features
+from engine.households.drift import (
+    MIN_SESSIONS,
+    OWN_BROWSER,
+    WARMUP,
+    Change,
+    arrived,
+    newcomer_probability,
+)
+from engine.households.features import session_features
 from engine.households.memory import Memory
 from engine.households.model import DECAY
 from engine.households.profiles import profiles
 from engine.households.refit import Refit, refit
 from engine.households.sessions import CONVERSION, SESSION_GAP_MS, Session, device_key
+from engine.households.window import Recent
 
-REFIT_WINDOW = 128
-# Early refits matter most (cold start); later the online updates carry the model between them.
+# Early refits matter most (cold start); later the online updates carry the model between them,
+# and the change detectors and a new browser ask for a refit whenever something happens.
 REFIT_AT = frozenset({6, 10, 16, 24, 32, 48, 64, 96, 128})
 REFIT_EVERY = 64
-# A browser's second session asks for a refit once the account is past its cold start: a new
-# phone is how a new member usually shows up.
 NEW_DEVICE_SESSIONS = 2
 NEW_DEVICE_AFTER = 8
 # After a confirmed change, sessions from before it count this much in the refit.
 BEFORE_CHANGE_WEIGHT = 0.3
 REFIT_BUDGET = 32
+# A stored session's confidence is rewritten by a refit only when it moved more than this.
+RELABEL_TOLERANCE = 0.01
 
 
 @dataclass
@@ -95,7 +103,6 @@ class HouseholdProcessor:
             if oldest.last_ms >= cutoff:
                 break
             self._close(batch, oldest)
-        self._departures(batch)
         self._refits(batch)
         batch.flush(watermark)
         memory.trim()
@@ -133,19 +140,34 @@ class HouseholdProcessor:
         features = session_features(session)
         model = account.model
         fresh = model.sessions_seen == 0
-        resp, loglik = model.update(features)
+        loglik, resp = model.posterior(features)
+        z = None
+        if model.sessions_seen >= WARMUP:
+            novelty = account.novelty
+            theirs = account.browsers_since(novelty.since) if novelty.since is not None else ()
+            z = model.log_novel(features, OWN_BROWSER, theirs) - loglik
+            # What looks like someone new is not learnt into the members: a newcomer's
+            # sessions stay new until a refit makes them a member (or finds they were not).
+            known = 1.0 - newcomer_probability(z)
+            resp = [known * r for r in resp]
+        model.learn(features, resp)
         seen = model.sessions_seen
-        surprise = None if fresh else -loglik
         best = max(range(len(resp)), key=resp.__getitem__)
         member = model.member_ids[best]
-        if surprise is not None and account.surprise.add(surprise):
+        total = sum(model.n)
+        shares = {m: n / total for m, n in zip(model.member_ids, model.n, strict=True)}
+        for change in account.shares.add(member, shares, seen):
+            self._record(batch, account, change, session.start_ms, model.k)
+            account.change_at = change.change_at  # a refit lets the one who left fade faster
             account.refit_due = True
-        account.presence.saw(member, seen, model.n[best] / sum(model.n))
-        if member in account.arrivals and account.presence.sessions[member] == MIN_SESSIONS:
+        if z is not None and account.novelty.add(z, seen):
+            account.newcomer = list(account.novelty.novel)
+            account.refit_due = True
+        if member in account.arrivals and account.shares.sessions[member] == MIN_SESSIONS:
             account.refit_due = True  # enough of the new member to judge whether it joined
-        account.departures.extend(account.presence.gone(seen))
-        on_device = account.device_sessions.get(session.device, 0) + 1
-        account.device_sessions[session.device] = on_device
+        browser = account.browsers.setdefault(session.device, [seen, 0])
+        browser[1] += 1
+        on_device = browser[1]
         if (
             seen in REFIT_AT
             or (seen > max(REFIT_AT) and seen % REFIT_EVERY == 0)
@@ -155,7 +177,8 @@ class HouseholdProcessor:
         account.dirty = True
         if self.timings is not None:
             self.timings.updates.append(time.perf_counter() - started)
-        store.add_session(
+        confidence = resp[best]
+        row_id = store.add_session(
             batch.conn,
             store.SessionRow(
                 session.person_id,
@@ -163,9 +186,13 @@ class HouseholdProcessor:
                 session.start_ms,
                 features.to_dict(),
                 member,
-                resp[best],
-                surprise,
+                confidence,
+                None if fresh else -loglik,
             ),
+        )
+        batch.memory.windows.add(
+            session.person_id,
+            Recent(row_id, session.device, session.start_ms, features, member, confidence),
         )
 
     def _record(
@@ -186,31 +213,11 @@ class HouseholdProcessor:
             ),
         )
 
-    def _departures(self, batch: _Batch) -> None:
-        """Members that fell silent: judged on the sessions' stored members, no refit needed."""
-        for account in batch.accounts.values():
-            if not account.departures:
-                continue
-            rows = store.recent_sessions(batch.conn, account.person_id, REFIT_WINDOW)
-            start = account.model.sessions_seen - len(rows)
-            candidates, account.departures = account.departures, []
-            for member in candidates:
-                mine = [row.member_id == member for row in rows]
-                verdict = departed(mine, start + 1, member)
-                if verdict is True:
-                    account.departures.append(member)
-                elif isinstance(verdict, Change):
-                    self._record(batch, account, verdict, rows[-1].start_ms, account.model.k)
-                    # A refit lets the one who left fade faster.
-                    account.change_at = verdict.change_at
-                    account.refit_due = True
-            account.dirty = True
-
     def _refits(self, batch: _Batch) -> None:
         due = [a for a in batch.accounts.values() if a.refit_due]
         for account in due[: self.refit_budget]:
             started = time.perf_counter()
-            rows = store.recent_sessions(batch.conn, account.person_id, REFIT_WINDOW)
+            rows = batch.memory.windows.get(batch.conn, account.person_id)
             account.refit_due = False
             account.dirty = True
             if rows:
@@ -218,56 +225,58 @@ class HouseholdProcessor:
             if self.timings is not None:
                 self.timings.refits.append(time.perf_counter() - started)
 
-    def _refit(self, batch: _Batch, account: Account, rows: list[store.SessionRow]) -> None:
-        features = [SessionFeatures.from_dict(r.features) for r in rows]
+    def _refit(self, batch: _Batch, account: Account, rows: list[Recent]) -> None:
+        features = [r.features for r in rows]
         start = account.model.sessions_seen - len(rows)  # the session count before the window
         weights = DECAY ** np.arange(len(rows))[::-1]
         if account.change_at is not None:
             before = start + 1 + np.arange(len(rows)) < account.change_at
             weights = np.where(before, weights * BEFORE_CHANGE_WEIGHT, weights)
             account.change_at = None
+        newcomer = None
+        if account.newcomer is not None:
+            newcomer = np.zeros(len(rows))
+            newcomer[[at - start - 1 for at in account.newcomer if at > start]] = 1.0
+            account.newcomer = None
         members_before = account.model.k
-        result = refit(account.model, features, weights, seed=account.person_id)
+        result = refit(account.model, features, weights, seed=account.person_id, newcomer=newcomer)
+        members_known = list(account.model.member_ids)
         account.model = model = result.model
         labels = result.resp.argmax(axis=1)
-        store.relabel(
-            batch.conn,
-            [
-                (model.member_ids[c], float(result.resp[i, c]), row.id)
-                for i, (row, c) in enumerate(zip(rows, labels, strict=True))
-            ],
-        )
+        relabelled = []
+        for i, (row, c) in enumerate(zip(rows, labels, strict=True)):
+            member, confidence = model.member_ids[c], float(result.resp[i, c])
+            if member != row.member_id or abs(confidence - row.confidence) > RELABEL_TOLERANCE:
+                relabelled.append((member, confidence, row.id))
+                row.member_id, row.confidence = member, confidence
+        store.relabel(batch.conn, relabelled)
         self._arrivals(batch, account, rows, result, labels, members_before)
-        store.save_members(batch.conn, account.person_id, profiles(model))
+        if model.member_ids != members_known:
+            store.save_members(batch.conn, account.person_id, profiles(model))
 
     def _arrivals(
         self,
         batch: _Batch,
         account: Account,
-        rows: list[store.SessionRow],
+        rows: list[Recent],
         result: Refit,
         labels: np.ndarray,
         members_before: int,
     ) -> None:
-        """Judge the members refits found (join or not), and watch every member's presence."""
+        """Judge the members refits found (join or not)."""
         model = result.model
         start = model.sessions_seen - len(rows)
-        presence = account.presence
-        presence.keep_only(model.member_ids)
-        total = float(sum(model.n))
+        account.shares.keep_only(model.member_ids)
+        if result.new_members or model.k != members_before:
+            account.shares.restart()  # the members' shares moved: silence so far means nothing
+            account.novelty.reset()  # and what looked new may be one of them now
         for column, member in enumerate(model.member_ids):
-            share = model.n[column] / total
-            assigned = np.flatnonzero(labels == column)
-            if member in result.new_members and len(assigned):
-                presence.found(member, start + 1 + int(assigned[-1]), share, len(assigned))
-            else:
-                presence.reshare(member, share)
+            if member in result.new_members:
+                account.shares.sessions[member] = int((labels == column).sum())
         pending = [m for m in account.arrivals if m in model.member_ids] + result.new_members
         account.arrivals = []
-        first_use: dict[str, int] = {}
-        for i, row in enumerate(rows):
-            first_use.setdefault(row.device, i)
-        browser_since = [first_use[row.device] for row in rows]
+        # A browser the state does not know (it was saved by an older Bond) counts as old.
+        browser_since = [account.browsers.get(row.device, [start])[0] - start - 1 for row in rows]
         for member in pending:
             column = model.member_ids.index(member)
             verdict = arrived(list(labels == column), browser_since, start + 1, member)

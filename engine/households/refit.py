@@ -1,12 +1,13 @@
 """Batch refit: re-estimate an account's members from recent sessions and choose how many.
 
-EM runs for each candidate number of members (one is always a candidate, so a one-person
-account stays one member) and the best penalised likelihood wins. Candidates run up to one
-member more than the model has now, and each starts from two places, because EM
-only climbs to the nearest optimum: the current model's own split of the sessions (so a refit
-that finds nothing new changes little; k-means++ seeds over the sessions for other numbers of
-members), and k-means++ over the devices (each browser's sessions start together, which finds
-"her phone" and "his laptop" when the session-level seeds mix them).
+EM runs for a few candidate numbers of members and the best penalised likelihood wins: one
+member (always a candidate, so a one-person account stays one member), the current number,
+one fewer and one more. Each candidate starts from a few places, because EM only climbs to the
+nearest optimum: the current model's own split of the sessions (so a refit that finds nothing
+new changes little), its largest member split in two, the smallest merged away, and k-means++
+over the devices (each browser's sessions start together, which finds "her phone" and "his
+laptop" when the session-level split mixes them). A refit moves the count by one, so it costs
+a few EMs however many members there are.
 
 The penalty is BIC's, scaled: textbook BIC counts every smoothed device and category
 probability as a free parameter and underestimates members on a few dozen sessions. On top of
@@ -66,23 +67,26 @@ def refit(
     weights: np.ndarray,
     *,
     seed: int = 0,
+    newcomer: np.ndarray | None = None,
 ) -> Refit:
     """Batch EM on recent sessions for 1..MAX_MEMBERS members; the best penalised fit wins.
 
-    `weights` fade older sessions the way the online path does. The result keeps the member ids
-    of `model` where new members match old ones (most shared sessions), so "member 2" stays the
-    same person across refits; new members get fresh ids.
+    `weights` fade older sessions the way the online path does. `newcomer` marks (1.0) the
+    sessions a change detector found better explained by someone new: the candidate with one
+    member more also starts from the current members plus one made of those. The result keeps
+    the member ids of `model` where new members match old ones (most shared sessions), so
+    "member 2" stays the same person across refits; new members get fresh ids.
     """
     model.learn_vocabulary(sessions)
     data = model.encode(sessions)
     n_eff = float(weights.sum())
     rng = np.random.default_rng(seed)
     warm = posterior(joint(model.stats(), data))[0] if sum(model.n) > 0 else None
-    most = min(MAX_MEMBERS, max(1, int(n_eff // SESSIONS_PER_MEMBER)), model.k + 1)
+    most = min(MAX_MEMBERS, max(1, int(n_eff // SESSIONS_PER_MEMBER)))
     best: tuple[float, Fit] | None = None
-    for k in range(1, most + 1):
-        fit = _best_em(data, weights, _starts(data, weights, k, warm, rng))
-        if k > 1 and fit.stats.n.min() < MIN_MEMBER_WEIGHT:
+    for starts in _candidates(data, weights, warm, most, rng, newcomer):
+        fit = _best_em(data, weights, starts)
+        if fit.stats.k > 1 and fit.stats.n.min() < MIN_MEMBER_WEIGHT:
             continue
         score = _score(fit, data, weights, n_eff)
         if best is None or score > best[0]:
@@ -94,28 +98,64 @@ def refit(
     return Refit(model.with_stats(chosen.stats, ids, next_id), chosen.resp, new_members)
 
 
+def _candidates(
+    data: Encoded,
+    weights: np.ndarray,
+    warm: np.ndarray | None,
+    most: int,
+    rng: np.random.Generator,
+    newcomer: np.ndarray | None,
+) -> list[list[np.ndarray]]:
+    """Starting points of EM, one list per candidate number of members.
+
+    One member; the current members as they are and whole browsers grouped into as many;
+    one fewer (the smallest merged away); one more: the largest split in two, whole browsers
+    grouped, and the newcomer if one is marked. A refit moves the count by one at a time (or
+    back to one), which keeps it to a few EMs.
+    """
+    n = data.size
+    out = [[np.ones((n, 1))]]
+    k = 1 if warm is None else warm.shape[1]
+    if warm is not None and 2 <= k <= most:
+        same = [warm]
+        by_device = _device_start(data, weights, k, rng)
+        if by_device is not None:
+            same.append(by_device)  # EM only climbs: whole browsers may find a better split
+        out.append(same)
+    if warm is not None and k - 1 >= 2:
+        out.append([np.delete(warm, int((weights @ warm).argmin()), axis=1)])
+    if k + 1 <= most and n > k:
+        more = [_split(data, weights, warm, rng)]
+        by_device = _device_start(data, weights, k + 1, rng)
+        if by_device is not None:
+            more.append(by_device)
+        if newcomer is not None and warm is not None and newcomer.any():
+            more.append(np.hstack([warm * (1.0 - newcomer)[:, None], newcomer[:, None]]))
+        if more:
+            out.append(more)
+    return out
+
+
 def _score(fit: Fit, data: Encoded, weights: np.ndarray, n_eff: float) -> float:
     score = fit.loglik - 0.5 * BIC_SCALE * _parameters(fit.stats) * math.log(max(n_eff, 2.0))
     return score + phone_log_prior(_phone_spans(fit, data))
 
 
-def _starts(
-    data: Encoded, weights: np.ndarray, k: int, warm: np.ndarray | None, rng: np.random.Generator
-) -> list[np.ndarray]:
+def _split(
+    data: Encoded, weights: np.ndarray, warm: np.ndarray | None, rng: np.random.Generator
+) -> np.ndarray:
+    """The current members with the largest one's sessions split in two by k-means++ seeds."""
     n = data.size
-    if k == 1:
-        return [np.ones((n, 1))]
-    starts = []
-    if warm is not None and warm.shape[1] == k:
-        starts.append(warm)
-    elif n >= k:
-        proportions = data.categories / np.maximum(data.categories.sum(axis=1, keepdims=True), 1.0)
-        embedding = np.hstack([data.x, 1.5 * data.devices, proportions])
-        starts.append(np.eye(k)[_nearest(embedding, _seeds(embedding, weights, k, rng))])
-    by_device = _device_start(data, weights, k, rng)
-    if by_device is not None:
-        starts.append(by_device)
-    return starts or [np.full((n, k), 1.0 / k)]
+    resp = np.ones((n, 1)) if warm is None else warm
+    largest = int((weights @ resp).argmax())
+    proportions = data.categories / np.maximum(data.categories.sum(axis=1, keepdims=True), 1.0)
+    embedding = np.hstack([data.x, 1.5 * data.devices, proportions])
+    mine = resp[:, largest] * weights
+    side = _nearest(embedding, _seeds(embedding, mine + 1e-12, 2, rng)) == 1
+    start: np.ndarray = np.hstack([resp, np.zeros((n, 1))])
+    start[side, -1] = resp[side, largest]
+    start[side, largest] = 0.0
+    return start
 
 
 def _device_start(

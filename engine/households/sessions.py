@@ -59,8 +59,11 @@ class Session:
         if self.user_agent is None and event.user_agent:
             self.user_agent = event.user_agent
         properties = event.properties
-        if "category" in properties or "products" in properties:
-            self.categories.update(event_categories(properties))
+        category = properties.get("category")
+        if isinstance(category, str) and category:
+            self.categories[category.lower()] += 1
+        if "products" in properties:
+            self.categories.update(product_categories(properties["products"]))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -90,12 +93,8 @@ class Session:
         )
 
 
-def event_categories(properties: Mapping[str, Any]) -> Iterator[str]:
-    """Categories an event shows interest in: its own `category`, and each product's."""
-    category = properties.get("category")
-    if isinstance(category, str) and category:
-        yield category.lower()
-    products = properties.get("products")
+def product_categories(products: Any) -> Iterator[str]:
+    """The category of each product in an event's `products` list."""
     if isinstance(products, list):
         for product in products:
             if isinstance(product, dict):

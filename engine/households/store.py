@@ -8,7 +8,8 @@ The worker keeps accounts and open sessions in memory between batches; `househol
 generation that every batch advances in its transaction and every other writer (an erasure)
 advances too, so a copy in memory is used only while the generation is the one it wrote.
 Members' profiles are derived from the model when read; `households_members` lists the members
-(with their profile as of the last refit) so that they can be counted without the model.
+(with their profile as of the refit that last changed who they are) so that they can be counted
+without the model.
 """
 
 from __future__ import annotations
@@ -188,13 +189,15 @@ def drop_open(conn: sqlite3.Connection, devices: Iterable[str]) -> None:
     conn.executemany("DELETE FROM households_open WHERE device = ?", [(d,) for d in devices])
 
 
-def add_session(conn: sqlite3.Connection, row: SessionRow) -> None:
-    conn.execute(
+def add_session(conn: sqlite3.Connection, row: SessionRow) -> int:
+    """Store a finished session; returns its id."""
+    cursor = conn.execute(
         "INSERT INTO households_sessions "
         "(person_id, device, start_ms, features, member_id, confidence, surprise) "
         "VALUES (?, ?, ?, ?, ?, ?, ?)",
         (*row[:3], orjson.dumps(row.features), *row[4:7]),
     )
+    return int(cursor.lastrowid or 0)
 
 
 _SESSION_COLUMNS = "person_id, device, start_ms, features, member_id, confidence, surprise, id"

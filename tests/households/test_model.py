@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from engine.households.likelihood import joint, posterior, stats_of
@@ -70,3 +72,25 @@ def test_responsibilities_of_the_online_step_are_the_batch_posterior() -> None:
     data = model.encode([probe])
     resp, _ = posterior(joint(model.stats(), data))
     np.testing.assert_allclose(np.exp(online - np.logaddexp.reduce(online)), resp[0])
+
+
+def test_someone_new_scores_every_hour_alike_and_their_own_browser_by_its_share() -> None:
+    model = HouseholdModel()
+    for f in _sessions(11, 30):
+        model.update(f)
+    rng = np.random.default_rng(12)
+    morning = person_session(rng, 8.0, "phone-0", "mobile", ["books"])
+    night = replace(morning, hour_sin=-morning.hour_sin, hour_cos=-morning.hour_cos)
+    assert model.log_novel(morning, 0.7, ()) == model.log_novel(night, 0.7, ())
+    new_browser = replace(morning, device="tablet-9")
+    theirs = model.log_novel(morning, 0.7, {"phone-0"})
+    assert model.log_novel(new_browser, 0.7, ()) == theirs
+    # An old browser is the account's: 1 - own of the newcomer's sessions, by its use.
+    used = model.stats().devices[:, 0].sum() / model.stats().n.sum()
+    assert np.isclose(model.log_novel(morning, 0.7, ()) - theirs, np.log(0.3 * used) - np.log(0.7))
+    one_view = replace(morning, categories=(("books", 1.0),))
+    two_views = replace(morning, categories=(("books", 2.0),))
+    assert np.isclose(
+        model.log_novel(one_view, 0.7, ()) - model.log_novel(two_views, 0.7, ()),
+        np.log(len(model.categories) + 1),  # every category alike, and one not seen yet
+    )

@@ -11,6 +11,7 @@ from engine.households import store
 from engine.households.calibration import load
 from engine.households.processor import HouseholdProcessor
 from engine.households.store import migrate_households
+from engine.households.window import REFIT_WINDOW, Windows
 from tests.households.support import event_batches, feed, simulated
 
 MODELS = "SELECT person_id, state FROM households_models ORDER BY person_id"
@@ -104,3 +105,14 @@ def test_anonymous_browsing_is_kept_only_until_a_login_continues_it(tmp_path: Pa
     (saved,) = store.all_open(conn)
     assert saved["person_id"] == 9 and saved["events"] == 2
     assert saved["categories"] == {"books": 2}
+
+
+def test_refit_windows_kept_in_memory_are_the_stored_ones(tmp_path: Path) -> None:
+    conn = _state(tmp_path / "s.db")
+    processor = HouseholdProcessor(load())
+    feed(conn, processor, event_batches(simulated(8, seed=24), 300))
+    persons = [pid for (pid,) in conn.execute("SELECT person_id FROM households_models")]
+    for pid in persons:
+        kept = processor.memory.windows.get(conn, pid)
+        fresh = Windows().get(conn, pid)
+        assert kept == fresh and len(kept) <= REFIT_WINDOW

@@ -76,19 +76,28 @@ def test_an_account_level_model_gets_the_most_active_member_right_only() -> None
     assert report["member_count"]["mean_signed_error"] == -1.0
 
 
-def test_changes_count_as_detected_within_three_weeks_and_alarms_before_as_false() -> None:
+def test_a_change_is_found_by_the_first_alarm_of_its_kind_and_other_alarms_are_false() -> None:
     household = _household(Change("join", 1, 3 * WEEK_MS))
     truth = truth_of([household])
     names = {1: 1, 0: 2}
 
-    def drift(at: int) -> DriftEvent:
-        return DriftEvent(1, at, 20, 2, 0.001, 1, "join", 2)
+    def drift(at: int, kind: str = "join") -> DriftEvent:
+        return DriftEvent(1, at, 20, 2, 0.001, 1, kind, 2)
 
+    soon, late = 3 * WEEK_MS + 2 * DAY_MS, 7 * WEEK_MS
     for events, detected, false in (
-        ([drift(3 * WEEK_MS + 2 * DAY_MS)], 1, 0),
-        ([drift(7 * WEEK_MS)], 0, 0),
-        ([drift(WEEK_MS), drift(3 * WEEK_MS + DAY_MS)], 1, 1),
+        ([drift(soon)], 1, 0),
+        ([drift(late)], 0, 0),  # found too late: missed, yet not a false alarm
+        ([drift(WEEK_MS), drift(soon)], 1, 1),  # an alarm before the change is false
+        ([drift(soon, "leave")], 0, 1),  # nobody left
+        ([drift(soon), drift(soon + DAY_MS)], 1, 1),  # the same join twice
     ):
         found = evaluate(truth, _rows(household, names), [], events, {1: "acct"},
                          split_ms=SPLIT, final_members={1: 2})["drift"]  # fmt: skip
         assert (found["changes"], found["detected"], found["false_alarms"]) == (1, detected, false)
+        assert found["joins"] == {
+            "changes": 1,
+            "detected": detected,
+            "median_delay_days": 2.0 if detected else None,
+        }
+        assert found["leaves"]["changes"] == 0
