@@ -20,6 +20,7 @@ import orjson
 
 from engine.privacy import crypto
 from engine.privacy.keys import KeyRing
+from engine.rows import execute_rows
 
 # The first segment of a browser covers all time before the first split, so an anonymous event
 # delayed by a retry queue still lands in it however old its timestamp.
@@ -334,8 +335,10 @@ class IdentityStore:
             self.new_identifiers = []
         if self.dirty_persons:
             persons = [self.persons[i] for i in self.dirty_persons]
-            conn.executemany(
-                "INSERT OR REPLACE INTO persons VALUES (?, ?, ?, ?, ?, ?, ?)",
+            execute_rows(
+                conn,
+                "INSERT OR REPLACE INTO persons VALUES {values}",
+                "(?, ?, ?, ?, ?, ?, ?)",
                 [
                     (
                         p.id,
@@ -354,8 +357,12 @@ class IdentityStore:
                     if p.id in self.rewrite_persons
                 ],
             )
-            conn.executemany(
-                "UPDATE persons SET first_seen = ?, last_seen = ?, event_count = ? WHERE id = ?",
+            execute_rows(
+                conn,
+                "WITH v (first_seen, last_seen, event_count, id) AS (VALUES {values}) "
+                "UPDATE persons SET first_seen = v.first_seen, last_seen = v.last_seen, "
+                "event_count = v.event_count FROM v WHERE persons.id = v.id",
+                "(?, ?, ?, ?)",
                 [
                     (p.first_seen, p.last_seen, p.event_count, p.id)
                     for p in persons
@@ -370,24 +377,29 @@ class IdentityStore:
     def _flush_timeline(self) -> None:
         if self.timeline:
             sealed = self.keys.seal_all(self.timeline_data, crypto.TIMELINE)
-            self.conn.executemany(
-                "INSERT INTO timeline (browser_id, ts, seq, type, name, data) "
-                "VALUES (?, ?, ?, ?, NULLIF(?, 0), ?)",
+            execute_rows(
+                self.conn,
+                "INSERT INTO timeline (browser_id, ts, seq, type, name, data) VALUES {values}",
+                "(?, ?, ?, ?, NULLIF(?, 0), ?)",
                 [(*row, data) for row, data in zip(self.timeline, sealed, strict=True)],
             )
             self.timeline, self.timeline_data = [], []
 
     def _flush_segments(self) -> None:
         if self.new_browsers:
-            self.conn.executemany(
-                "INSERT INTO browsers (id, key) VALUES (?, ?)",
+            execute_rows(
+                self.conn,
+                "INSERT INTO browsers (id, key) VALUES {values}",
+                "(?, ?)",
                 [(b.id, b.key) for b in self.new_browsers],
             )
             self.new_browsers = []
         if self.dirty_segments:
-            self.conn.executemany(
+            execute_rows(
+                self.conn,
                 "INSERT OR REPLACE INTO segments (id, browser_id, start_ts, end_ts, person_id) "
-                "VALUES (?, ?, ?, ?, ?)",
+                "VALUES {values}",
+                "(?, ?, ?, ?, ?)",
                 [
                     (s.id, s.browser_id, s.start_ts, s.end_ts, s.person_id)
                     for s in self.dirty_segments.values()
