@@ -39,11 +39,11 @@ NEWCOMER_SHARE = 0.2  # w: the share of sessions a newcomer is assumed to take
 OWN_BROWSER = 0.7  # how many of a newcomer's sessions are on browsers of their own
 NOVELTY_ALARM = 3.0  # nats of accumulated evidence for a newcomer that ask for a refit
 LEFT_SHARE = 0.1  # a member who left is modelled as keeping a tenth of their share
-LEAVE_ALARM = 6.0  # nats of accumulated evidence that a member left
+LEAVE_ALARM = 6.5  # nats of accumulated evidence that a member left
 SETTLED_MEMBER = 8  # sessions of a member before its silence can mean it left
 NEW_P = 0.01  # how improbable a new member's quiet before its step must be (with a new browser)
 NEW_BROWSER_SLACK = 3  # a browser first used this few sessions before a step is new with it
-NEW_BROWSER_SESSIONS = 2  # sessions a newcomer makes on browsers new with them, at least
+NEW_BROWSER_SHARE = 0.4  # of a newcomer's sessions since, at least, are on browsers new with them
 MIN_SESSIONS = 3  # sessions of a new member before its arrival can be judged
 JUDGED_AFTER = 12  # sessions of a new member after which its arrival is judged for good
 MIN_REFERENCE = 8  # sessions before a step, at least, for the quiet there to mean anything
@@ -182,10 +182,10 @@ def arrived(
     is the account's session count at the window's start. The change point is where a step
     up in the member's 0/1 series fits best. A join needs the member to be new there (its few
     sessions before the step improbable at its rate after it, taken at the rate's lower 90%
-    bound: binomial, below NEW_P) and to have come with a browser: NEW_BROWSER_SESSIONS of its
+    bound: binomial, below NEW_P) and to have come with a browser: NEW_BROWSER_SHARE of its
     sessions since are on browsers first used around the step (a newcomer also uses the shared
-    computer; someone who was always there has no new browser to show). A member a refit merely
-    split off an existing one was there before, on browsers seen before.
+    computer, but mostly their own phone). A member a refit merely split off an existing one
+    was there before, on browsers seen before.
     """
     series = np.asarray(mine, dtype=bool)
     step = _step(series)
@@ -200,8 +200,8 @@ def arrived(
     if p_value >= NEW_P:
         return True if since < JUDGED_AFTER else None  # more sessions may make it telling
     theirs = np.flatnonzero(series[step:]) + step
-    novel = sum(browser_since[int(i)] >= step - NEW_BROWSER_SLACK for i in theirs)
-    if novel < NEW_BROWSER_SESSIONS:
+    novel = np.mean([browser_since[int(i)] >= step - NEW_BROWSER_SLACK for i in theirs])
+    if novel < NEW_BROWSER_SHARE:
         return True if since < JUDGED_AFTER else None
     return Change("join", member, at + step, p_value)
 

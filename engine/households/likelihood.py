@@ -44,6 +44,11 @@ CATEGORY_SMOOTHING = 0.5
 WEIGHT_FLOOR = 1e-3
 LOG_2PI = math.log(2 * math.pi)
 
+# A member with no sessions has the prior's hour Gaussian: centred and round, so every hour (a
+# point at distance 1 from the centre) has this one log-density under it.
+_ROUND = PRIOR_VARIANCE + HOUR_NOISE
+NOVEL_HOUR = -0.5 * HOUR_WEIGHT * (2 * LOG_2PI + 2 * math.log(_ROUND) + 1 / _ROUND)
+
 HOUR = 6  # x², xy, y², x, y, 1
 WEEKEND = HOUR  # then weekday, weekend
 DEVICES = WEEKEND + 2  # then one column per device, one per category, one per device type

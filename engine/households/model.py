@@ -25,6 +25,7 @@ from engine.households.likelihood import (
     HOUR_NOISE,
     HOUR_WEIGHT,
     LOG_2PI,
+    NOVEL_HOUR,
     PRIOR_STRENGTH,
     PRIOR_VARIANCE,
     WEIGHT_FLOOR,
@@ -143,7 +144,7 @@ class HouseholdModel:
         new_categories = sum(1 for name, _ in f.categories if name not in self._category_index)
         v_plus_one = len(self.categories) + new_categories + 1
         hits = sum(count for _, count in f.categories)
-        return _NOVEL_HOUR - math.log(2.0) + device - hits * math.log(v_plus_one)
+        return NOVEL_HOUR - math.log(2.0) + device - hits * math.log(v_plus_one)
 
     def logits(self, f: SessionFeatures) -> np.ndarray:
         """Uncalibrated log posterior weights of the members for one session (max is 0)."""
