@@ -156,7 +156,8 @@ class IdentityStore:
 
     def prefetch(self, keys: set[str]) -> None:
         """Load a batch's browsers in two queries rather than two per browser."""
-        missing = [k for k in keys if k not in self.browsers]
+        cached = self.browsers
+        missing = [k for k in keys if k not in cached]
         self.absent = set(missing)
         for first in range(0, len(missing), PREFETCH_CHUNK):
             chunk = missing[first : first + PREFETCH_CHUNK]
@@ -335,6 +336,7 @@ class IdentityStore:
             self.new_identifiers = []
         if self.dirty_persons:
             persons = [self.persons[i] for i in self.dirty_persons]
+            rewrite = self.rewrite_persons
             execute_rows(
                 conn,
                 "INSERT OR REPLACE INTO persons VALUES {values}",
@@ -354,7 +356,7 @@ class IdentityStore:
                         else bytearray(),
                     )
                     for p in persons
-                    if p.id in self.rewrite_persons
+                    if p.id in rewrite
                 ],
             )
             execute_rows(
@@ -366,7 +368,7 @@ class IdentityStore:
                 [
                     (p.first_seen, p.last_seen, p.event_count, p.id)
                     for p in persons
-                    if p.id not in self.rewrite_persons
+                    if p.id not in rewrite
                 ],
             )
             self.dirty_persons = set()

@@ -100,14 +100,14 @@ class KeyRing:
         """
         size = crypto.NONCE_BYTES
         pool = os.urandom(size * len(items))
-        get, new, join = self._sealers.get, self._sealer, b"".join
+        get, new, join = self._sealers.get, self._sealer, bytearray().join
         sealed = []
         at = 0
         for person_id, plaintext in items:
             aead, head = get(person_id) or new(person_id)
             nonce = pool[at : at + size]
             at += size
-            sealed.append(bytearray(join((head, nonce, aead.encrypt(nonce, plaintext, purpose)))))
+            sealed.append(join((head, nonce, aead.encrypt(nonce, plaintext, purpose))))
         return sealed
 
     def _sealer(self, person_id: int) -> tuple[AESGCM, bytes]:
