@@ -19,11 +19,12 @@ from bond.errors import RequestError
 from bond.http import handle_request_error, json_response
 from bond.logs import log
 from bond.storage.eventlog import SqliteEventLog
+from collector.checkpointer import Checkpointer
 from collector.cors import preflight
 from collector.ingest import Ingest
 from collector.sdk_files import SdkFiles, load_builds
 from collector.telemetry import CollectorMetrics
-from collector.writer import Checkpointer, Writer
+from collector.writer import Writer
 
 HEALTH_TIMEOUT_S = 2.0
 
@@ -54,7 +55,9 @@ def create_app(config: Config) -> IngestFirst:
     """Open the event log (failing fast when it cannot be) and wire the routes around it."""
     event_log = SqliteEventLog(config.events_db, checkpoints=False)
     writer = Writer(event_log, queue_max_events=config.collector.queue_max_events)
-    checkpointer = Checkpointer(config.events_db)
+    checkpointer = Checkpointer(
+        config.events_db, finish=lambda: writer.between_commits(event_log.checkpoint_passive)
+    )
     metrics = CollectorMetrics(queue_depth=lambda: writer.queue_depth)
     writer.on_commit += [metrics.on_commit, checkpointer.committed]
     ingest = Ingest(config, writer, metrics)

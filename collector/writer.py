@@ -16,12 +16,11 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import NamedTuple
 
 from bond.errors import Overloaded, StorageError, Unavailable
 from bond.logs import log
-from bond.storage.eventlog import EventLog, NewEvent, RejectedEvent, SqliteEventLog
+from bond.storage.eventlog import EventLog, NewEvent, RejectedEvent
 
 # Called after every commit with (events, duplicates among them, rejected, seconds).
 CommitListener = Callable[[int, int, int, float], None]
@@ -44,6 +43,7 @@ class Writer:
         self._idle = True
         self._wake: queue.SimpleQueue[bool] = queue.SimpleQueue()  # False: stop
         self._thread = threading.Thread(target=self._work, name="bond-writer", daemon=True)
+        self._between: queue.SimpleQueue[Callable[[], object]] = queue.SimpleQueue()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closing = False
         self.on_commit: list[CommitListener] = []
@@ -92,6 +92,14 @@ class Writer:
         self._queued_events += len(events)
         return done
 
+    def between_commits(self, task: Callable[[], object]) -> None:
+        """Run `task` on the writer thread after its next commit (its requests already woken).
+
+        For work that must not overlap a commit of this writer's, such as finishing a
+        checkpoint on its own connection.
+        """
+        self._between.put(task)
+
     def _work(self) -> None:
         """The writer thread: commit groups until none is waiting, then sleep until woken."""
         assert self._loop is not None
@@ -107,6 +115,15 @@ class Writer:
                 self._loop.call_soon_threadsafe(
                     self._committed, group, outcome, time.perf_counter() - started
                 )
+                while not self._between.empty():
+                    self._run(self._between.get())
+
+    @staticmethod
+    def _run(task: Callable[[], object]) -> None:
+        try:
+            task()
+        except Exception as exc:  # the writer thread must outlive a failed task
+            log("writer_task_failed", reason=repr(exc))
 
     def _take(self) -> _Group | None:
         with self._lock:
@@ -135,48 +152,3 @@ class Writer:
         for done in group.waiters:
             if not done.done():
                 done.set_exception(Unavailable("the event log could not be written; retry later"))
-
-
-class Checkpointer:
-    """Copies the event log's WAL into its database from a thread of its own.
-
-    SQLite's automatic checkpoint runs inside the commit that takes the WAL past 1,000 pages,
-    which a commit of batches does nearly every time; that commit, and every request waiting
-    on it, then also waits for the copy and an fsync of the database. Here the writer's
-    connection never checkpoints (`SqliteEventLog(checkpoints=False)`): this thread does, on
-    its own connection, `interval_s` after a commit, with passive checkpoints that block no
-    writer. Between two checkpoints a page written by many commits is copied once.
-    """
-
-    def __init__(self, path: Path, *, interval_s: float = 0.2) -> None:
-        self._path = path
-        self._interval_s = interval_s
-        self._committed = threading.Event()
-        self._stopping = False
-        self._thread = threading.Thread(target=self._work, name="bond-checkpoint", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def committed(self, *_: object) -> None:
-        """A commit listener (see Writer.on_commit)."""
-        self._committed.set()
-
-    def stop(self) -> None:
-        self._stopping = True
-        self._committed.set()
-        self._thread.join()
-
-    def _work(self) -> None:
-        event_log = SqliteEventLog(self._path)
-        try:
-            while self._committed.wait() and not self._stopping:
-                # Cleared before the pause: a commit during it (or a stop) is not missed.
-                self._committed.clear()
-                time.sleep(self._interval_s)
-                try:
-                    event_log.checkpoint_passive()
-                except StorageError as exc:
-                    log("event_log_checkpoint_failed", reason=str(exc))
-        finally:
-            event_log.close()

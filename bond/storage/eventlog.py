@@ -204,7 +204,7 @@ class SqliteEventLog:
         self, path: Path, *, checkpoints: bool = True, dedup_memory: int = DEDUP_MEMORY_KEYS
     ) -> None:
         """`checkpoints=False`: no commit on this connection copies the WAL into the database;
-        another connection's `checkpoint_passive` calls do (see collector.writer.Checkpointer).
+        another connection's `checkpoint_passive` calls do (see collector.checkpointer).
         """
         self.path = path
         self._conn = connect(path)
@@ -408,12 +408,16 @@ class SqliteEventLog:
             ).rowcount
         return events, rejected
 
-    def checkpoint_passive(self) -> None:
-        """Copy committed pages from the WAL into the database, blocking no writer."""
+    def checkpoint_passive(self) -> tuple[int, int]:
+        """Copy committed pages from the WAL into the database, blocking no writer.
+
+        Returns the frames in the WAL and how many of them the database now holds.
+        """
         try:
-            self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            _, frames, copied = self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         except sqlite3.Error as exc:
             raise StorageError(f"cannot checkpoint the event log: {exc}") from exc
+        return int(frames), int(copied)
 
     def checkpoint(self) -> bool:
         """Copy the WAL into the database and truncate it; False while a reader holds it."""
