@@ -68,6 +68,6 @@ def test_the_wal_starts_over_while_commits_keep_coming(tmp_path: Path) -> None:
 
     committed, wal = commit_steadily(db, finish)
     assert asked, "the checkpointer asked the writer to finish"
-    # Without a restart the WAL would hold everything committed (16 MB here).
-    assert wal < committed / 4
+    # Without a restart the WAL holds more than everything committed (16 MB here, in 34 MB).
+    assert wal < committed / 2
     assert len(SqliteEventLog(db).read_after(0, 10_000)) == 8000
