@@ -35,6 +35,7 @@ from collector.validate import (
     RequestFacts,
     decode_message,
     has_bond_context,
+    makes_claims,
     parse_time,
     to_event,
 )
@@ -121,7 +122,7 @@ class Ingest:
             try:
                 message = first if first is not None else decode_message(stored)
                 verdict = None
-                if signing or has_bond_context(message):
+                if has_bond_context(message) or (signing and makes_claims(message, path_type)):
                     # The only path that edits an event: it is decoded, vetted and re-encoded.
                     edited = orjson.loads(stored)
                     try:

@@ -83,6 +83,12 @@ def has_bond_context(message: Message) -> bool:
     return message.context is not None and message.context.bond is not UNSET
 
 
+def makes_claims(message: Message, path_type: str | None) -> bool:
+    """Whether the event claims an identity a signing source must check (see signing.py)."""
+    kind = message.type if message.type is not UNSET else path_type
+    return message.userId is not None or kind == "identify"
+
+
 class RequestFacts(NamedTuple):
     """What is known once per request and shared by all its events."""
 
