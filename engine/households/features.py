@@ -94,6 +94,7 @@ def session_features(session: Session) -> SessionFeatures:
     )
 
 
+@lru_cache(maxsize=4096)
 def device_type(user_agent: str | None) -> str:
     if not user_agent:
         return "desktop"

@@ -39,8 +39,8 @@ from engine.households.model import HouseholdModel
 MAX_MEMBERS = 4
 MIN_MEMBER_WEIGHT = 3.0  # a member needs this many (decayed) sessions to be believed
 SESSIONS_PER_MEMBER = 5  # no K with fewer sessions than this per member is tried
-BIC_SCALE = 0.3
-PHONE_SHARING = 0.05  # how often one person keeps two phone browsers busy at once
+BIC_SCALE = 0.25
+PHONE_SHARING = 0.01  # how often one person keeps two phone browsers busy at once
 MIN_PHONE_SESSIONS = 2.0
 EM_ITERATIONS = 30
 EM_TOL = 1e-4
@@ -176,19 +176,21 @@ def _device_start(
 
 def _seeds(points: np.ndarray, weights: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
     """k-means++ seeding: each next seed drawn with probability weight x squared distance."""
-    chosen = [int(rng.choice(len(points), p=weights / weights.sum()))]
+    chosen = [_draw(weights, rng)]
     nearest = ((points - points[chosen[0]]) ** 2).sum(axis=1)
     for _ in range(1, k):
-        mass = weights * nearest
-        total = mass.sum()
-        pick = (
-            int(rng.choice(len(points), p=mass / total))
-            if total > 0
-            else int(rng.integers(len(points)))
-        )
+        pick = _draw(weights * nearest, rng)
         chosen.append(pick)
         nearest = np.minimum(nearest, ((points - points[pick]) ** 2).sum(axis=1))
     return points[chosen]
+
+
+def _draw(mass: np.ndarray, rng: np.random.Generator) -> int:
+    """An index drawn with probability proportional to `mass` (uniformly if it is all zero)."""
+    cumulative = np.cumsum(mass)
+    if cumulative[-1] <= 0:
+        return int(rng.integers(len(mass)))
+    return int(np.searchsorted(cumulative, rng.random() * cumulative[-1], side="right"))
 
 
 def _nearest(points: np.ndarray, centres: np.ndarray) -> np.ndarray:
@@ -234,6 +236,8 @@ def _parameters(stats: Stats) -> float:
 def _phone_spans(fit: Fit, data: Encoded) -> list[list[tuple[int, int]]]:
     """Per member, the (first, last) window positions of each phone that is mostly theirs."""
     phones = [i for i, t in enumerate(data.device_types) if t == MOBILE]
+    if len(phones) < 2:  # one phone is no evidence either way
+        return [[] for _ in range(fit.resp.shape[1])]
     usage = fit.resp.T @ data.devices[:, phones]  # (K, phones)
     totals = usage.sum(axis=0)
     spans: list[list[tuple[int, int]]] = [[] for _ in range(usage.shape[0])]
