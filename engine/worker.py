@@ -44,6 +44,7 @@ STATE_CACHE_KIB = 64 * 1024
 # a page rewritten by many batches is copied once. Erasures still truncate the WAL at once.
 CHECKPOINT_PAGES = 10_000
 _EMPTY: dict[str, Any] = {}
+_new_tuple = tuple.__new__
 
 
 def open_state(config: Config) -> sqlite3.Connection:
@@ -224,31 +225,38 @@ class Worker:
         # Resolved after the whole batch, so an event followed by its identify in the same
         # batch is reported as the identified person's.
         persons, person = self.store.persons, self.store.person
-        applied = []
+        applied: list[AppliedEvent] = []
+        append = applied.append
         for ev, browser, body in resolved:
-            owner_id = browser.segment_at(ev.timestamp).person_id
+            seq, source, _, type_, anonymous_id, user_id, name, ts, received, _, agent, _ = ev
+            segments = browser.segments
+            owner_id = (segments[0] if len(segments) == 1 else browser.segment_at(ts)).person_id
             owner = persons.get(owner_id) or person(owner_id)
             properties, traits, context = (
                 body.get("properties"),
                 body.get("traits"),
                 body.get("context"),
             )
-            applied.append(
-                AppliedEvent(
-                    ev.seq,
-                    owner_id,
-                    bool(owner.user_ids or owner.emails),
-                    ev.source,
-                    ev.type,
-                    ev.event,
-                    ev.anonymous_id,
-                    ev.user_id,
-                    ev.timestamp,
-                    ev.received_at,
-                    ev.user_agent,
-                    properties if isinstance(properties, dict) else {},
-                    traits if isinstance(traits, dict) else {},
-                    context if isinstance(context, dict) else {},
+            # tuple.__new__ skips NamedTuple's generated __new__, a Python call as costly again.
+            append(
+                _new_tuple(
+                    AppliedEvent,
+                    (
+                        seq,
+                        owner_id,
+                        bool(owner.user_ids or owner.emails),
+                        source,
+                        type_,
+                        name,
+                        anonymous_id,
+                        user_id,
+                        ts,
+                        received,
+                        agent,
+                        properties if isinstance(properties, dict) else {},
+                        traits if isinstance(traits, dict) else {},
+                        context if isinstance(context, dict) else {},
+                    ),
                 )
             )
         return applied
