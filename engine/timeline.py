@@ -144,8 +144,13 @@ class IdentityReader:
             "traits": {key: value for key, (value, _at) in traits.items()},
         }
 
-    def timeline(self, person_id: int, limit: int, before: Cursor | None = None) -> TimelinePage:
-        limit = max(1, min(limit, MAX_PAGE))
+    def _runs(
+        self, person_id: int, columns: str, limit: int, before: Cursor | None
+    ) -> list[tuple[str, list[Any]]]:
+        """Per segment of the person: its browser's key and newest `limit` rows before `before`.
+
+        `columns` start with ts and seq; each run is newest first.
+        """
         segments = self.conn.execute(
             "SELECT s.browser_id, s.start_ts, s.end_ts, b.key FROM segments s "
             "JOIN browsers b ON b.id = s.browser_id WHERE s.person_id = ?",
@@ -156,12 +161,26 @@ class IdentityReader:
             # seq starts at 1, so (end, 0) excludes the segment's end timestamp itself.
             bound = min(Cursor(end, 0), before) if before is not None else Cursor(end, 0)
             rows = self.conn.execute(
-                "SELECT ts, seq, type, name, data FROM timeline "
+                f"SELECT {columns} FROM timeline "
                 "WHERE browser_id = ? AND ts >= ? AND (ts, seq) < (?, ?) "
                 "ORDER BY ts DESC, seq DESC LIMIT ?",
-                (browser_id, start, bound.ts, bound.seq, limit + 1),
+                (browser_id, start, bound.ts, bound.seq, limit),
             ).fetchall()
-            runs.append([(ts, seq, type_, name, data, key) for ts, seq, type_, name, data in rows])
+            runs.append((key, rows))
+        return runs
+
+    def latest_before(self, person_id: int, before: Cursor) -> Cursor | None:
+        """Where the person's newest event before `before` is; no personal data is opened."""
+        runs = self._runs(person_id, "ts, seq", 1, before)
+        found = [Cursor(*rows[0]) for _key, rows in runs if rows]
+        return max(found) if found else None
+
+    def timeline(self, person_id: int, limit: int, before: Cursor | None = None) -> TimelinePage:
+        limit = max(1, min(limit, MAX_PAGE))
+        runs = [
+            [(ts, seq, type_, name, data, key) for ts, seq, type_, name, data in rows]
+            for key, rows in self._runs(person_id, "ts, seq, type, name, data", limit + 1, before)
+        ]
         merged = list(
             heapq.merge(*runs, key=lambda r: (r[0], r[1]), reverse=True)  # newest first
         )[: limit + 1]

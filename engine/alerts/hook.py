@@ -30,6 +30,13 @@ class AlertsHook:
 
     def __init__(self, config: Config) -> None:
         self.rules = compile_rules(config.alerts.rules)
+        # Sorted once, so an event costs one dict lookup by name whatever the rules.
+        self.identified_rules = [r for r in self.rules if r.kind == "identified"]
+        self.returned_rules = [r for r in self.rules if r.kind == "returned"]
+        self.event_rules: dict[str | None, list[Rule]] = {}
+        for rule in self.rules:
+            if rule.kind == "event":
+                self.event_rules.setdefault(rule.config.event, []).append(rule)
         self._changes: list[IdentityChange] = []
 
     def migrate(self, conn: sqlite3.Connection) -> None:
@@ -50,32 +57,31 @@ class AlertsHook:
             received = trigger.received_at if trigger else None
             self._identified(batch, change.person_id, change.at, received)
         first_of_person: dict[int, AppliedEvent] = {}
+        event_rules, identified_rules = self.event_rules, self.identified_rules
         for ev in events:
-            if ev.identified and ev.person_id not in first_of_person:
-                first_of_person[ev.person_id] = ev
-            if ev.identified and ev.event in VALUE_EVENTS and batch.recognised_lately(ev):
-                # Identified first, then the cart or order that makes them worth an alert.
-                self._identified(batch, ev.person_id, ev.timestamp, ev.received_at)
-            for rule in self.rules:
-                if rule.kind == "event" and rule.matches_event(ev.event, ev.properties):
+            if ev.identified:
+                if ev.person_id not in first_of_person:
+                    first_of_person[ev.person_id] = ev
+                if identified_rules and ev.event in VALUE_EVENTS and batch.recognised_lately(ev):
+                    # Identified first, then the cart or order that makes them worth an alert.
+                    self._identified(batch, ev.person_id, ev.timestamp, ev.received_at)
+            for rule in event_rules.get(ev.event, ()):
+                if rule.matches_event(ev.event, ev.properties):
                     batch.fire(rule, ev.person_id, ev.timestamp, ev.received_at, ev)
-        for ev in first_of_person.values():
-            self._returned(batch, ev)
+        if self.returned_rules:
+            for ev in first_of_person.values():
+                self._returned(batch, ev)
 
     def _identified(self, batch: _Batch, person_id: int, at: int, received: int | None) -> None:
-        for rule in self.rules:
-            if rule.kind == "identified":
-                batch.fire(rule, person_id, at, received)
+        for rule in self.identified_rules:
+            batch.fire(rule, person_id, at, received)
 
     def _returned(self, batch: _Batch, ev: AppliedEvent) -> None:
-        rules = [r for r in self.rules if r.kind == "returned"]
-        if not rules:
-            return
         previous = person.previous_seen(batch.conn, ev.person_id, ev.timestamp, ev.seq)
         if previous is None:
             return
         away_ms = ev.timestamp - previous
-        for rule in rules:
+        for rule in self.returned_rules:
             if away_ms >= rule.config.away_s * 1000:
                 batch.fire(rule, ev.person_id, ev.timestamp, ev.received_at, away_ms=away_ms)
 

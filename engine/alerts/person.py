@@ -88,8 +88,8 @@ def load_person(conn: sqlite3.Connection, person_id: int) -> Person | None:
 
 def previous_seen(conn: sqlite3.Connection, person_id: int, ts: int, seq: int) -> int | None:
     """The timestamp of the person's latest event before (ts, seq), or None for a first visit."""
-    page = IdentityReader(conn).timeline(person_id, 1, Cursor(ts, seq))
-    return int(page.events[0]["timestamp"]) if page.events else None
+    latest = IdentityReader(conn).latest_before(person_id, Cursor(ts, seq))
+    return latest.ts if latest is not None else None
 
 
 def _history(reader: IdentityReader, person_id: int) -> list[dict[str, Any]]:
