@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import NamedTuple, Protocol
+from typing import NamedTuple, Protocol, cast
 
 from bond.errors import StorageError
 from bond.storage.dedup import LAST_SEQ, RecentKeys, dedup_key
@@ -177,7 +177,8 @@ _INSERT_REJECTED = "INSERT INTO rejected (source, received_at, reason, body) VAL
 # None and bytes included, at ten times the cost: a tuple, a dict lookup and two failed
 # attribute lookups per value, with the GIL held. So a missing text goes in as the integer 0
 # and comes back as NULL by NULLIF (a text column never holds the integer 0), padding rows are
-# zeros, and a digest goes in as a bytearray.
+# zeros, and a body or a digest goes in as a bytearray (copying a body to one and binding it
+# costs 160 ns against 520 ns for binding the bytes).
 _ROW = "(?,?,?,?,?,?,?,?,?,?,?,?)"
 _PADDING = (0,) * 12
 _NULLABLE = (3, 4, 5, 8, 9)  # anonymous_id, user_id, event, ip, user_agent
@@ -265,6 +266,8 @@ class SqliteEventLog:
             values = params[column::12]
             if None in values:
                 params[column::12] = [0 if value is None else value for value in values]
+        bodies = cast("list[bytes]", params[10::12])
+        params[10::12] = list(map(bytearray, bodies))  # a copy costs less (see above)
         recent.newest = max(recent.newest, max(event.received_at for event in events))
         while keys:
             size = next(size for size in _INSERT_SIZES if size >= len(keys))
