@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from bond.storage.eventlog import NewEvent, SqliteEventLog
@@ -55,7 +56,10 @@ def commit_steadily(db: Path, finish: Callable[[Writer, SqliteEventLog], None]) 
         event_log.close()
         return 20 * 40 * 10 * len(body), largest
 
-    return asyncio.run(run())
+    # On a thread of its own: once an e2e test has run, Playwright's sync API keeps an event loop
+    # running in the main thread, where asyncio.run refuses to start.
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(lambda: asyncio.run(run())).result()
 
 
 def test_the_wal_starts_over_while_commits_keep_coming(tmp_path: Path) -> None:
