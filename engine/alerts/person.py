@@ -65,7 +65,7 @@ def load_person(conn: sqlite3.Connection, person_id: int) -> Person | None:
         return None
     history = _history(reader, person_id)  # oldest first
     traits: dict[str, Any] = profile["traits"]
-    orders = [order for e in history if (order := _order_value(e)) is not None]
+    orders = [order for e in history if (order := order_value(e)) is not None]
     products = Counter(p for e in history if (p := _product(e)))
     categories = Counter(c for e in history if (c := _category(e)))
     return Person(
@@ -130,7 +130,12 @@ def _cart_value(history: list[dict[str, Any]]) -> float:
     return cart
 
 
-def _order_value(event: dict[str, Any]) -> float | None:
+def order_value(event: dict[str, Any]) -> float | None:
+    """An order's value (total, revenue or value; else its products summed); None if no order.
+
+    The one reading of an order's worth, shared by the alert rules and the dashboard so the two
+    never disagree about what a person spent.
+    """
     if event.get("event") not in ORDER_EVENTS:
         return None
     props = event.get("properties") or {}

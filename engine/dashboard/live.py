@@ -14,7 +14,7 @@ import orjson
 
 from bond.errors import StorageError
 from bond.storage.eventlog import SqliteEventLog, StoredEvent
-from engine.alerts.person import _order_value
+from engine.alerts.person import order_value
 from engine.dashboard.labels import People, short
 from engine.timeline import IdentityReader
 
@@ -84,7 +84,7 @@ def _detail(type_: str, name: str | None, props: dict[str, Any]) -> str | None:
     """The one property worth a glance: an order's value, else the product."""
     if type_ != "track":
         return None
-    value = _order_value({"event": name, "properties": props})
+    value = order_value({"event": name, "properties": props})
     if value is not None:
         return f"{value:,.2f} {props.get('currency') or ''}".strip()
     return short(props.get("name") or props.get("product_id"))

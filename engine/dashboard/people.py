@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from bond.errors import BadRequest, NotFound
-from engine.alerts.person import _order_value
+from engine.alerts.person import order_value
 from engine.dashboard.households import member_count
 from engine.dashboard.labels import label_of
 from engine.dashboard.stitches import labelled
@@ -90,7 +90,7 @@ def orders(reader: IdentityReader, person_id: int) -> dict[str, Any]:
         page = reader.timeline(person_id, MAX_PAGE, cursor)
         scanned += len(page.events)
         for event in page.events:
-            value = _order_value(event)
+            value = order_value(event)
             if value is not None:
                 props = event.get("properties") or {}
                 found.append(
