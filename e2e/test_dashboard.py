@@ -237,6 +237,11 @@ def test_a_households_members_and_each_orders_probabilities(
     assert f"{round(order['probability'] * 100)}%" in text
     for probability in order["probabilities"].values():
         assert f"{round(probability * 100)}%" in text
+    page = dashboard.page.inner_text("body")
+    assert f"{len(household['members'])} members told apart by behaviour" in page
+    for change in household["drift"]:  # counted in words a person reads: "1 member", "2 members"
+        before = change["members_before"]
+        assert f"{before} {'member' if before == 1 else 'members'} before" in page
     dashboard.shoot("household")
 
 

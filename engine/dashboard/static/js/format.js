@@ -6,6 +6,10 @@ export function number(n) {
   return n == null ? '—' : numbers.format(n);
 }
 
+export function plural(n, one, many) {
+  return `${number(n)} ${n === 1 ? one : many}`;
+}
+
 export function money(value, currency) {
   if (value == null) return '—';
   if (typeof currency === 'string' && /^[A-Za-z]{3}$/.test(currency)) {

@@ -4,7 +4,7 @@
 import { get } from '../api.js';
 import { el, replace, row, table, errorBanner } from '../dom.js';
 import { activityCurves, bars, memberClass, memberColor, probabilityBar } from '../charts.js';
-import { number, percent, shortDate } from '../format.js';
+import { percent, plural, shortDate } from '../format.js';
 import { personName } from '../who.js';
 
 function hourLabel(hour) {
@@ -44,7 +44,7 @@ function driftItem(change, indexOf) {
     el('div', { class: 'feed-main' },
       el('div', { class: 'feed-title' }, el('span', { class: `badge ${change.kind === 'leave' ? 'refused' : 'merged'}` }, change.kind || 'change'), title),
       el('div', { class: 'feed-sub' },
-        `noticed ${number(change.sessions_since_change)} sessions after it began · p = ${change.p_value.toPrecision(2)} · ${change.members_before} members before`)),
+        `noticed ${plural(change.sessions_since_change, 'session', 'sessions')} after it began · p = ${change.p_value.toPrecision(2)} · ${plural(change.members_before, 'member', 'members')} before`)),
     null);
 }
 
@@ -88,7 +88,7 @@ export function render(main, _context, [id]) {
       el('a', { class: 'crumb', href: '#/households' }, '← Households'),
       el('div', { class: 'page-head' },
         el('div', null, el('h1', null, `Household of ${personName(household.person)}`),
-          el('p', null, `${number(members.length)} members told apart by behaviour · ${number(orders.length)} orders attributed · `,
+          el('p', null, `${plural(members.length, 'member', 'members')} told apart by behaviour · ${plural(orders.length, 'order', 'orders')} attributed · `,
             el('a', { href: `#/people/${household.person.id}` }, 'account timeline')))),
       el('div', { class: 'stack' },
         el('section', { class: 'card' },

@@ -3,7 +3,7 @@
 
 import { get } from '../api.js';
 import { el, replace, empty, errorBanner } from '../dom.js';
-import { dateTime, duration, money, number, shortDate } from '../format.js';
+import { dateTime, duration, money, number, plural, shortDate } from '../format.js';
 import { avatar, personName, who } from '../who.js';
 
 const PAGE = 50;
@@ -152,7 +152,7 @@ export function render(main, { feed }, [id]) {
                   el('div', { class: 'feed-sub' }, c.explanation || `${number(c.anonymous_events_stitched)} anonymous events stitched`)), null)))
                 : el('div', { class: 'card-body faint' }, 'None')),
             person.household_members > 1 ? el('a', { class: 'button', href: `#/households/${person.id}` },
-              `Household: ${person.household_members} members`) : null))));
+              `Household: ${plural(person.household_members, 'member', 'members')}`) : null))));
     reload().catch((error) => replace(timeline, errorBanner(error)));
     get(`persons/${id}/orders`).then((found) => {
       const currency = found.orders.length ? found.orders[0].currency : null;
@@ -163,7 +163,7 @@ export function render(main, { feed }, [id]) {
             el('div', { class: 'feed-sub' }, o.products.join(', '))),
           el('strong', { class: 'num' }, money(o.value, o.currency)))))
         : el('span', { class: 'faint' }, 'No orders yet'),
-      found.complete ? null : el('p', { class: 'faint' }, `Among the newest ${number(found.scanned)} events.`));
+      found.complete ? null : el('p', { class: 'faint' }, `Among the newest ${plural(found.scanned, 'event', 'events')}.`));
     }).catch((error) => replace(orders, errorBanner(error)));
   }).catch((error) => replace(main, errorBanner(error)));
 

@@ -4,7 +4,7 @@
 import { get } from '../api.js';
 import { segmented } from '../controls.js';
 import { el, replace, empty, errorBanner } from '../dom.js';
-import { clock, duration, number, shortDate } from '../format.js';
+import { clock, duration, number, plural, shortDate } from '../format.js';
 import { who } from '../who.js';
 
 const KINDS = {
@@ -14,10 +14,6 @@ const KINDS = {
   refused: 'Refused',
 };
 const FILTERS = [['all', 'All'], ['stitch', 'Stitches'], ['refused', 'Refusals']];
-
-function plural(n, one, many) {
-  return `${number(n)} ${n === 1 ? one : many}`;
-}
 
 function keep(change, filter) {
   if (filter === 'all') return true;
