@@ -24,6 +24,9 @@ WEEK_MS = 7 * 86_400_000
 COLD_START_BUCKETS = ((0, 5), (6, 10), (11, 20), (21, 40), (41, 80), (81, 10**9))
 RELIABILITY_BINS = 10
 DETECTION_HORIZON_MS = 3 * WEEK_MS  # a change found later than this counts as missed
+# Changes are also counted apart by the account's sessions before them: with fewer, a newcomer
+# and a member not yet told apart look alike, and nobody's silence can mean anything yet.
+SETTLED_ACCOUNT = 15
 
 
 @dataclass
@@ -266,6 +269,7 @@ def _drift(
             alarms[account].append(event)
     delays: dict[str, list[float]] = {"join": [], "leave": []}
     changes: Counter[str] = Counter()
+    settled: Counter[tuple[str, bool]] = Counter()  # (kind, found) after SETTLED_ACCOUNT sessions
     false_alarms = 0
     observed_ms = 0.0
     for account, household in truth.households.items():
@@ -279,8 +283,11 @@ def _drift(
             continue
         changes[change.kind] += 1
         first = next((e for e in events if e.kind == change.kind and e.at_ms >= change.at_ms), None)
-        if first is not None and first.at_ms < change.at_ms + DETECTION_HORIZON_MS:
+        in_time = first is not None and first.at_ms < change.at_ms + DETECTION_HORIZON_MS
+        if first is not None and in_time:
             delays[change.kind].append((first.at_ms - change.at_ms) / 86_400_000)
+        if sum(s.start_ms < change.at_ms for s in household.sessions) >= SETTLED_ACCOUNT:
+            settled[change.kind, in_time] += 1
         false_alarms += len(events) - (first is not None)
     months = observed_ms / (30 * 86_400_000)
     found = delays["join"] + delays["leave"]
@@ -299,6 +306,16 @@ def _drift(
         },
         "false_alarms": false_alarms,
         "false_alarms_per_household_month": round(false_alarms / months, 4) if months else None,
+        "after_settled_account": {
+            "sessions_before": SETTLED_ACCOUNT,
+            **{
+                f"{kind}s": {
+                    "changes": settled[kind, True] + settled[kind, False],
+                    "detected": settled[kind, True],
+                }
+                for kind in ("join", "leave")
+            },
+        },
     }
 
 

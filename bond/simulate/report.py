@@ -72,6 +72,7 @@ def lines(report: dict[str, Any]) -> list[str]:
     out.append("| --- | --- | --- |")
     out += [f"| {c['sessions_seen']} | {c['n']} | {_pct(c['accuracy'])} |" for c in q["cold_start"]]
     d = q["drift"]
+    settled = d["after_settled_account"]
     out += [
         "",
         f"household changes detected within 3 weeks: joins {d['joins']['detected']}/"
@@ -79,6 +80,9 @@ def lines(report: dict[str, Any]) -> list[str]:
         f"{d['leaves']['detected']}/{d['leaves']['changes']} (median delay "
         f"{d['leaves']['median_delay_days']} days); false alarms {d['false_alarms']} "
         f"({d['false_alarms_per_household_month']} per household-month)",
+        f"of them after the account's first {settled['sessions_before']} sessions: joins "
+        f"{settled['joins']['detected']}/{settled['joins']['changes']}, leaves "
+        f"{settled['leaves']['detected']}/{settled['leaves']['changes']}",
         f"member count: mean abs error {q['member_count'].get('mean_abs_error')}, signed "
         f"{q['member_count'].get('mean_signed_error')}",
     ]

@@ -101,3 +101,18 @@ def test_a_change_is_found_by_the_first_alarm_of_its_kind_and_other_alarms_are_f
             "median_delay_days": 2.0 if detected else None,
         }
         assert found["leaves"]["changes"] == 0
+        # 21 sessions before the join: it counts among the changes of settled accounts too.
+        assert found["after_settled_account"]["joins"] == {"changes": 1, "detected": detected}
+
+
+def test_changes_in_an_accounts_first_sessions_are_left_out_of_the_settled_breakdown() -> None:
+    household = _household(Change("leave", 1, 5 * DAY_MS))
+    found = evaluate(truth_of([household]), _rows(household, {1: 1, 0: 2}), [],
+                     [DriftEvent(1, 9 * DAY_MS, 9, 4, 0.001, 2, "leave", 1)], {1: "acct"},
+                     split_ms=SPLIT, final_members={1: 2})["drift"]  # fmt: skip
+    assert found["leaves"] == {"changes": 1, "detected": 1, "median_delay_days": 4.0}
+    assert found["after_settled_account"] == {
+        "sessions_before": 15,
+        "joins": {"changes": 0, "detected": 0},
+        "leaves": {"changes": 0, "detected": 0},
+    }
