@@ -283,6 +283,25 @@ def test_queued_events_leave_with_the_page(
     assert names(events) == ["page", "identify", "Paid"]
 
 
+def test_what_leaves_by_beacon_into_a_collector_restart_is_sent_by_the_next_page(
+    collector: Collector, site: Site, tab: Tab
+) -> None:
+    # A long interval: what is tracked after the page view leaves only by beacon, on unload.
+    tab.page.goto(site.page("leaving.html", collector.url, flushAt=100, flushInterval=600_000))
+    wait_stored(collector, lambda evs: len(evs) == 1, "the page view")
+    collector.stop()
+    tab.page.evaluate("bond.track('Before leaving')")
+    # A page of the same site without the snippet: the stored queue is readable, nothing sends.
+    (site.root / "plain.html").write_text("<!doctype html><title>plain</title>")
+    tab.page.goto(f"{site.url}/plain.html")
+    assert tab.unsent() == 1, "nobody learns whether a beacon arrived, so its event stays queued"
+    collector.start()
+    tab.page.goto(site.page("back.html", collector.url, flushAt=1, flushInterval=50))
+    events = wait_stored(collector, lambda evs: len(evs) == 3, "the beacon's event, sent again")
+    assert names(events) == ["page", "Before leaving", "page"]
+    wait_until(lambda: tab.unsent() == 0, what="the queue to empty")
+
+
 def test_offline_then_online_loses_and_duplicates_nothing(
     collector: Collector, site: Site, context: BrowserContext, tab: Tab
 ) -> None:

@@ -42,12 +42,13 @@ export const sender = (io, at, every, timer = setTimeout, now = Date.now, rand =
     run,
     added: () => (Q.all().length < at ? later(every) : run()),
     // The page is going away: beacons outlive it, timers and pending requests may not, so all
-    // that is queued leaves now. A batch that was in flight may arrive twice; the collector
+    // that is queued leaves now. Nobody learns whether a beacon arrived (the collector may be
+    // restarting), so its events stay queued and the next page sends them again; the collector
     // stores each messageId once.
     unload() {
       if (!(held() > 0) && io.ready() && Q.lock())
         for (let rest = Q.all(), c; (c = chunk(rest))[0]; rest = rest.slice(c.length))
-          if (io.beacon(io.wrap(c))) Q.drop(ids(c));
+          io.beacon(io.wrap(c));
       Q.unlock();
     },
   };

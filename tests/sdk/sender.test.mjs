@@ -134,8 +134,23 @@ test('unload sends everything by beacon in chunks of at most 60 KB', () => {
   assert.ok(t.beacons.length >= 3);
   for (const b of t.beacons) assert.ok(b.length <= 2, 'three 20 KB events do not fit in 60 KB');
   assert.deepEqual(t.beacons.flat(), ids);
-  assert.deepEqual(t.Q.all(), []);
   assert.equal(t.S.m.bond_lock, undefined, 'the lock is released for the next page');
+});
+
+test('what a beacon carried stays queued until a request is answered: an outage loses nothing', async () => {
+  // The collector is down at unload: the beacon is accepted by the browser and lost on the way.
+  const S = memStore();
+  const leaving = tab('A', { S, at: 1000 });
+  const ids = [leaving.add(), leaving.add()];
+  leaving.out.unload();
+  assert.deepEqual(leaving.beacons.flat(), ids);
+  // The next page (its own clock: the timers of the page that left never fire), once the
+  // collector is back, sends them with its own events.
+  const next = tab('B', { S, clock: fakeClock(1e12 + 2000), at: 1000 });
+  const own = next.add();
+  await next.clock.advance(5000);
+  assert.deepEqual(next.posts.flat(), [...ids, own]);
+  assert.deepEqual(next.Q.all(), []);
 });
 
 test('unload keeps what the beacon refused, for the next page', () => {
