@@ -146,7 +146,7 @@ class Ingest:
             if verdict is not None:
                 if identities is None:
                     identities = IdentityReport(source.name, facts.received_at)
-                identities.add(index, verdict)
+                identities.add(index, verdict, event.message_id)
         if identities is not None:
             rejected += identities.rows
         await self.writer.submit(events, rejected)

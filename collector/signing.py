@@ -206,12 +206,15 @@ class IdentityReport:
         self.rows: list[RejectedEvent] = []
         self.codes: Counter[str] = Counter()
 
-    def add(self, index: int, verdict: Verdict) -> None:
+    def add(self, index: int, verdict: Verdict, message_id: str) -> None:
+        """The verdict on the event at `index`, stored under `message_id` either way."""
         self.verified += verdict.verified is not None
         refusal = verdict.refusal
         if refusal is not None:
             self.refused.append({"index": index, "reason": refusal.reason})
             self.rows.append(
-                RejectedEvent(self.source, self.received_at, refusal.reason, refusal.body)
+                RejectedEvent(
+                    self.source, self.received_at, refusal.reason, refusal.body, message_id
+                )
             )
             self.codes[refusal.code] += 1

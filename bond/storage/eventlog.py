@@ -51,12 +51,18 @@ class StoredEvent(NamedTuple):
 
 
 class RejectedEvent(NamedTuple):
-    """An event refused by validation, kept with its reason so nothing vanishes silently."""
+    """An event refused, kept with its reason so nothing vanishes silently.
+
+    `message_id` ties the row to an event stored all the same (an identify whose identity was
+    refused is kept as an anonymous event): the row is written only when that event is new, so
+    an event sent again (a retry, a beacon's events re-sent by the next page) is refused once.
+    """
 
     source: str | None
     received_at: int
     reason: str
     body: bytes
+    message_id: str | None = None
 
 
 class LogMatch(NamedTuple):
@@ -161,6 +167,12 @@ _COLUMNS = (
     "user_agent, body"
 )
 _INSERT_REJECTED = "INSERT INTO rejected (source, received_at, reason, body) VALUES (?,?,?,?)"
+# Only for an event this append stored (after the offset it started at): dedup_key has no index,
+# but the rows after that offset are this commit's few.
+_INSERT_TIED_REJECTED = (
+    "INSERT INTO rejected (source, received_at, reason, body) SELECT ?, ?, ?, ? "
+    "WHERE EXISTS (SELECT 1 FROM events WHERE seq > ? AND dedup_key = ?)"
+)
 
 # A group of events is inserted by one statement rather than one per row. The sqlite3 module
 # lets go of the GIL around every statement step and must take it back after; while the event
@@ -235,7 +247,7 @@ class SqliteEventLog:
                             for start in range(0, len(events), largest)
                         )
                         if rejected:
-                            self._conn.executemany(_INSERT_REJECTED, rejected)
+                            self._insert_rejected(rejected, head)
             except BaseException:
                 recent.forget(added, head)
                 raise
@@ -243,6 +255,19 @@ class SqliteEventLog:
             return inserted
         except sqlite3.Error as exc:
             raise StorageError(f"cannot append to the event log: {exc}") from exc
+
+    def _insert_rejected(self, rejected: Sequence[RejectedEvent], head: int) -> None:
+        self._conn.executemany(
+            _INSERT_REJECTED, [row[:4] for row in rejected if row.message_id is None]
+        )
+        self._conn.executemany(
+            _INSERT_TIED_REJECTED,
+            [
+                (*row[:4], head, dedup_key(row.source or "", row.message_id))
+                for row in rejected
+                if row.message_id is not None
+            ],
+        )
 
     def _insert(self, events: Sequence[NewEvent], recent: RecentKeys, added: list[bytes]) -> int:
         """Insert up to the largest statement's rows; returns how many were new.

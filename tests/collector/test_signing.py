@@ -171,6 +171,17 @@ def test_an_unvouched_identify_is_kept_anonymous_and_its_refusal_reported(
     assert metric(server, series) == before + 1
 
 
+def test_an_unvouched_identify_sent_again_is_refused_once(server: Collector) -> None:
+    # A retry, or the SDK re-sending what its unload beacon carried: stored once, refused once.
+    sent = message(userId="user-9", traits={"plan": "pro"})
+
+    answers = [send(server, SIGNED, sent).json() for _ in range(2)]
+
+    assert [len(answer["identity_rejected"]) for answer in answers] == [1, 1]
+    assert stored(server, sent)[0] is None
+    assert len(rejected_rows(server, sent)) == 1
+
+
 def test_every_event_with_a_user_id_needs_the_signature(server: Collector) -> None:
     unsigned = message("track", event="Order Completed", userId="user-3")
     signed = message("track", event="Order Completed", userId="user-3", signature=sign("user-3"))

@@ -41,6 +41,25 @@ def test_duplicates_are_stored_once_per_source(tmp_path: Path) -> None:
     assert log.append([new("m1", source="app")], []) == 1
 
 
+def test_a_refusal_tied_to_a_stored_event_is_written_only_when_that_event_is_new(
+    tmp_path: Path,
+) -> None:
+    log = SqliteEventLog(tmp_path / "events.db")
+
+    def refused(message_id: str) -> RejectedEvent:
+        return RejectedEvent("web", 5, f"identity of {message_id} refused", b"{}", message_id)
+
+    assert log.append([new("m1")], [refused("m1")]) == 1
+    # Sent again with a new one beside it, and beside a refusal of an event never stored.
+    untied = RejectedEvent("web", 5, "no id", b"{}")
+    assert log.append([new("m1"), new("m2")], [refused("m1"), refused("m2"), untied]) == 1
+    assert sorted(row.reason for row in log.rejected()) == [
+        "identity of m1 refused",
+        "identity of m2 refused",
+        "no id",
+    ]
+
+
 def test_any_group_size_keeps_its_order_and_drops_its_duplicates(tmp_path: Path) -> None:
     log = SqliteEventLog(tmp_path / "events.db")
     ids = [f"m{i}" for i in range(1300)]
