@@ -17,11 +17,12 @@ existing one was there before, on browsers seen before, so refining the model is
 for a change.
 
 Leaves lower surprise, so the likelihood cannot show them; a member's share of the sessions
-does. `Shares` runs one CUSUM per settled member on its sessions: each session another member
-makes is evidence that the member's share fell to LEFT_SHARE of what it was, each session of its
-own is strong evidence against. The alarm is the leave: its threshold is set for few false alarms
-over a household's life, so it needs no second test, and its delay is the sessions of the others
-that make the silence improbable.
+does. `Shares` runs one CUSUM per settled member on each session's likelihood under the mixture
+with that member's share cut to LEFT_SHARE of it, against the mixture as it is: a session the
+others clearly made is evidence the member left, one of its own strong evidence against, one the
+model cannot tell apart (or that none of the members explains) next to none. The alarm is the
+leave: its threshold is set for few false alarms over a household's life, so it needs no second
+test, and its delay is the sessions of the others that make the silence improbable.
 """
 
 from __future__ import annotations
@@ -119,17 +120,28 @@ class Shares:
     since: dict[int, int] = field(default_factory=dict)  # session count where the sum left zero
     sessions: dict[int, int] = field(default_factory=dict)  # sessions given to the member
 
-    def add(self, member: int, shares: dict[int, float], at: int) -> list[Change]:
-        """Feed session `at`, given to `member`; each member's share as the model has it now."""
+    def add(
+        self, member: int, resp: dict[int, float], shares: dict[int, float], at: int
+    ) -> list[Change]:
+        """Feed session `at`, given to `member`; each member's share as the model has it now.
+
+        `resp` is each member's responsibility for the session; what they leave unexplained
+        (a newcomer) is evidence neither way. A session the model cannot tell apart weighs
+        little: counting it whole for whoever is likeliest made a member whose sessions went
+        to another for a while look gone.
+        """
         self.sessions[member] = self.sessions.get(member, 0) + 1
+        unexplained = max(0.0, 1.0 - sum(resp.values()))
         left = []
         for other, share in shares.items():
             if self.sessions.get(other, 0) < SETTLED_MEMBER or not 0.0 < share < 1.0:
                 continue
-            if other == member:
-                step = math.log(LEFT_SHARE)
-            else:
-                step = math.log1p(-LEFT_SHARE * share) - math.log1p(-share)
+            # The session's likelihood ratio under the mixture with this member's share cut to
+            # LEFT_SHARE of it (the others' scaled up) against the mixture as it is.
+            mine = resp.get(other, 0.0)
+            others = 1.0 - mine - unexplained
+            grown = (1.0 - LEFT_SHARE * share) / (1.0 - share)
+            step = math.log(LEFT_SHARE * mine + grown * others + unexplained)
             total = self.cusum.get(other, 0.0) + step
             if total <= 0.0:
                 self.cusum.pop(other, None)

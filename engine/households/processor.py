@@ -156,7 +156,8 @@ class HouseholdProcessor:
         member = model.member_ids[best]
         total = sum(model.n)
         shares = {m: n / total for m, n in zip(model.member_ids, model.n, strict=True)}
-        for change in account.shares.add(member, shares, seen):
+        given = dict(zip(model.member_ids, resp, strict=True))
+        for change in account.shares.add(member, given, shares, seen):
             self._record(batch, account, change, session.start_ms, model.k)
             account.change_at = change.change_at  # a refit lets the one who left fade faster
             account.refit_due = True

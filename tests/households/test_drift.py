@@ -51,9 +51,16 @@ def test_the_newcomer_probability_grows_with_z() -> None:
     assert newcomer_probability(5.0) > 0.95
 
 
-def _feed_shares(series: list[int], shares: dict[int, float]) -> list[tuple[int, Change]]:
+def _feed_shares(
+    series: list[int], shares: dict[int, float], resp: list[dict[int, float]] | None = None
+) -> list[tuple[int, Change]]:
     watch = Shares()
-    return [(at, c) for at, member in enumerate(series, 1) for c in watch.add(member, shares, at)]
+    given = resp or [{member: 1.0} for member in series]
+    return [
+        (at, c)
+        for at, (member, r) in enumerate(zip(series, given, strict=True), 1)
+        for c in watch.add(member, r, shares, at)
+    ]
 
 
 def test_a_member_gone_silent_is_a_leave_once_the_silence_is_improbable() -> None:
@@ -67,6 +74,19 @@ def test_a_member_gone_silent_is_a_leave_once_the_silence_is_improbable() -> Non
     # Each session of the other member is log(1 - 0.1 * 0.5) - log(0.5) of evidence.
     assert at - change.change_at + 1 == math.ceil(LEAVE_ALARM / (math.log(0.95) - math.log(0.5)))
     assert change.p_value < 0.01
+
+
+def test_sessions_the_model_cannot_tell_apart_are_no_evidence_of_a_leave() -> None:
+    rng = np.random.default_rng(4)
+    before = [1 if rng.random() < 0.5 else 2 for _ in range(60)]
+    # Member 2 goes on, but the model now gives its sessions to 1 by a hair.
+    series = [*before, *[1] * 30]
+    sure = [{m: 1.0} for m in before]
+    unsure = [{1: 0.55, 2: 0.45}] * 30
+    assert _feed_shares(series, {1: 0.5, 2: 0.5}, sure + unsure) == []
+    # Nor are sessions none of the members explains (a newcomer's).
+    newcomer = [{1: 0.02, 2: 0.02}] * 30
+    assert _feed_shares(series, {1: 0.5, 2: 0.5}, sure + newcomer) == []
 
 
 def test_members_taking_turns_at_their_usual_shares_raise_no_leave() -> None:
