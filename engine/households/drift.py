@@ -159,10 +159,6 @@ class Shares:
         for member in [m for m in self.sessions if m not in members]:
             self.forget(member)
 
-    def restart(self) -> None:
-        self.cusum.clear()
-        self.since.clear()
-
     def forget(self, member: int) -> None:
         self.cusum.pop(member, None)
         self.since.pop(member, None)

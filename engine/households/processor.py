@@ -269,8 +269,10 @@ class HouseholdProcessor:
         start = model.sessions_seen - len(rows)
         account.shares.keep_only(model.member_ids)
         if result.new_members or model.k != members_before:
-            account.shares.restart()  # the members' shares moved: silence so far means nothing
-            account.novelty.reset()  # and what looked new may be one of them now
+            # What looked new may be one of the members now. The leave sums are kept: member ids
+            # carry across refits, so a member's silence so far is still its silence, and
+            # wiping it on every refit that moved the count lost leaves refitted mid-silence.
+            account.novelty.reset()
         for column, member in enumerate(model.member_ids):
             if member in result.new_members:
                 account.shares.sessions[member] = int((labels == column).sum())
