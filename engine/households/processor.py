@@ -45,6 +45,9 @@ NEW_DEVICE_AFTER = 8
 # After a confirmed change, sessions from before it count this much in the refit.
 BEFORE_CHANGE_WEIGHT = 0.3
 REFIT_BUDGET = 32
+# A new member not yet judged a join or not is judged again (by a refit) every this many
+# sessions of its own: waiting for the next scheduled refit let joins go unconfirmed for weeks.
+JUDGE_EVERY = 3
 # A stored session's confidence is rewritten by a refit only when it moved more than this.
 RELABEL_TOLERANCE = 0.01
 
@@ -164,8 +167,10 @@ class HouseholdProcessor:
         if z is not None and account.novelty.add(z, seen):
             account.newcomer = list(account.novelty.novel)
             account.refit_due = True
-        if member in account.arrivals and account.shares.sessions[member] == MIN_SESSIONS:
-            account.refit_due = True  # enough of the new member to judge whether it joined
+        if member in account.arrivals:
+            beyond = account.shares.sessions[member] - MIN_SESSIONS
+            if beyond >= 0 and beyond % JUDGE_EVERY == 0:
+                account.refit_due = True  # more of the new member to judge whether it joined
         browser = account.browsers.setdefault(session.device, [seen, 0])
         browser[1] += 1
         on_device = browser[1]
