@@ -260,13 +260,14 @@ class SqliteEventLog:
         self._conn.executemany(
             _INSERT_REJECTED, [row[:4] for row in rejected if row.message_id is None]
         )
+        # Two copies can land in one commit (a beacon and the next page's request): one row.
+        tied = {
+            dedup_key(row.source or "", row.message_id): row
+            for row in reversed(rejected)
+            if row.message_id is not None
+        }
         self._conn.executemany(
-            _INSERT_TIED_REJECTED,
-            [
-                (*row[:4], head, dedup_key(row.source or "", row.message_id))
-                for row in rejected
-                if row.message_id is not None
-            ],
+            _INSERT_TIED_REJECTED, [(*row[:4], head, key) for key, row in tied.items()]
         )
 
     def _insert(self, events: Sequence[NewEvent], recent: RecentKeys, added: list[bytes]) -> int:
