@@ -45,8 +45,9 @@ NEW_DEVICE_AFTER = 8
 # After a confirmed change, sessions from before it count this much in the refit.
 BEFORE_CHANGE_WEIGHT = 0.3
 REFIT_BUDGET = 32
-# A new member not yet judged a join or not is judged again (by a refit) every this many
-# sessions of its own: waiting for the next scheduled refit let joins go unconfirmed for weeks.
+# A new member not yet judged a join or not is looked at again every this many sessions of its
+# own, on the labels its sessions got online, and a refit judges it once those say it joined:
+# waiting for the next scheduled refit let joins go unconfirmed for weeks.
 JUDGE_EVERY = 3
 # A stored session's confidence is rewritten by a refit only when it moved more than this.
 RELABEL_TOLERANCE = 0.01
@@ -167,10 +168,12 @@ class HouseholdProcessor:
         if z is not None and account.novelty.add(z, seen):
             account.newcomer = list(account.novelty.novel)
             account.refit_due = True
+        judge = False
         if member in account.arrivals:
             beyond = account.shares.sessions[member] - MIN_SESSIONS
-            if beyond >= 0 and beyond % JUDGE_EVERY == 0:
-                account.refit_due = True  # more of the new member to judge whether it joined
+            if beyond == 0:
+                account.refit_due = True  # enough of the new member to judge whether it joined
+            judge = beyond > 0 and beyond % JUDGE_EVERY == 0
         browser = account.browsers.setdefault(session.device, [seen, 0])
         browser[1] += 1
         on_device = browser[1]
@@ -200,6 +203,21 @@ class HouseholdProcessor:
             session.person_id,
             Recent(row_id, session.device, session.start_ms, features, member, confidence),
         )
+        if judge:
+            self._judge(batch, account, member)
+
+    def _judge(self, batch: _Batch, account: Account, member: int) -> None:
+        """Ask for a refit to judge a new member when the window as labelled now says it joined.
+
+        Only the refit's labels decide: the online ones are a cheap first look, and recording
+        joins on them raised false alarms.
+        """
+        rows = batch.memory.windows.get(batch.conn, account.person_id)
+        start = account.model.sessions_seen - len(rows)
+        mine = [row.member_id == member for row in rows]
+        verdict = arrived(mine, _browser_since(account, rows, start), start + 1, member)
+        if isinstance(verdict, Change):
+            account.refit_due = True
 
     def _record(
         self, batch: _Batch, account: Account, change: Change, at_ms: int, members_before: int
@@ -283,8 +301,7 @@ class HouseholdProcessor:
                 account.shares.sessions[member] = int((labels == column).sum())
         pending = [m for m in account.arrivals if m in model.member_ids] + result.new_members
         account.arrivals = []
-        # A browser the state does not know (it was saved by an older Bond) counts as old.
-        browser_since = [account.browsers.get(row.device, [start])[0] - start - 1 for row in rows]
+        browser_since = _browser_since(account, rows, start)
         for member in pending:
             column = model.member_ids.index(member)
             verdict = arrived(list(labels == column), browser_since, start + 1, member)
@@ -292,6 +309,12 @@ class HouseholdProcessor:
                 account.arrivals.append(member)
             elif isinstance(verdict, Change):
                 self._record(batch, account, verdict, rows[-1].start_ms, members_before)
+
+
+def _browser_since(account: Account, rows: list[Recent], start: int) -> list[int]:
+    """Per window row, the window position where its browser first shows."""
+    # A browser the state does not know (it was saved by an older Bond) counts as old.
+    return [account.browsers.get(row.device, [start])[0] - start - 1 for row in rows]
 
 
 class _Batch:
