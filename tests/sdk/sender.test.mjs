@@ -134,6 +134,7 @@ test('unload sends everything by beacon in chunks of at most 60 KB', () => {
   assert.ok(t.beacons.length >= 3);
   for (const b of t.beacons) assert.ok(b.length <= 2, 'three 20 KB events do not fit in 60 KB');
   assert.deepEqual(t.beacons.flat(), ids);
+  assert.deepEqual(t.Q.all().map((m) => m.messageId), ids, 'kept until a request is answered');
   assert.equal(t.S.m.bond_lock, undefined, 'the lock is released for the next page');
 });
 
