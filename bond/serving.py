@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import sys
 from dataclasses import replace
 
 import uvicorn
@@ -41,15 +40,9 @@ def serve_collector(config: Config, *, host: str | None = None, port: int | None
 def tune_for_ingest() -> None:
     """Interpreter settings for a process whose event loop never rests under load.
 
-    The writer thread takes the GIL twice per group commit (to start it, and after SQLite's
-    step). While the loop is busy it only gets it when the interpreter forces a switch, after
-    the switch interval: at the default 5 ms a commit took at least 10 ms under load, which
-    capped a collector at (connections / 10 ms) requests a second whatever its CPU could do.
-
     Ingest allocates thousands of small containers per batch and makes few reference cycles, so
     the cyclic collector's passes are pure cost: the objects made at start-up (imports, config)
     are frozen out of its reach, and its first generation collects less often.
     """
-    sys.setswitchinterval(0.0005)
     gc.freeze()
     gc.set_threshold(10_000, 20, 20)

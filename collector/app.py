@@ -18,8 +18,6 @@ from bond.config import Config
 from bond.errors import RequestError
 from bond.http import handle_request_error, json_response
 from bond.logs import log
-from bond.storage.eventlog import SqliteEventLog
-from collector.checkpointer import Checkpointer
 from collector.cors import preflight
 from collector.ingest import Ingest
 from collector.sdk_files import SdkFiles, load_builds
@@ -53,14 +51,10 @@ class IngestFirst:
 
 def create_app(config: Config) -> IngestFirst:
     """Open the event log (failing fast when it cannot be) and wire the routes around it."""
-    event_log = SqliteEventLog(config.events_db, checkpoints=False)
-    writer = Writer(event_log, queue_max_events=config.collector.queue_max_events)
-    checkpointer = Checkpointer(
-        config.events_db, finish=lambda: writer.between_commits(event_log.checkpoint_passive)
-    )
+    writer = Writer(config.events_db, queue_max_events=config.collector.queue_max_events)
     metrics = CollectorMetrics(queue_depth=lambda: writer.queue_depth)
-    writer.on_commit += [metrics.on_commit, checkpointer.committed]
-    ingest = Ingest(config, writer, metrics)
+    writer.on_commit.append(metrics.on_commit)
+    ingest = Ingest(config, writer, metrics)  # opens and migrates the log first
     sdk = SdkFiles(load_builds())
 
     async def options(request: Request) -> Response:
@@ -105,16 +99,13 @@ def create_app(config: Config) -> IngestFirst:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        writer.start()
-        checkpointer.start()
+        await writer.start()
         log("collector_started", events_db=str(config.events_db), sources=len(config.sources))
         try:
             yield
         finally:
             ingest.tally.flush()
             await writer.stop()
-            checkpointer.stop()
-            event_log.close()
             log("collector_stopped")
 
     app = Starlette(

@@ -3,9 +3,9 @@
 SQLite's automatic checkpoint runs inside the commit that takes the WAL past 1,000 pages, which
 a commit of batches does nearly every time; that commit, and every request waiting on it, then
 also waits for the copy and an fsync of the database. Here the writer's connection never
-checkpoints (`SqliteEventLog(checkpoints=False)`): a thread of its own does, on its own
-connection, `interval_s` after a commit, with passive checkpoints that block no writer. Between
-two checkpoints a page written by many commits is copied once.
+checkpoints (`SqliteEventLog(checkpoints=False)`): a thread of the commit process does, on
+its own connection, `interval_s` after a commit, with passive checkpoints that block no
+writer. Between two checkpoints a page written by many commits is copied once.
 
 But a passive checkpoint copies what the WAL held when it began, and under steady load there is
 more by its end. The WAL only starts over from its first frame when a write transaction begins

@@ -59,7 +59,7 @@ class Ingest:
         self.metrics = metrics
         self.signers = signers(config)
         self.sources = {source.write_key: source for source in config.sources}
-        # Its own connection: the writer thread owns the log's.
+        # Opening it here also creates or migrates the log before the commit process starts.
         self.suppression = SuppressionList(SqliteEventLog(config.events_db))
         # A clean request is counted into a line a second; anything else gets its own line.
         self.tally = Tally("ingest_summary")

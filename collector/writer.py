@@ -1,51 +1,64 @@
-"""The single writer: group commits to the event log, acknowledging each request after commit.
+"""The collector's side of the event log's writer: requests wait for the commit of their rows.
 
-Requests hand their rows to one writer thread and wait. While a group is being committed, new
-requests pile up and all go into the next group together, so the cost of a durable commit is
-shared by everything that arrived during the previous one.
+The commits themselves happen in the commit process (collector/commit_process.py, which says
+why it is a process). A request's rows go to it as one frame, and the frames of one turn of the
+event loop leave in one write. Each answer covers the oldest frames still waiting, in the
+order they were sent, so a request is answered 2xx only after its rows were committed, and
+the requests that arrived during one commit share the next.
 
-The thread takes the next group itself as soon as a commit ends, and calls back into the event
-loop once per group to wake its requests: a busy loop answers a callback only after the work
-already queued on it, and the commits must not wait for that.
+If the commit process exits, the requests it had not answered fail with 503: their clients
+send them again, and whatever it had committed of them is then stored once, as duplicates are.
+A new one starts after a pause that grows while they keep failing.
 """
 
 from __future__ import annotations
 
 import asyncio
-import queue
-import threading
-import time
+import contextlib
+import os
+import subprocess
+import sys
+from collections import deque
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import NamedTuple
 
-from bond.errors import Overloaded, StorageError, Unavailable
+from bond.errors import Overloaded, Unavailable
 from bond.logs import log
-from bond.storage.eventlog import EventLog, NewEvent, RejectedEvent
+from bond.storage.eventlog import NewEvent, RejectedEvent
+from collector.commit_protocol import Ack, FrameReader, decode_ack, group_frame
 
 # Called after every commit with (events, duplicates among them, rejected, seconds).
 CommitListener = Callable[[int, int, int, float], None]
 
+RESTART_S = (0.1, 10.0)  # the first pause before a new commit process, and the longest
+STOP_TIMEOUT_S = 30.0
 
-class _Group(NamedTuple):
-    events: list[NewEvent]
-    rejected: list[RejectedEvent]
-    waiters: list[asyncio.Future[None]]
+
+class _Waiting(NamedTuple):
+    done: asyncio.Future[None]
+    events: int
+
+
+class _Process(NamedTuple):
+    popen: subprocess.Popen[bytes]
+    frames: asyncio.WriteTransport
+    acks: asyncio.ReadTransport
 
 
 class Writer:
-    def __init__(self, log_: EventLog, *, queue_max_events: int) -> None:
-        self._log = log_
+    def __init__(self, events_db: Path, *, queue_max_events: int) -> None:
+        self._events_db = events_db
         self._queue_max = queue_max_events
-        self._queued_events = 0  # waiting for a commit or in one; kept by the loop's thread
-        # The next group, and whether the thread is waiting for one, are shared with the thread.
-        self._lock = threading.Lock()
-        self._next = _Group([], [], [])
-        self._idle = True
-        self._wake: queue.SimpleQueue[bool] = queue.SimpleQueue()  # False: stop
-        self._thread = threading.Thread(target=self._work, name="bond-writer", daemon=True)
-        self._between: queue.SimpleQueue[Callable[[], object]] = queue.SimpleQueue()
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._queued_events = 0  # waiting for a commit or in one
+        self._waiting: deque[_Waiting] = deque()  # one per frame sent or about to be
+        self._outgoing: list[bytes] = []  # frames of this turn of the loop
+        self._process: _Process | None = None
+        self._restart_s = RESTART_S[0]
+        self._restarting: asyncio.Task[None] | None = None
+        self._exited_last: subprocess.Popen[bytes] | None = None  # to reap, if a restart did not
         self._closing = False
+        self._drained: asyncio.Event | None = None
         self.on_commit: list[CommitListener] = []
         self.healthy = True
         self.last_error: str | None = None
@@ -54,15 +67,31 @@ class Writer:
     def queue_depth(self) -> int:
         return self._queued_events
 
-    def start(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._thread.start()
+    async def start(self) -> None:
+        """Start the commit process; requests may be submitted at once."""
+        await self._spawn()
 
     async def stop(self) -> None:
-        """Commit what is queued, then stop."""
+        """Wait for what is queued to be committed, then stop the commit process."""
         self._closing = True
-        self._wake.put(False)
-        await asyncio.to_thread(self._thread.join)
+        self._send()
+        if self._waiting:
+            self._drained = asyncio.Event()
+            try:
+                await asyncio.wait_for(self._drained.wait(), STOP_TIMEOUT_S)
+            except TimeoutError:
+                log("writer_stop_timed_out", requests=len(self._waiting))
+        if self._restarting is not None:
+            self._restarting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._restarting
+        if self._exited_last is not None:
+            await asyncio.to_thread(self._exited_last.wait)
+        process, self._process = self._process, None
+        if process is not None:
+            process.frames.close()  # the end of its input: it commits what it read and exits
+            await asyncio.to_thread(process.popen.wait)
+            process.acks.close()
 
     def submit(
         self, events: Sequence[NewEvent], rejected: Sequence[RejectedEvent]
@@ -74,81 +103,141 @@ class Writer:
         """
         if self._closing:
             raise Unavailable("the collector is shutting down; retry shortly")
+        if self._process is None:
+            raise Unavailable("the event log's writer is restarting; retry shortly")
         if self._queued_events + len(events) > self._queue_max:
             raise Overloaded(
                 f"the write queue holds {self._queued_events} events; retry after a pause",
                 retry_after_s=1,
             )
-        assert self._loop is not None
-        done = self._loop.create_future()
-        with self._lock:
-            group = self._next
-            group.events.extend(events)
-            group.rejected.extend(rejected)
-            group.waiters.append(done)
-            idle, self._idle = self._idle, False
-        if idle:
-            self._wake.put(True)
+        done = asyncio.get_running_loop().create_future()
+        if not self._outgoing:
+            done.get_loop().call_soon(self._send)
+        self._outgoing.append(group_frame(events, rejected))
+        self._waiting.append(_Waiting(done, len(events)))
         self._queued_events += len(events)
         return done
 
-    def between_commits(self, task: Callable[[], object]) -> None:
-        """Run `task` on the writer thread after its next commit (its requests already woken).
+    def _send(self) -> None:
+        frames, self._outgoing = self._outgoing, []
+        if frames and self._process is not None:
+            self._process.frames.writelines(frames)
 
-        For work that must not overlap a commit of this writer's, such as finishing a
-        checkpoint on its own connection.
-        """
-        self._between.put(task)
-
-    def _work(self) -> None:
-        """The writer thread: commit groups until none is waiting, then sleep until woken."""
-        assert self._loop is not None
-        while self._wake.get():
-            while (group := self._take()) is not None:
-                started = time.perf_counter()
-                try:
-                    outcome: int | str = self._log.append(group.events, group.rejected)
-                except StorageError as exc:
-                    outcome = str(exc)
-                except Exception as exc:  # a bug must fail its requests, not leave them waiting
-                    outcome = f"unexpected error: {exc!r}"
-                self._loop.call_soon_threadsafe(
-                    self._committed, group, outcome, time.perf_counter() - started
-                )
-                while not self._between.empty():
-                    self._run(self._between.get())
-
-    @staticmethod
-    def _run(task: Callable[[], object]) -> None:
+    async def _spawn(self) -> None:
+        frames_in, frames_out = os.pipe()
+        acks_in, acks_out = os.pipe()
+        popen = subprocess.Popen(
+            # -P: the collector's own packages, whatever directory it was started in.
+            [
+                *(sys.executable, "-P", "-m", "collector.commit_process"),
+                *("--events-db", str(self._events_db)),
+                *("--input", str(frames_in), "--output", str(acks_out)),
+            ],
+            pass_fds=(frames_in, acks_out),
+            stdin=subprocess.DEVNULL,
+        )
+        os.close(frames_in)
+        os.close(acks_out)
+        loop = asyncio.get_running_loop()
+        frames_pipe = os.fdopen(frames_out, "wb", buffering=0)
+        acks_pipe = os.fdopen(acks_in, "rb", buffering=0)
         try:
-            task()
-        except Exception as exc:  # the writer thread must outlive a failed task
-            log("writer_task_failed", reason=repr(exc))
+            frames, _ = await loop.connect_write_pipe(asyncio.Protocol, frames_pipe)
+            acks, _ = await loop.connect_read_pipe(lambda: _AckReader(self, popen), acks_pipe)
+        except BaseException:
+            frames_pipe.close()  # the end of its input: it stops by itself
+            acks_pipe.close()
+            await asyncio.shield(asyncio.to_thread(popen.wait))
+            raise
+        self._process = _Process(popen, frames, acks)
 
-    def _take(self) -> _Group | None:
-        with self._lock:
-            group = self._next
-            if not group.waiters:
-                self._idle = True
-                return None
-            self._next = _Group([], [], [])
-            return group
+    def _ready(self) -> None:
+        self._restart_s = RESTART_S[0]
 
-    def _committed(self, group: _Group, outcome: int | str, seconds: float) -> None:
-        self._queued_events -= len(group.events)
-        if isinstance(outcome, str):
-            self._fail(group, outcome)
-            return
-        self.healthy, self.last_error = True, None
-        for listener in self.on_commit:
-            listener(len(group.events), len(group.events) - outcome, len(group.rejected), seconds)
-        for done in group.waiters:
-            if not done.done():
+    def _committed(self, ack: Ack) -> None:
+        for _ in range(ack.frames):
+            done, events = self._waiting.popleft()
+            self._queued_events -= events
+            if done.done():  # cancelled: a health check that stopped waiting
+                continue
+            if ack.error is None:
                 done.set_result(None)
-
-    def _fail(self, group: _Group, reason: str) -> None:
-        self.healthy, self.last_error = False, reason
-        log("event_log_write_failed", reason=reason, requests=len(group.waiters))
-        for done in group.waiters:
-            if not done.done():
+            else:
                 done.set_exception(Unavailable("the event log could not be written; retry later"))
+        if ack.error is not None:
+            self._unhealthy(ack.error)
+            log("event_log_write_failed", reason=ack.error, requests=ack.frames)
+        else:
+            self.healthy, self.last_error = True, None
+            for listener in self.on_commit:
+                listener(ack.events, ack.events - ack.new, ack.rejected, ack.seconds)
+        self._check_drained()
+
+    def _exited(self, popen: subprocess.Popen[bytes], open_error: str | None) -> None:
+        """The commit process ended its answers: planned at a stop, a failure otherwise."""
+        if self._process is None or self._process.popen is not popen:
+            return  # stopped on purpose
+        process, self._process = self._process, None
+        process.frames.close()
+        self._exited_last = popen
+        reason = "the event log's writer stopped; retry shortly"
+        self._unhealthy(open_error or reason)
+        self._outgoing.clear()
+        while self._waiting:
+            done, events = self._waiting.popleft()
+            self._queued_events -= events
+            if not done.done():
+                done.set_exception(Unavailable(reason))
+        self._check_drained()
+        if not self._closing:
+            self._restarting = asyncio.get_running_loop().create_task(
+                self._restart(popen, open_error)
+            )
+
+    async def _restart(self, popen: subprocess.Popen[bytes], open_error: str | None) -> None:
+        code = await asyncio.to_thread(popen.wait)
+        self._unhealthy(open_error or f"the event log's writer exited with code {code}")
+        log("commit_process_exited", code=code, reason=self.last_error)
+        while True:
+            delay, self._restart_s = self._restart_s, min(self._restart_s * 2, RESTART_S[1])
+            await asyncio.sleep(delay)
+            try:
+                await self._spawn()
+            except OSError as exc:
+                self._unhealthy(f"cannot start the event log's writer: {exc}")
+                log("commit_process_not_started", reason=self.last_error)
+                continue
+            self._restarting = None
+            return
+
+    def _unhealthy(self, reason: str) -> None:
+        self.healthy, self.last_error = False, reason
+
+    def _check_drained(self) -> None:
+        if self._drained is not None and not self._waiting:
+            self._drained.set()
+
+
+class _AckReader(asyncio.Protocol):
+    """The commit process's answers: the first says whether the log opened, then one a commit."""
+
+    def __init__(self, writer: Writer, popen: subprocess.Popen[bytes]) -> None:
+        self._writer = writer
+        self._popen = popen
+        self._frames = FrameReader()
+        self._opened = False
+        self._open_error: str | None = None
+
+    def data_received(self, data: bytes) -> None:
+        for payload in self._frames.feed(data):
+            ack = decode_ack(payload)
+            if self._opened:
+                self._writer._committed(ack)
+            elif ack.error is not None:
+                self._open_error = f"the event log cannot be opened: {ack.error}"
+            else:
+                self._opened = True
+                self._writer._ready()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._writer._exited(self._popen, self._open_error)

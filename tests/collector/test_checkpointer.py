@@ -2,73 +2,57 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from bond.storage.eventlog import NewEvent, SqliteEventLog
 from collector.checkpointer import Checkpointer
-from collector.writer import Writer
+from collector.commit_process import Committer
+from collector.commit_protocol import Group
 
 PAGE = 4096
 RESTART_FRAMES = 64
 
 
-def commit_steadily(db: Path, finish: Callable[[Writer, SqliteEventLog], None]) -> tuple[int, int]:
-    """Commit from 20 senders at once, so a group always waits.
+def commit_steadily(db: Path, finish: Callable[[Committer], None]) -> tuple[int, int]:
+    """Commit groups back to back, as the commit process does under steady load.
 
     Returns the bytes committed and the largest the WAL file was seen.
     """
     body = b'{"pad":"' + b"x" * 2000 + b'"}'
-
-    async def run() -> tuple[int, int]:
-        event_log = SqliteEventLog(db, checkpoints=False)
-        writer = Writer(event_log, queue_max_events=100_000)
-        checkpointer = Checkpointer(
-            db,
-            finish=lambda: finish(writer, event_log),
-            interval_s=0.005,
-            restart_frames=RESTART_FRAMES,
-            tail_frames=8,
-        )
-        writer.on_commit.append(checkpointer.committed)
-        writer.start()
-        checkpointer.start()
-
-        wal, largest = db.with_name(db.name + "-wal"), 0
-
-        async def send(sender: int) -> None:
-            nonlocal largest
-            for n in range(40):
-                events = [
-                    NewEvent(
-                        "web", f"{sender}-{n}-{i}", "track", "a", None, "E", 1, 2, None, None, body
-                    )
-                    for i in range(10)
-                ]
-                await writer.submit(events, [])
-                largest = max(largest, wal.stat().st_size)
-
-        await asyncio.gather(*(send(s) for s in range(20)))
-        await writer.stop()
+    committer = Committer(SqliteEventLog(db, checkpoints=False))
+    checkpointer = Checkpointer(
+        db,
+        finish=lambda: finish(committer),
+        interval_s=0.005,
+        restart_frames=RESTART_FRAMES,
+        tail_frames=8,
+    )
+    committer.on_commit.append(checkpointer.committed)
+    checkpointer.start()
+    wal, largest = db.with_name(db.name + "-wal"), 0
+    try:
+        for n in range(800):
+            events = [
+                NewEvent("web", f"{n}-{i}", "track", "a", None, "E", 1, 2, None, None, body)
+                for i in range(10)
+            ]
+            assert committer.commit([Group(events, [])]).error is None
+            committer.run_between()
+            largest = max(largest, wal.stat().st_size)
+    finally:
         checkpointer.stop()
-        event_log.close()
-        return 20 * 40 * 10 * len(body), largest
-
-    # On a thread of its own: once an e2e test has run, Playwright's sync API keeps an event loop
-    # running in the main thread, where asyncio.run refuses to start.
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(lambda: asyncio.run(run())).result()
+        committer.log.close()
+    return 800 * 10 * len(body), largest
 
 
 def test_the_wal_starts_over_while_commits_keep_coming(tmp_path: Path) -> None:
     db = tmp_path / "events.db"
     asked: list[bool] = []
 
-    def finish(writer: Writer, event_log: SqliteEventLog) -> None:
+    def finish(committer: Committer) -> None:
         asked.append(True)
-        writer.between_commits(event_log.checkpoint_passive)
+        committer.between_commits(committer.log.checkpoint_passive)
 
     committed, wal = commit_steadily(db, finish)
     assert asked, "the checkpointer asked the writer to finish"

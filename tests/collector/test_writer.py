@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import shutil
+import signal
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -12,7 +15,10 @@ from pathlib import Path
 
 import httpx
 import orjson
+import pytest
 
+from bond.errors import Unavailable
+from collector.writer import Writer
 from conftest import WRITE_KEY, Collector, wait_until
 
 
@@ -31,6 +37,31 @@ def write_lock(db: Path) -> Iterator[None]:
     finally:
         conn.execute("ROLLBACK")
         conn.close()
+
+
+def commit_process(server: Collector) -> int:
+    """The pid of the collector's commit process."""
+    assert server.proc is not None
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+        except OSError:  # exited while we looked
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        if parent == server.proc.pid and b"collector.commit_process" in cmdline:
+            return int(entry)
+    raise AssertionError("the collector has no commit process")
+
+
+def running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
 
 
 def metric(server: Collector, name: str) -> float:
@@ -141,3 +172,59 @@ def test_commits_reach_the_database_file_itself_soon_after(
             conn.close()
 
     wait_until(in_the_database_file, timeout=10, what="a checkpoint")
+
+
+def test_a_commit_process_that_dies_fails_its_requests_and_is_replaced(
+    collector: Collector,
+) -> None:
+    first = commit_process(collector)
+    with ThreadPoolExecutor(1) as pool, write_lock(collector.data_dir / "events.db"):
+        waiting = pool.submit(httpx.post, f"{collector.url}/v1/batch", content=batch(2, "lost"))
+        wait_until(lambda: metric(collector, "bond_writer_queue_events") == 2, what="queued")
+        os.kill(first, signal.SIGKILL)
+        refused = waiting.result(timeout=10)
+    # Not acknowledged, so the client sends it again; nothing is half done.
+    assert refused.status_code == 503
+    assert "retry" in refused.json()["reason"]
+    wait_until(lambda: httpx.get(f"{collector.url}/healthz").status_code == 200, what="a new one")
+    assert commit_process(collector) != first
+    assert httpx.post(f"{collector.url}/v1/batch", content=batch(2, "lost")).status_code == 200
+    assert httpx.post(f"{collector.url}/v1/batch", content=batch(1, "after")).status_code == 200
+    with sqlite3.connect(collector.data_dir / "events.db") as conn:
+        assert conn.execute("SELECT count(*) FROM events").fetchone()[0] == 3
+    assert '"event":"commit_process_exited","code":-9' in collector.log
+
+
+def test_the_commit_process_ignores_signals_and_ends_with_the_collector(data_dir: Path) -> None:
+    # Ctrl-C in a terminal signals the whole process group; the commit process must not stop
+    # before the collector has sent it everything.
+    server = Collector(data_dir).start()
+    child = commit_process(server)
+    os.kill(child, signal.SIGINT)
+    os.kill(child, signal.SIGTERM)
+    assert httpx.post(f"{server.url}/v1/batch", content=batch(1, "kept")).status_code == 200
+    assert commit_process(server) == child
+    server.stop()
+    assert '"event":"collector_stopped"' in server.log
+    wait_until(lambda: not running(child), what="the commit process to end")
+
+    # Killed without a chance to stop it, the collector's end of the pipe closes all the same.
+    server = Collector(data_dir).start()
+    child = commit_process(server)
+    server.kill()
+    wait_until(lambda: not running(child), what="the orphaned commit process to end")
+
+
+def test_a_log_the_commit_process_cannot_open_is_the_health_reason(tmp_path: Path) -> None:
+    async def run() -> str | None:
+        writer = Writer(tmp_path, queue_max_events=10)  # a directory, not a database file
+        await writer.start()
+        with pytest.raises(Unavailable):
+            await writer.submit([], [])
+        reason = writer.last_error
+        await writer.stop()
+        return reason
+
+    with ThreadPoolExecutor(1) as pool:  # asyncio.run refuses Playwright's running loop
+        reason = pool.submit(lambda: asyncio.run(run())).result(timeout=30)
+    assert reason is not None and "cannot be opened" in reason
