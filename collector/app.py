@@ -54,6 +54,7 @@ def create_app(config: Config) -> IngestFirst:
     writer = Writer(config.events_db, queue_max_events=config.collector.queue_max_events)
     metrics = CollectorMetrics(queue_depth=lambda: writer.queue_depth)
     writer.on_commit.append(metrics.on_commit)
+    writer.on_exit.append(lambda: metrics.writer_exits.inc(1))
     ingest = Ingest(config, writer, metrics)  # opens and migrates the log first
     sdk = SdkFiles(load_builds())
 

@@ -54,6 +54,12 @@ class CollectorMetrics:
             )
         )
         add(Gauge("bond_writer_queue_events", "Events waiting for the writer.", queue_depth))
+        self.writer_exits = add(
+            Counter(
+                "bond_writer_exits_total",
+                "Times the commit process ended unasked; a new one is started each time.",
+            )
+        )
         self.commit_seconds = add(
             Histogram(
                 "bond_commit_seconds",

@@ -60,6 +60,7 @@ class Writer:
         self._closing = False
         self._drained: asyncio.Event | None = None
         self.on_commit: list[CommitListener] = []
+        self.on_exit: list[Callable[[], None]] = []  # the commit process ended unasked
         self.healthy = True
         self.last_error: str | None = None
 
@@ -180,6 +181,8 @@ class Writer:
         process, self._process = self._process, None
         process.frames.close()
         self._exited_last = popen
+        for listener in self.on_exit:
+            listener()
         reason = "the event log's writer stopped; retry shortly"
         self._unhealthy(open_error or reason)
         self._outgoing.clear()

@@ -152,6 +152,7 @@ def test_metrics_are_prometheus_text(collector: Collector) -> None:
     assert "# TYPE bond_commit_seconds histogram" in text
     assert 'bond_commit_seconds_bucket{le="+Inf"}' in text
     assert "bond_writer_queue_events 0" in text
+    assert "bond_writer_exits_total 0" in text
 
 
 def test_commits_reach_the_database_file_itself_soon_after(
@@ -193,6 +194,7 @@ def test_a_commit_process_that_dies_fails_its_requests_and_is_replaced(
     with sqlite3.connect(collector.data_dir / "events.db") as conn:
         assert conn.execute("SELECT count(*) FROM events").fetchone()[0] == 3
     assert '"event":"commit_process_exited","code":-9' in collector.log
+    assert metric(collector, "bond_writer_exits_total") == 1
 
 
 def test_the_commit_process_ignores_signals_and_ends_with_the_collector(data_dir: Path) -> None:
