@@ -175,11 +175,13 @@ _INSERT_TIED_REJECTED = (
 )
 
 # A group of events is inserted by one statement rather than one per row. The sqlite3 module
-# lets go of the GIL around every statement step and must take it back after; while the event
-# loop is busy that wait lasts up to the interpreter's switch interval, so a statement per row
-# made a commit's length depend on its row count times that interval. Statements are prepared
-# for a few sizes, and a group is padded up to the next one with rows of NULLs that the WHERE
-# drops before they are inserted (so they take no seq, as a dropped duplicate does).
+# lets go of the GIL around every statement step and must take it back after; while another
+# thread is busy that wait lasts up to the interpreter's switch interval (when the writer was a
+# thread beside the collector's event loop, a statement per row made a commit's length depend
+# on its row count times that interval), and each step has a fixed cost besides. Statements
+# are prepared for a few sizes, and a group is padded up to the next one with rows of NULLs
+# that the WHERE drops before they are inserted (so they take no seq, as a dropped duplicate
+# does).
 # The digests held in memory are checked before; the statement checks the `dedup` table. It
 # inserts nothing unless the log's AUTOINCREMENT counter is still the last offset this process
 # knows of (the last parameter): rows another connection appended are read first. (Checking
