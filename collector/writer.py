@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import subprocess
 import sys
 from collections import deque
@@ -199,7 +200,7 @@ class Writer:
 
     async def _restart(self, popen: subprocess.Popen[bytes], open_error: str | None) -> None:
         code = await asyncio.to_thread(popen.wait)
-        self._unhealthy(open_error or f"the event log's writer exited with code {code}")
+        self._unhealthy(open_error or f"the event log's writer {_ended(code)}")
         log("commit_process_exited", code=code, reason=self.last_error)
         while True:
             delay, self._restart_s = self._restart_s, min(self._restart_s * 2, RESTART_S[1])
@@ -219,6 +220,15 @@ class Writer:
     def _check_drained(self) -> None:
         if self._drained is not None and not self._waiting:
             self._drained.set()
+
+
+def _ended(code: int) -> str:
+    if code >= 0:
+        return f"exited with {code}"
+    try:
+        return f"was killed by {signal.Signals(-code).name}"
+    except ValueError:  # a real-time signal has no name of its own
+        return f"was killed by signal {-code}"
 
 
 class _AckReader(asyncio.Protocol):
