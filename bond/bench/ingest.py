@@ -47,24 +47,26 @@ class Bodies:
 
     A fixed date would drift into the future or the distant past against the machine's clock,
     and the collector would then measure its clamping and warning paths instead of clean ingest.
+    Single events and batches number their messageIds apart ("s-n", "b-n"), so that neither
+    sends an event the other stored: a duplicate costs the collector no write at all.
     """
 
     def __init__(self, now: datetime) -> None:
         self.happened = _iso(now - timedelta(seconds=1))
         self.sent = _iso(now)
 
-    def event(self, n: int) -> bytes:
+    def event(self, kind: bytes, n: int) -> bytes:
         return (
-            b'{"type":"track","event":"Product Viewed","anonymousId":"anon-%d","messageId":"m-%d",'
+            b'{"type":"track","event":"Product Viewed","anonymousId":"anon-%d","messageId":"%s-%d",'
             b'"timestamp":"%s","properties":{"sku":"SKU-42","price":19.99},"context":%s}'
-            % (n % 5000, n, self.happened, _CONTEXT)
+            % (n % 5000, kind, n, self.happened, _CONTEXT)
         )
 
     def single(self, n: int) -> bytes:
-        return b'{"writeKey":"%s",%s' % (WRITE_KEY.encode(), self.event(n)[1:])
+        return b'{"writeKey":"%s",%s' % (WRITE_KEY.encode(), self.event(b"s", n)[1:])
 
     def batch(self, n: int) -> bytes:
-        events = b",".join(self.event(n * BATCH_SIZE + i) for i in range(BATCH_SIZE))
+        events = b",".join(self.event(b"b", n * BATCH_SIZE + i) for i in range(BATCH_SIZE))
         return b'{"writeKey":"%s","sentAt":"%s","batch":[%s]}' % (
             WRITE_KEY.encode(),
             self.sent,
@@ -86,11 +88,19 @@ class Scenario:
     connections: int
     events_per_request: int
     rounds: list[LoadResult] = field(default_factory=list)
+    numbered: int = 0  # bodies made so far: each round goes on where the last one stopped
 
     def run(self, url: str, seconds: float) -> None:
-        self.rounds.append(
-            run_load(url, self.path, self.body, connections=self.connections, seconds=seconds)
+        first = self.numbered
+        result = run_load(
+            url,
+            self.path,
+            lambda n: self.body(first + n),
+            connections=self.connections,
+            seconds=seconds,
         )
+        self.numbered += result.requests + result.errors
+        self.rounds.append(result)
 
     @property
     def rates(self) -> list[float]:
@@ -163,8 +173,10 @@ def measure(*, seconds: float, connections: int) -> dict[str, Any]:
                 trivial.run(trivial_url, seconds / ROUNDS)
                 single.run(collector_url, seconds / ROUNDS)
                 batch.run(collector_url, seconds / ROUNDS)
+            stored = _stored(collector_url)
 
     report: dict[str, Any] = {s.name: s.as_dict() for s in (trivial, single, batch)}
+    report["collector"] = stored
     ratio = statistics.median(
         s / max(t, 1e-9) for s, t in zip(single.rates, trivial.rates, strict=True)
     )
@@ -190,6 +202,25 @@ def _check_clean(url: str, bodies: Bodies) -> None:
         answer = httpx.post(url + path, content=body).json()
         if answer != {"success": True, "accepted": events, "rejected": []}:
             raise BondError(f"the collector did not take the bench's events cleanly: {answer}")
+
+
+def _stored(url: str) -> dict[str, int]:
+    """What the collector stored, from its metrics; refuses a run that sent an event twice.
+
+    A duplicate is answered 2xx like any event but costs no write, so a bench that sent
+    events again would report deduplication as ingest.
+    """
+    counts = {}
+    for line in httpx.get(url + "/metrics").text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in ("bond_events_accepted_total", "bond_events_deduplicated_total"):
+            counts[name.removeprefix("bond_").removesuffix("_total")] = int(float(value))
+    if counts.get("events_deduplicated"):
+        raise BondError(
+            f"the bench sent {counts['events_deduplicated']} events the collector already had; "
+            "its numbers would measure deduplication, not ingest"
+        )
+    return counts
 
 
 def run(*, seconds: float, connections: int, as_json: bool) -> int:
