@@ -128,18 +128,24 @@ class Writer:
     async def _spawn(self) -> None:
         frames_in, frames_out = os.pipe()
         acks_in, acks_out = os.pipe()
-        popen = subprocess.Popen(
-            # -P: the collector's own packages, whatever directory it was started in.
-            [
-                *(sys.executable, "-P", "-m", "collector.commit_process"),
-                *("--events-db", str(self._events_db)),
-                *("--input", str(frames_in), "--output", str(acks_out)),
-            ],
-            pass_fds=(frames_in, acks_out),
-            stdin=subprocess.DEVNULL,
-        )
-        os.close(frames_in)
-        os.close(acks_out)
+        try:
+            popen = subprocess.Popen(
+                # -P: the collector's own packages, whatever directory it was started in.
+                [
+                    *(sys.executable, "-P", "-m", "collector.commit_process"),
+                    *("--events-db", str(self._events_db)),
+                    *("--input", str(frames_in), "--output", str(acks_out)),
+                ],
+                pass_fds=(frames_in, acks_out),
+                stdin=subprocess.DEVNULL,
+            )
+        except OSError:
+            for fd in (frames_out, acks_in):
+                os.close(fd)
+            raise
+        finally:
+            os.close(frames_in)  # the child's ends: its copies are all it needs
+            os.close(acks_out)
         loop = asyncio.get_running_loop()
         frames_pipe = os.fdopen(frames_out, "wb", buffering=0)
         acks_pipe = os.fdopen(acks_in, "rb", buffering=0)

@@ -236,3 +236,18 @@ def test_a_log_the_commit_process_cannot_open_is_the_health_reason(tmp_path: Pat
     with ThreadPoolExecutor(1) as pool:  # asyncio.run refuses Playwright's running loop
         reason = pool.submit(lambda: asyncio.run(run())).result(timeout=30)
     assert reason is not None and "cannot be opened" in reason
+
+
+def test_a_commit_process_that_cannot_be_started_leaks_no_pipe(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("sys.executable", str(tmp_path / "no-python-here"))
+
+    async def run() -> None:
+        with pytest.raises(FileNotFoundError):
+            await Writer(tmp_path / "events.db", queue_max_events=10).start()
+
+    before = len(os.listdir("/proc/self/fd"))
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(lambda: asyncio.run(run())).result(timeout=30)
+    assert len(os.listdir("/proc/self/fd")) == before
