@@ -22,6 +22,7 @@ import orjson
 from bond.bench.loadgen import BodyMaker, LoadResult, run_load
 from bond.bench.processes import free_port, running
 from bond.errors import BondError
+from engine.dashboard.health import parse_metrics
 
 WRITE_KEY = "bench-write-key"
 BATCH_SIZE = 100
@@ -210,12 +211,12 @@ def _stored(url: str) -> dict[str, int]:
     A duplicate is answered 2xx like any event but costs no write, so a bench that sent
     events again would report deduplication as ingest.
     """
-    counts = {}
-    for line in httpx.get(url + "/metrics").text.splitlines():
-        name, _, value = line.partition(" ")
-        if name in ("bond_events_accepted_total", "bond_events_deduplicated_total"):
-            counts[name.removeprefix("bond_").removesuffix("_total")] = int(float(value))
-    if counts.get("events_deduplicated"):
+    totals = parse_metrics(httpx.get(url + "/metrics").text)
+    counts = {
+        "events_accepted": int(totals["accepted"]),
+        "events_deduplicated": int(totals["deduplicated"]),
+    }
+    if counts["events_deduplicated"]:
         raise BondError(
             f"the bench sent {counts['events_deduplicated']} events the collector already had; "
             "its numbers would measure deduplication, not ingest"
