@@ -9,8 +9,10 @@ numbers less so.
 
 from __future__ import annotations
 
+import os
 import statistics
 import tempfile
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,7 +22,7 @@ import httpx
 import orjson
 
 from bond.bench.loadgen import BodyMaker, LoadResult, run_load
-from bond.bench.processes import free_port, running
+from bond.bench.processes import children_of, cpu_seconds, free_port, running
 from bond.errors import BondError
 from engine.dashboard.health import parse_metrics
 
@@ -90,9 +92,16 @@ class Scenario:
     events_per_request: int
     rounds: list[LoadResult] = field(default_factory=list)
     numbered: int = 0  # bodies made so far: each round goes on where the last one stopped
+    # The server processes whose CPU this scenario's rounds are charged with, by name, and
+    # what they used: where the ceiling is (a process near one core is the bottleneck).
+    watched: dict[str, int] = field(default_factory=dict)
+    cpu_s: dict[str, float] = field(default_factory=dict)
+    wall_s: float = 0.0
 
     def run(self, url: str, seconds: float) -> None:
         first = self.numbered
+        before = {name: cpu_seconds(pid) for name, pid in self.watched.items()}
+        started = time.perf_counter()
         result = run_load(
             url,
             self.path,
@@ -100,6 +109,11 @@ class Scenario:
             connections=self.connections,
             seconds=seconds,
         )
+        self.wall_s += time.perf_counter() - started
+        for name, pid in self.watched.items():
+            start, end = before[name], cpu_seconds(pid)
+            if start is not None and end is not None:
+                self.cpu_s[name] = self.cpu_s.get(name, 0.0) + end - start
         self.numbered += result.requests + result.errors
         self.rounds.append(result)
 
@@ -124,6 +138,17 @@ class Scenario:
             "requests": sum(result.requests for result in self.rounds),
             "statuses": statuses,
             "errors": sum(result.errors for result in self.rounds),
+            "cpu": self._cpu(),
+        }
+
+    def _cpu(self) -> dict[str, dict[str, float]]:
+        events = sum(result.requests for result in self.rounds) * self.events_per_request
+        return {
+            name: {
+                "cores": round(seconds / self.wall_s, 2) if self.wall_s else 0.0,
+                "us_per_event": round(seconds * 1e6 / events, 1) if events else 0.0,
+            }
+            for name, seconds in self.cpu_s.items()
         }
 
 
@@ -152,13 +177,21 @@ def measure(*, seconds: float, connections: int) -> dict[str, Any]:
             running(
                 ["bond.bench.trivial", "--port", str(trivial_port)],
                 ready_url=f"http://127.0.0.1:{trivial_port}/",
-            ),
+            ) as trivial_server,
             running(
                 [*collector, "--port", str(collector_port)],
                 ready_url=f"http://127.0.0.1:{collector_port}/healthz",
                 env={"BOND_WRITE_KEY": WRITE_KEY, "BOND_CONFIG": str(config)},
-            ),
+            ) as collector_server,
         ):
+            # The load generator is this process, on the same cores as the servers.
+            trivial.watched = {"server": trivial_server.pid, "load_generator": os.getpid()}
+            bond_processes = {"collector": collector_server.pid}
+            # Its only child, started before /healthz answers.
+            for commit_process in children_of(collector_server.pid)[:1]:
+                bond_processes["commit_process"] = commit_process
+            bond_processes["load_generator"] = os.getpid()
+            single.watched = batch.watched = bond_processes
             trivial_url = f"http://127.0.0.1:{trivial_port}"
             collector_url = f"http://127.0.0.1:{collector_port}"
             _check_clean(collector_url, bodies)
@@ -241,6 +274,14 @@ def run(*, seconds: float, connections: int, as_json: bool) -> int:
             f"{label:<34}{row['requests_per_s']:>10,.0f}{row['events_per_s']:>12,.0f}"
             f"{row['p50_ms']:>9.2f}{row['p99_ms']:>9.2f}"
         )
+    print(f"\n{'CPU while measured':<34}{'process':<16}{'cores':>7}{'us/event':>10}")
+    for name, label in labels.items():
+        for process, used in report[name]["cpu"].items():
+            print(
+                f"{label:<34}{process.replace('_', ' '):<16}{used['cores']:>7.2f}"
+                f"{used['us_per_event']:>10.1f}"
+            )
+            label = ""
     print(
         f"\nsingle / trivial: {report['single_vs_trivial']:.2f}x (target >= 0.8), median of "
         f"{ROUNDS} interleaved rounds; {connections} connections ({BATCH_CONNECTIONS} for "

@@ -1,4 +1,4 @@
-"""Starting Bond's own servers as real processes for benchmarks, and waiting until they answer."""
+"""Starting Bond's own servers as real processes for benchmarks, and reading what CPU they use."""
 
 from __future__ import annotations
 
@@ -12,6 +12,32 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+
+_PROC = Path("/proc")
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User plus system CPU time the process has used so far; None without Linux's /proc."""
+    try:
+        stat = (_PROC / str(pid) / "stat").read_text()
+    except OSError:
+        return None
+    # The command name comes second, in parentheses, and may itself hold spaces or ')'.
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children_of(pid: int) -> list[int]:
+    """The processes whose parent is `pid`, in order of pid; empty without /proc."""
+    found = []
+    for entry in _PROC.glob("[0-9]*/stat"):
+        try:
+            parent = int(entry.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # it exited while we looked
+        if parent == pid:
+            found.append(int(entry.parent.name))
+    return sorted(found)
 
 
 def free_port() -> int:

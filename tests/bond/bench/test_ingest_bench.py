@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
+
 from bond.bench.ingest import BATCH_SIZE, measure
 
 
-def test_every_round_sends_events_the_collector_has_not_seen() -> None:
+@pytest.fixture(scope="module")
+def report() -> dict[str, Any]:
+    return measure(seconds=0.5, connections=4)
+
+
+def test_every_round_sends_events_the_collector_has_not_seen(report: dict[str, Any]) -> None:
     # Rounds used to number their bodies from 1 again, so all but the first sent the same
     # messageIds: answered 2xx, stored never, and measured as if they were ingest.
-    report = measure(seconds=0.5, connections=4)
     stored = report["collector"]
     assert stored["events_deduplicated"] == 0
     sent = report["single"]["requests"] + report["batch"]["requests"] * BATCH_SIZE
@@ -17,3 +25,17 @@ def test_every_round_sends_events_the_collector_has_not_seen() -> None:
     assert set(report["batch"]["statuses"]) == {"200"}
     assert set(report["trivial"]["statuses"]) == {"204"}
     assert report["single_vs_trivial"] > 0
+
+
+def test_the_cpu_of_each_process_is_reported_per_event(report: dict[str, Any]) -> None:
+    # Where the ceiling is: a process near one core is the bottleneck of its scenario.
+    assert set(report["trivial"]["cpu"]) == {"server", "load_generator"}
+    for name in ("single", "batch"):
+        cpu = report[name]["cpu"]
+        assert set(cpu) == {"collector", "commit_process", "load_generator"}
+        for used in cpu.values():
+            assert 0 < used["cores"] < 2
+            assert used["us_per_event"] > 0
+    # A batch's request costs the collector once for its hundred events.
+    single, batch = report["single"]["cpu"], report["batch"]["cpu"]
+    assert batch["collector"]["us_per_event"] < single["collector"]["us_per_event"]
