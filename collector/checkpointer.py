@@ -91,7 +91,7 @@ class Checkpointer:
         for _ in range(_CHASES):
             try:
                 frames, copied = event_log.checkpoint_passive()
-                os.fdatasync(database)
+                _flush(database)
             except (StorageError, OSError) as exc:
                 log("event_log_checkpoint_failed", reason=str(exc))
                 return
@@ -100,3 +100,8 @@ class Checkpointer:
             if frames - copied <= self._tail_frames:
                 self._finish()
                 return
+
+
+def _flush(fd: int) -> None:
+    # macOS has no fdatasync; its fsync writes back all the same, which is what matters here.
+    getattr(os, "fdatasync", os.fsync)(fd)
