@@ -57,7 +57,7 @@ class FrameReader:
     def __init__(self) -> None:
         self._buffer = bytearray()
 
-    def feed(self, data: bytes) -> list[bytes]:
+    def feed(self, data: bytes | memoryview) -> list[bytes]:
         """The payloads completed by `data`, in order; a partial frame waits for the rest."""
         buffer = self._buffer
         buffer += data

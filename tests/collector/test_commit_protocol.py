@@ -44,3 +44,17 @@ def test_a_partial_frame_waits_for_the_rest() -> None:
     frame = group_frame([EVENT], [])
     assert reader.feed(frame[:-1]) == []
     assert len(reader.feed(frame[-1:])) == 1
+
+
+def test_frames_read_into_one_reused_buffer_survive_the_next_read() -> None:
+    # The commit process reads every chunk into the same buffer: what a frame needs of a chunk
+    # must be copied out before the next read overwrites it.
+    stream = group_frame([EVENT], []) + group_frame([], [REFUSED])
+    cut = len(stream) // 2 + 3  # the second frame straddles the two reads
+    buffer = bytearray(len(stream))
+    reader, payloads = FrameReader(), []
+    for chunk in (stream[:cut], stream[cut:]):
+        buffer[: len(chunk)] = chunk
+        payloads += reader.feed(memoryview(buffer)[: len(chunk)])
+        buffer[:] = b"\xff" * len(buffer)  # the next read, or anything else
+    assert [decode_group(p) for p in payloads] == [Group([EVENT], []), Group([], [REFUSED])]
