@@ -10,7 +10,6 @@ against the ground truth, read from the worker's own state.db.
 from __future__ import annotations
 
 import os
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -26,6 +25,7 @@ import httpx
 import numpy as np
 import orjson
 
+from bond.bench.processes import cpu_seconds, free_port
 from bond.errors import BondError
 from bond.simulate.households import Settings, generate
 from bond.simulate.offline import batches, score
@@ -47,7 +47,7 @@ def run(settings: Settings, *, as_json: bool, timeout_s: float = 1800.0) -> int:
     with tempfile.TemporaryDirectory(prefix="bond-simulate-") as tmp, _Stack(Path(tmp)) as stack:
         sent = _send(stack, messages(households))
         _wait_caught_up(stack, timeout_s)
-        worker_cpu = _cpu_seconds(stack.procs[1].pid)
+        worker_cpu = cpu_seconds(stack.procs[1].pid)
         state = sqlite3.connect(f"file:{stack.data_dir / 'state.db'}?mode=ro", uri=True)
         account_of = _accounts(state)
         quality = score(state, truth, account_of, settings)
@@ -82,7 +82,7 @@ class _Stack:
 
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.procs: list[subprocess.Popen[bytes]] = []
 
@@ -196,16 +196,6 @@ class _StitchWatcher(threading.Thread):
         }
 
 
-def _cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time of a running process (Linux /proc; None elsewhere)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    # After the command name: state is field 3, utime and stime are fields 14 and 15.
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _offset(state: sqlite3.Connection) -> int:
     try:
         row = state.execute("SELECT seq FROM engine_offset WHERE id = 1").fetchone()
@@ -241,9 +231,3 @@ def _accounts(state: sqlite3.Connection) -> dict[int, str]:
         if profile is not None and profile["user_ids"]:
             accounts[int(person)] = str(profile["user_ids"][-1])
     return accounts
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
