@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import statistics
 from typing import Any
 
 import pytest
 
-from bond.bench.ingest import BATCH_SIZE, measure
+from bond.bench.ingest import BATCH_SIZE, ROUNDS, measure
 
 
 @pytest.fixture(scope="module")
@@ -25,6 +26,14 @@ def test_every_round_sends_events_the_collector_has_not_seen(report: dict[str, A
     assert set(report["batch"]["statuses"]) == {"200"}
     assert set(report["trivial"]["statuses"]) == {"204"}
     assert report["single_vs_trivial"] > 0
+
+
+def test_each_rounds_ratio_is_reported_beside_their_median(report: dict[str, Any]) -> None:
+    # The spread of the rounds is what tells a real change from a noisy machine.
+    rounds = report["single_vs_trivial_rounds"]
+    assert len(rounds) == ROUNDS
+    assert all(ratio > 0 for ratio in rounds)
+    assert report["single_vs_trivial"] == pytest.approx(statistics.median(rounds), abs=1e-3)
 
 
 def test_the_cpu_of_each_process_is_reported_per_event(report: dict[str, Any]) -> None:
