@@ -111,6 +111,13 @@ def _parser() -> argparse.ArgumentParser:
     ingest.add_argument(
         "--connections", type=int, default=64, help="concurrent keep-alive connections"
     )
+    ingest.add_argument(
+        "--history",
+        type=_event_count,
+        default=None,
+        help="events in the collector's log before the bench starts (default: three times "
+        "the digests it keeps in memory, so that its duplicate checks reach the table)",
+    )
     ingest.set_defaults(run=_bench_ingest)
     stitch = bench_kinds.add_parser(
         "stitch", help="identify to complete timeline vs the naive UPDATE; worker events/s"
@@ -236,10 +243,24 @@ def _alerts_list(args: argparse.Namespace, config: Config) -> int:
     return list_alerts(config, limit=args.limit, as_json=args.json)
 
 
+def _event_count(text: str) -> int:
+    try:
+        count = int(text.replace("_", "").replace(",", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of events") from None
+    if count < 0:
+        raise argparse.ArgumentTypeError("a number of events cannot be negative")
+    return count
+
+
 def _bench_ingest(args: argparse.Namespace, config: Config) -> int:
+    from bond.bench.history import HISTORY_EVENTS
     from bond.bench.ingest import run
 
-    return run(seconds=args.seconds, connections=args.connections, as_json=args.json)
+    history = HISTORY_EVENTS if args.history is None else args.history
+    return run(
+        seconds=args.seconds, connections=args.connections, history=history, as_json=args.json
+    )
 
 
 def _bench_stitch(args: argparse.Namespace, config: Config) -> int:

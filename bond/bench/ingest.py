@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 import orjson
 
+from bond.bench.history import fill
 from bond.bench.loadgen import BodyMaker, LoadResult, run_load
 from bond.bench.processes import children_of, cpu_seconds, free_port, running
 from bond.bench.storage_ceiling import Round, Row, StorageCeiling, row
@@ -163,13 +164,14 @@ def _percentile(ordered: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] if ordered else 0.0
 
 
-def measure(*, seconds: float, connections: int) -> dict[str, Any]:
+def measure(*, seconds: float, connections: int, history: int) -> dict[str, Any]:
     """Each scenario for `seconds` in all, in ROUNDS rounds that alternate between them.
 
     The machine is shared: load from elsewhere comes and goes over seconds, and would land on
     whichever scenario ran then. Interleaved short rounds spread it over all three, and the
     ratio is the median of the ratios between a round's single events and its trivial
-    endpoint, measured seconds apart.
+    endpoint, measured seconds apart. The collector starts on a log that already holds
+    `history` events (see history.py).
     """
     bodies = Bodies(datetime.now(UTC))
     trivial = Scenario("trivial", "/v1/track", bodies.single, connections, 1)
@@ -180,6 +182,7 @@ def measure(*, seconds: float, connections: int) -> dict[str, Any]:
         trivial_port, collector_port = free_port(), free_port()
         config = Path(tmp) / "none.toml"
         config.write_text("")
+        fill(Path(tmp) / "data" / "events.db", history)
         collector = ["bond.cli", "--data-dir", str(Path(tmp) / "data"), "serve"]
         with (
             running(
@@ -225,7 +228,7 @@ def measure(*, seconds: float, connections: int) -> dict[str, Any]:
             stored = _stored(collector_url)
 
     report: dict[str, Any] = {s.name: s.as_dict() for s in (trivial, single, batch)}
-    report["collector"] = stored
+    report["collector"] = {"history_events": history, **stored}
     # Each round's ratio too: on a shared machine their spread says how far to trust the median.
     ratios = [s / max(t, 1e-9) for s, t in zip(single.rates, trivial.rates, strict=True)]
     ratio = statistics.median(ratios)
@@ -296,8 +299,8 @@ def _stored(url: str) -> dict[str, int]:
     return counts
 
 
-def run(*, seconds: float, connections: int, as_json: bool) -> int:
-    report = measure(seconds=seconds, connections=connections)
+def run(*, seconds: float, connections: int, history: int, as_json: bool) -> int:
+    report = measure(seconds=seconds, connections=connections, history=history)
     if as_json:
         print(orjson.dumps(report).decode())
         return 0
@@ -331,7 +334,8 @@ def run(*, seconds: float, connections: int, as_json: bool) -> int:
     print(
         f"\nsingle / trivial: {report['single_vs_trivial']:.2f}x (target >= 0.8), median of "
         f"{ROUNDS} interleaved rounds ({min(singles):.2f}-{max(singles):.2f}); {connections} "
-        f"connections ({BATCH_CONNECTIONS} for batches), {seconds:g}s per scenario, durable acks"
+        f"connections ({BATCH_CONNECTIONS} for batches), {seconds:g}s per scenario, durable acks, "
+        f"{history:,} events stored before"
     )
     target = TARGETS["batch_events_per_s"]
     beyond = (

@@ -9,16 +9,19 @@ import pytest
 
 from bond.bench.ingest import BATCH_CONNECTIONS, BATCH_SIZE, ROUNDS, measure
 
+HISTORY = 1_000  # the collector's log is filled first (see test_history.py)
+
 
 @pytest.fixture(scope="module")
 def report() -> dict[str, Any]:
-    return measure(seconds=0.5, connections=4)
+    return measure(seconds=0.5, connections=4, history=HISTORY)
 
 
 def test_every_round_sends_events_the_collector_has_not_seen(report: dict[str, Any]) -> None:
     # Rounds used to number their bodies from 1 again, so all but the first sent the same
     # messageIds: answered 2xx, stored never, and measured as if they were ingest.
     stored = report["collector"]
+    assert stored["history_events"] == HISTORY
     assert stored["events_deduplicated"] == 0
     sent = report["single"]["requests"] + report["batch"]["requests"] * BATCH_SIZE
     assert stored["events_accepted"] >= sent > 0

@@ -1,0 +1,48 @@
+"""The bench's history is an event log as a collector in use leaves it, digests and all."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from bond.bench.history import fill
+from bond.storage.eventlog import NewEvent, SqliteEventLog
+
+
+def _track(message_id: str) -> NewEvent:
+    return NewEvent(
+        "default", message_id, "track", "anon-1", None, "Clicked", 1, 1, None, None, b"{}"
+    )
+
+
+def _dedup_keys(path: Path) -> int:
+    with sqlite3.connect(path) as conn:
+        return int(conn.execute("SELECT count(*) FROM dedup").fetchone()[0])
+
+
+def test_all_but_the_newest_digests_are_in_the_table(tmp_path: Path) -> None:
+    path = tmp_path / "events.db"
+    fill(path, 1_000, in_memory=300)
+
+    assert _dedup_keys(path) == 700
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT merged_seq FROM dedup_state").fetchone()[0] == 700
+        assert conn.execute("SELECT count(*), max(seq) FROM events").fetchone() == (1000, 1000)
+
+
+def test_the_history_is_stored_once_and_new_events_merge_digests_at_once(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "events.db"
+    fill(path, 1_000, in_memory=300)
+    log = SqliteEventLog(path, dedup_memory=300)
+
+    # Sent again, events from both tiers are duplicates: the table's and memory's.
+    assert log.append([_track("history-5"), _track("history-999")], []) == 0
+    # A new event finds memory full, so a part is merged into the table right after it.
+    assert log.append([_track("new-1")], []) == 1
+    assert _dedup_keys(path) > 700
+    assert log.read_after(1_000, 10)[0].message_id == "new-1"
+    assert log.read_after(0, 1)[0].body == (
+        b'{"type":"track","event":"Product Viewed","anonymousId":"anon-1","messageId":"history-1"}'
+    )

@@ -1,0 +1,23 @@
+"""The command line refuses what it cannot use, with a reason, before starting anything."""
+
+from __future__ import annotations
+
+import pytest
+
+from bond.cli import _parser, main
+
+
+@pytest.mark.parametrize("text", ["-5", "lots"])
+def test_a_history_that_is_no_count_of_events_is_refused(
+    text: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["bench", "ingest", "--history", text])
+    assert exit_.value.code == 2
+    assert "--history" in capsys.readouterr().err
+
+
+def test_a_history_may_be_written_as_people_write_large_numbers() -> None:
+    args = _parser().parse_args(["bench", "ingest", "--history", "1,000,000"])
+    assert args.history == 1_000_000
+    assert _parser().parse_args(["bench", "ingest"]).history is None
