@@ -182,8 +182,9 @@ _INSERT_TIED_REJECTED = (
 # are prepared for a few sizes, and a group is padded up to the next one with rows of NULLs
 # that the WHERE drops before they are inserted (so they take no seq, as a dropped duplicate
 # does).
-# The digests held in memory are checked before; the statement checks the `dedup` table. It
-# inserts nothing unless the log's AUTOINCREMENT counter is still the last offset this process
+# The digests held in memory are checked before; the statement checks the `dedup` table, unless
+# its filter has already said which keys the table holds (see dedup.TableFilter). It inserts
+# nothing unless the log's AUTOINCREMENT counter is still the last offset this process
 # knows of (the last parameter): rows another connection appended are read first. (Checking
 # the rows themselves would make SQLite copy the whole group into a temporary table first,
 # since the statement would then read the table it writes.)
@@ -200,16 +201,27 @@ _SELECT = ", ".join(
     f"NULLIF(column{i + 1}, 0)" if i in _NULLABLE else f"column{i + 1}" for i in range(12)
 )
 _INSERT_SIZES = tuple(2**n for n in range(10))
+_LOOKUP = "AND NOT EXISTS (SELECT 1 FROM dedup WHERE key = column12) "
 _INSERTS = {
-    size: f"INSERT INTO events ({_COLUMNS}, dedup_key) "
+    (size, checked): f"INSERT INTO events ({_COLUMNS}, dedup_key) "
     f"SELECT {_SELECT} FROM (VALUES {','.join([_ROW] * size)}) WHERE column12 != 0 "
-    "AND NOT EXISTS (SELECT 1 FROM dedup WHERE key = column12) "
-    f"AND ({LAST_SEQ}) = ?"
+    f"{'' if checked else _LOOKUP}AND ({LAST_SEQ}) = ?"
     for size in _INSERT_SIZES
+    for checked in (False, True)
 }
 # Digests held in memory before parts of them are merged into the table: about 100 bytes each,
 # and about what a process reads back from the rows when it first appends.
 DEDUP_MEMORY_KEYS = 200_000
+
+
+def _without(
+    params: list[object], keys: list[bytes], drop: set[bytes]
+) -> tuple[list[object], list[bytes]]:
+    """The rows of `params` (12 values each, one per key) whose key is not in `drop`."""
+    mine = [row for row, key in enumerate(keys) if key not in drop]
+    return [value for row in mine for value in params[row * 12 : row * 12 + 12]], [
+        keys[row] for row in mine
+    ]
 
 
 class SqliteEventLog:
@@ -235,7 +247,7 @@ class SqliteEventLog:
         largest = _INSERT_SIZES[-1]
         try:
             if self._recent is None:
-                self._recent = RecentKeys.load(self._conn, limit=self._dedup_memory)
+                self._recent = RecentKeys.load(self._conn, self.path, limit=self._dedup_memory)
             recent = self._recent
             head, added = recent.head, list[bytes]()
             try:
@@ -297,10 +309,14 @@ class SqliteEventLog:
         bodies = cast("list[bytes]", params[10::12])
         params[10::12] = list(map(bytearray, bodies))  # a copy costs less (see above)
         recent.newest = max(recent.newest, max(event.received_at for event in events))
+        held = recent.table.held(self._conn, keys) if recent.table is not None else None
+        if held:  # sent again long after the first time: the table has them
+            params, keys = _without(params, keys, held)
         while keys:
             size = next(size for size in _INSERT_SIZES if size >= len(keys))
             cursor = self._conn.execute(
-                _INSERTS[size], [*params, *_PADDING * (size - len(keys)), recent.head]
+                _INSERTS[size, held is not None],
+                [*params, *_PADDING * (size - len(keys)), recent.head],
             )
             if cursor.rowcount:
                 recent.head = cursor.lastrowid or 0
@@ -309,9 +325,7 @@ class SqliteEventLog:
             theirs = recent.catch_up()
             if theirs is None:
                 return 0
-            mine = [row for row, key in enumerate(keys) if key not in theirs]
-            params = [value for row in mine for value in params[row * 12 : row * 12 + 12]]
-            keys = [keys[row] for row in mine]
+            params, keys = _without(params, keys, theirs)
         return 0
 
     @contextmanager
@@ -473,4 +487,6 @@ class SqliteEventLog:
             raise StorageError(f"the event log cannot be written: {exc}") from exc
 
     def close(self) -> None:
+        if self._recent is not None:
+            self._recent.close()
         self._conn.close()

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from bond.errors import StorageError
-from bond.storage.dedup import PARTS, dedup_key
+from bond.storage.dedup import FILTERED_GROUP, PARTS, RecentKeys, TableFilter, dedup_key
 from bond.storage.eventlog import NewEvent, RejectedEvent, SqliteEventLog
+from bond.storage.sqlite import connect
 
 DAY_MS = 86_400_000
 
@@ -107,3 +108,62 @@ def test_digests_of_events_gone_by_retention_are_pruned(tmp_path: Path) -> None:
         log.append([new(f"new{i}", received_at=now)], [])
     assert table(path, f"SELECT count(*) FROM dedup WHERE at < {now}") == 0
     assert log.append([new("old4", received_at=now)], []) == 1
+
+
+def _merged_log(path: Path, events: int) -> list[bytes]:
+    """A log whose digests are all in the `dedup` table; returns them in key order."""
+    log = SqliteEventLog(path, dedup_memory=0)
+    for start in range(0, events, 50):
+        log.append([new(f"m{i}") for i in range(start, start + 50)], [])
+    log.close()
+    with sqlite3.connect(path) as conn:
+        return [bytes(row[0]) for row in conn.execute("SELECT key FROM dedup ORDER BY key")]
+
+
+def test_the_filter_of_the_table_finds_exactly_the_keys_it_holds(tmp_path: Path) -> None:
+    path = tmp_path / "events.db"
+    stored = _merged_log(path, 3_000)
+    assert len(stored) == 3_000
+    fresh = [dedup_key("web", f"new{i}") for i in range(200)]
+    table_filter = TableFilter(path, capacity=10)  # read in slices, growing as it goes
+    try:
+        assert table_filter.wait(timeout_s=30)
+        conn = connect(path)
+        mixed = [*fresh[:100], *stored[::30], *fresh[100:]]
+        assert table_filter.held(conn, mixed) == set(stored[::30])
+        assert table_filter.held(conn, fresh) == set()
+        # Too few to be worth numpy's fixed cost: the insert looks them up itself.
+        assert table_filter.held(conn, stored[: FILTERED_GROUP - 1]) is None
+        conn.close()
+    finally:
+        table_filter.close()
+
+
+def test_digests_merged_after_the_filter_filled_are_in_it(tmp_path: Path) -> None:
+    path = tmp_path / "events.db"
+    _merged_log(path, 500)
+    conn = connect(path)
+    recent = RecentKeys.load(conn, path, limit=0)
+    assert recent.table is not None and recent.table.wait(timeout_s=30)
+    later = [dedup_key("web", f"later{i}") for i in range(100)]
+    assert recent.table.held(conn, later) == set()
+    for key in later:
+        recent.add(key)
+    recent.merge_if_due()  # over the limit of 0: every part goes to the table and the filter
+    assert recent.table.held(conn, later) == set(later)
+    recent.close()
+    conn.close()
+
+
+def test_a_large_group_sent_again_long_after_is_refused_through_the_filter(tmp_path: Path) -> None:
+    path = tmp_path / "events.db"
+    _merged_log(path, 1_000)
+    log = SqliteEventLog(path, dedup_memory=0)
+    assert log.append([new("first")], []) == 1  # loads the digests and starts the filter
+    assert log._recent is not None and log._recent.table is not None  # white box: wait for it
+    assert log._recent.table.wait(timeout_s=30)
+    again = [new(f"m{i}") for i in range(0, 1_000, 9)]
+    mixed = [*again[:50], *(new(f"n{i}") for i in range(80)), *again[50:]]
+    assert log.append(mixed, []) == 80
+    assert ids(log)[1_000:] == ["first", *(f"n{i}" for i in range(80))]
+    log.close()

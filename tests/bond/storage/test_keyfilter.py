@@ -1,0 +1,32 @@
+"""The Bloom filter never forgets a key it was given and rarely claims one it was not."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from bond.storage.keyfilter import KeyFilter
+
+
+def test_every_key_added_is_maybe_present_as_the_filter_grows() -> None:
+    keys = os.urandom(16 * 300_000)
+    grown = KeyFilter(capacity=1)  # the smallest filter, so that it grows twice
+    for at in range(0, len(keys), 16 * 70_000):
+        grown.add(keys[at : at + 16 * 70_000])
+    assert grown.count == 300_000
+    assert all(grown.maybe(keys))
+    assert all(grown.maybe(keys[16 * 1234 : 16 * 1240]))  # a few at a time as well
+
+
+def test_keys_never_added_are_mostly_reported_absent() -> None:
+    known = KeyFilter(capacity=100_000)
+    known.add(os.urandom(16 * 100_000))
+    others = known.maybe(os.urandom(16 * 100_000))
+    assert sum(others) / len(others) < 0.02
+    assert not any(KeyFilter().maybe(os.urandom(16 * 1000)))  # empty: nothing is present
+
+
+def test_keys_must_be_whole_digests() -> None:
+    with pytest.raises(ValueError, match="16 bytes each; got 17"):
+        KeyFilter().add(os.urandom(17))
