@@ -196,6 +196,10 @@ def _part_end(index: int) -> bytes:
 # Below this many keys, numpy's fixed cost per call is about that of looking them up in SQLite.
 FILTERED_GROUP = 32
 _FILL_SLICE = 65_536  # keys read from the table per statement while filling
+_FILL_SLICE_SQL = (
+    "SELECT group_concat(hex(key), ''), max(key) FROM "
+    "(SELECT key FROM dedup WHERE key > ? ORDER BY key LIMIT ?)"
+)
 
 
 class TableFilter:
@@ -209,8 +213,9 @@ class TableFilter:
     event up to the merged offset (a power of two in all: 67 MB for 30 million events).
     """
 
-    def __init__(self, path: Path, *, capacity: int) -> None:
+    def __init__(self, path: Path, *, capacity: int, slice_keys: int = _FILL_SLICE) -> None:
         self._filter = KeyFilter(capacity)
+        self._slice_keys = slice_keys
         self._lock = threading.Lock()  # adds from the merges and from the reading thread
         self._stop = threading.Event()
         self._filled = threading.Event()
@@ -252,18 +257,13 @@ class TableFilter:
             try:
                 last = b""
                 while not self._stop.is_set():
-                    keys = [
-                        row[0]
-                        for row in conn.execute(
-                            "SELECT key FROM dedup WHERE key > ? ORDER BY key LIMIT ?",
-                            (last, _FILL_SLICE),
-                        )
-                    ]
-                    if not keys:
+                    # One hex string per slice: SQLite builds it without the GIL, which the
+                    # commit process's main thread needs meanwhile.
+                    found, last = conn.execute(_FILL_SLICE_SQL, (last, self._slice_keys)).fetchone()
+                    if found is None:
                         self._filled.set()
                         return
-                    self.add(b"".join(keys))
-                    last = keys[-1]
+                    self.add(bytes.fromhex(found))
             finally:
                 conn.close()
         except Exception as exc:  # the lookups go on without it: slower, still right

@@ -125,7 +125,8 @@ def test_the_filter_of_the_table_finds_exactly_the_keys_it_holds(tmp_path: Path)
     stored = _merged_log(path, 3_000)
     assert len(stored) == 3_000
     fresh = [dedup_key("web", f"new{i}") for i in range(200)]
-    table_filter = TableFilter(path, capacity=10)  # read in slices, growing as it goes
+    # Read in slices, growing as it goes.
+    table_filter = TableFilter(path, capacity=10, slice_keys=128)
     try:
         assert table_filter.wait(timeout_s=30)
         conn = connect(path)
