@@ -14,6 +14,7 @@ import os
 import statistics
 import tempfile
 import time
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -215,16 +216,17 @@ def measure(*, seconds: float, connections: int, history: int) -> dict[str, Any]
             ):
                 run_load(url, path, warm_up, connections=warm_connections, seconds=1)
             # Groups as large as the batches in flight: the cheapest commits the collector makes.
-            ceiling = StorageCeiling(
-                Path(tmp) / "ceiling.db", bodies.row, group=BATCH_CONNECTIONS * BATCH_SIZE
-            )
-            ceiling.run(seconds=1)
-            for _ in range(ROUNDS):
-                trivial.run(trivial_url, seconds / ROUNDS)
-                single.run(collector_url, seconds / ROUNDS)
-                batch.run(collector_url, seconds / ROUNDS)
-                storage.append(ceiling.run(seconds / ROUNDS))
-            ceiling.close()
+            with closing(
+                StorageCeiling(
+                    Path(tmp) / "ceiling.db", bodies.row, group=BATCH_CONNECTIONS * BATCH_SIZE
+                )
+            ) as ceiling:
+                ceiling.run(seconds=1)
+                for _ in range(ROUNDS):
+                    trivial.run(trivial_url, seconds / ROUNDS)
+                    single.run(collector_url, seconds / ROUNDS)
+                    batch.run(collector_url, seconds / ROUNDS)
+                    storage.append(ceiling.run(seconds / ROUNDS))
             stored = _stored(collector_url)
 
     report: dict[str, Any] = {s.name: s.as_dict() for s in (trivial, single, batch)}
@@ -235,11 +237,11 @@ def measure(*, seconds: float, connections: int, history: int) -> dict[str, Any]
     report["single_vs_trivial"] = round(ratio, 3)
     report["single_vs_trivial_rounds"] = [round(r, 3) for r in ratios]
     report["storage"] = _storage(storage)
-    stored_ratios = [
+    bare_ratios = [
         b * BATCH_SIZE / max(d.rate, 1e-9) for b, d in zip(batch.rates, storage, strict=True)
     ]
-    report["batch_vs_storage"] = round(statistics.median(stored_ratios), 3)
-    report["batch_vs_storage_rounds"] = [round(r, 3) for r in stored_ratios]
+    report["batch_vs_storage"] = round(statistics.median(bare_ratios), 3)
+    report["batch_vs_storage_rounds"] = [round(r, 3) for r in bare_ratios]
     report["connections"] = connections
     report["seconds"] = seconds
     report["rounds"] = ROUNDS
