@@ -6,8 +6,8 @@ so a key's bit positions come straight from its two 64-bit halves (h1 + i * h2, 
 double-hashing scheme of Kirsch and Mitzenmacher) without hashing it again.
 
 The capacity is not known in advance, so a full filter is followed by one twice its size
-rather than rebuilt: a key may be in any of them, and the false positives of all add up to
-under 2%.
+rather than rebuilt. A key may be in any of them, so their false positives add up: about 0.8%
+for each filter that filled, which the doubling keeps to a few over a collector's life.
 """
 
 from __future__ import annotations
