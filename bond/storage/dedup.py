@@ -37,8 +37,9 @@ import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from bond.errors import StorageError
 from bond.logs import log
-from bond.storage.keyfilter import KeyFilter
+from bond.storage.keyfilter import KEY_BYTES, KeyFilter
 from bond.storage.sqlite import connect
 
 PARTS = 256
@@ -196,8 +197,11 @@ def _part_end(index: int) -> bytes:
 # Below this many keys, numpy's fixed cost per call is about that of looking them up in SQLite.
 FILTERED_GROUP = 32
 _FILL_SLICE = 65_536  # keys read from the table per statement while filling
+# A slice's keys as one blob, concatenated by SQLite: no object per key, and no work with the
+# GIL held that the commit process's main thread is waiting for. (group_concat copies a blob's
+# bytes as they are into its text; the cast takes them back. The count checks that it did.)
 _FILL_SLICE_SQL = (
-    "SELECT group_concat(hex(key), ''), max(key) FROM "
+    "SELECT CAST(group_concat(key, '') AS BLOB), max(key), count(*) FROM "
     "(SELECT key FROM dedup WHERE key > ? ORDER BY key LIMIT ?)"
 )
 
@@ -257,13 +261,14 @@ class TableFilter:
             try:
                 last = b""
                 while not self._stop.is_set():
-                    # One hex string per slice: SQLite builds it without the GIL, which the
-                    # commit process's main thread needs meanwhile.
-                    found, last = conn.execute(_FILL_SLICE_SQL, (last, self._slice_keys)).fetchone()
-                    if found is None:
+                    query = conn.execute(_FILL_SLICE_SQL, (last, self._slice_keys))
+                    found, last, count = query.fetchone()
+                    if not count:
                         self._filled.set()
                         return
-                    self.add(bytes.fromhex(found))
+                    if len(found) != count * KEY_BYTES:
+                        raise StorageError(f"read {len(found)} bytes for {count} digests")
+                    self.add(found)
             finally:
                 conn.close()
         except Exception as exc:  # the lookups go on without it: slower, still right
