@@ -16,16 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bond.storage.dedup import dedup_key
-from bond.storage.eventlog import SqliteEventLog
+from bond.storage.eventlog import INSERT_ROW, SqliteEventLog
 from bond.storage.sqlite import connect
 
-# The row as the event log binds and stores it (see eventlog.py): a missing text is bound as 0
-# and stored as NULL, blobs are bound as bytearrays.
-_INSERT = (
-    "INSERT INTO events (source, message_id, type, anonymous_id, user_id, event, timestamp, "
-    "received_at, ip, user_agent, body, dedup_key) VALUES (?, ?, ?, NULLIF(?, 0), NULLIF(?, 0), "
-    "NULLIF(?, 0), ?, ?, NULLIF(?, 0), NULLIF(?, 0), ?, ?)"
-)
+# Bound as the event log binds its rows: a missing text as 0, blobs as bytearrays.
 Row = tuple[str, str, str, str, int, str, int, int, str, str, bytearray, bytearray]
 
 
@@ -76,7 +70,7 @@ class StorageCeiling:
             self.numbered += self.group
             cpu, wall = time.process_time(), time.perf_counter()
             self._conn.execute("BEGIN IMMEDIATE")
-            self._conn.executemany(_INSERT, rows)
+            self._conn.executemany(INSERT_ROW, rows)
             self._conn.execute("COMMIT")
             done.wall_s += time.perf_counter() - wall
             done.cpu_s += time.process_time() - cpu

@@ -200,6 +200,13 @@ _NULLABLE = (3, 4, 5, 8, 9)  # anonymous_id, user_id, event, ip, user_agent
 _SELECT = ", ".join(
     f"NULLIF(column{i + 1}, 0)" if i in _NULLABLE else f"column{i + 1}" for i in range(12)
 )
+# One row bound and stored as the statements below store theirs, for the bench that times
+# SQLite's share alone (bond/bench/storage_ceiling.py).
+INSERT_ROW = (
+    f"INSERT INTO events ({_COLUMNS}, dedup_key) VALUES ("
+    + ", ".join("NULLIF(?, 0)" if i in _NULLABLE else "?" for i in range(12))
+    + ")"
+)
 _INSERT_SIZES = tuple(2**n for n in range(10))
 _LOOKUP = "AND NOT EXISTS (SELECT 1 FROM dedup WHERE key = column12) "
 _INSERTS = {
