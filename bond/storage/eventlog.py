@@ -12,11 +12,18 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import NamedTuple, Protocol, cast
+from typing import Any, NamedTuple, Protocol, cast
 
 from bond.errors import StorageError
 from bond.storage.dedup import LAST_SEQ, RecentKeys, dedup_key
-from bond.storage.sqlite import connect, data_version, migrate, wait_for_commit
+from bond.storage.dedup_runs import CHUNK_KEYS, TOP_LEVEL, SortedKeys
+from bond.storage.sqlite import (
+    connect,
+    data_version,
+    migrate,
+    wait_for_commit,
+    write_transaction,
+)
 
 
 class NewEvent(NamedTuple):
@@ -160,6 +167,35 @@ MIGRATIONS = [
     INSERT INTO dedup_state SELECT 1, coalesce(max(seq), 0) FROM events;
     DROP INDEX events_dedup_key;
     """,
+    # The digests leave the table for sorted runs, written whole (see dedup_runs.py). The
+    # table's become one run of the top level: it is not merged again, and retention drops it
+    # once its newest event is gone.
+    f"""
+    CREATE TABLE dedup_runs (
+        run INTEGER PRIMARY KEY,
+        level INTEGER NOT NULL,
+        at INTEGER NOT NULL,
+        complete INTEGER NOT NULL,
+        target INTEGER
+    );
+    CREATE TABLE dedup_chunks (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        run INTEGER NOT NULL,
+        last BLOB NOT NULL,
+        keys BLOB NOT NULL
+    );
+    CREATE UNIQUE INDEX dedup_chunks_run ON dedup_chunks (run, last);
+    INSERT INTO dedup_runs (run, level, at, complete)
+        SELECT 1, {TOP_LEVEL}, max(at), 1 FROM dedup HAVING count(*);
+    INSERT INTO dedup_chunks (run, last, keys)
+        SELECT 1, max(key), bond_sorted_keys(key) FROM (
+            SELECT key, substr(key, 1, 1) AS part,
+                (row_number() OVER (PARTITION BY substr(key, 1, 1) ORDER BY key) - 1) / {CHUNK_KEYS}
+                    AS chunk
+            FROM dedup
+        ) GROUP BY part, chunk;
+    DROP TABLE dedup;
+    """,
 ]
 
 _COLUMNS = (
@@ -182,8 +218,7 @@ _INSERT_TIED_REJECTED = (
 # are prepared for a few sizes, and a group is padded up to the next one with rows of NULLs
 # that the WHERE drops before they are inserted (so they take no seq, as a dropped duplicate
 # does).
-# The digests held in memory are checked before; the statement checks the `dedup` table, unless
-# its filter has already said which keys the table holds (see dedup.TableFilter). It inserts
+# The digests held in memory and in the runs on disk are checked before. The statement inserts
 # nothing unless the log's AUTOINCREMENT counter is still the last offset this process
 # knows of (the last parameter): rows another connection appended are read first. (Checking
 # the rows themselves would make SQLite copy the whole group into a temporary table first,
@@ -208,15 +243,13 @@ INSERT_ROW = (
     + ")"
 )
 _INSERT_SIZES = tuple(2**n for n in range(10))
-_LOOKUP = "AND NOT EXISTS (SELECT 1 FROM dedup WHERE key = column12) "
 _INSERTS = {
-    (size, checked): f"INSERT INTO events ({_COLUMNS}, dedup_key) "
+    size: f"INSERT INTO events ({_COLUMNS}, dedup_key) "
     f"SELECT {_SELECT} FROM (VALUES {','.join([_ROW] * size)}) WHERE column12 != 0 "
-    f"{'' if checked else _LOOKUP}AND ({LAST_SEQ}) = ?"
+    f"AND ({LAST_SEQ}) = ?"
     for size in _INSERT_SIZES
-    for checked in (False, True)
 }
-# Digests held in memory before parts of them are merged into the table: about 100 bytes each,
+# Digests held in memory before parts of them are merged into the runs: about 100 bytes each,
 # and about what a process reads back from the rows when it first appends.
 DEDUP_MEMORY_KEYS = 200_000
 
@@ -246,6 +279,9 @@ class SqliteEventLog:
             self._conn.execute("PRAGMA wal_autocheckpoint = 0")
         # Migration 3 fills the key of the events already stored.
         self._conn.create_function("bond_dedup_key", 2, dedup_key, deterministic=True)
+        # Migration 5 writes the digests of the `dedup` table as runs. (typeshed's protocol
+        # for an aggregate takes ints only.)
+        self._conn.create_aggregate("bond_sorted_keys", 1, cast("Any", SortedKeys))
         migrate(self._conn, MIGRATIONS, name="event log")
         self._dedup_memory = dedup_memory
         self._recent: RecentKeys | None = None  # read on the first append: readers never need it
@@ -262,7 +298,7 @@ class SqliteEventLog:
                     # One statement is its own transaction: the whole commit is one step.
                     inserted = self._insert(events, recent, added)
                 else:
-                    with self._write():
+                    with write_transaction(self._conn):
                         inserted = sum(
                             self._insert(events[start : start + largest], recent, added)
                             for start in range(0, len(events), largest)
@@ -316,13 +352,13 @@ class SqliteEventLog:
         bodies = cast("list[bytes]", params[10::12])
         params[10::12] = list(map(bytearray, bodies))  # a copy costs less (see above)
         recent.newest = max(recent.newest, max(event.received_at for event in events))
-        held = recent.table.held(self._conn, keys) if recent.table is not None else None
-        if held:  # sent again long after the first time: the table has them
+        held = recent.runs.held(keys)
+        if held:  # sent again long after the first time: the runs have them
             params, keys = _without(params, keys, held)
         while keys:
             size = next(size for size in _INSERT_SIZES if size >= len(keys))
             cursor = self._conn.execute(
-                _INSERTS[size, held is not None],
+                _INSERTS[size],
                 [*params, *_PADDING * (size - len(keys)), recent.head],
             )
             if cursor.rowcount:
@@ -334,17 +370,6 @@ class SqliteEventLog:
                 return 0
             params, keys = _without(params, keys, theirs)
         return 0
-
-    @contextmanager
-    def _write(self) -> Iterator[None]:
-        conn = self._conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
 
     def read_after(self, offset: int, limit: int) -> list[StoredEvent]:
         rows = self._conn.execute(
@@ -480,7 +505,7 @@ class SqliteEventLog:
     def _transaction(self, what: str) -> Iterator[sqlite3.Connection]:
         try:
             self._conn.execute("PRAGMA secure_delete = ON")
-            with self._write():
+            with write_transaction(self._conn):
                 yield self._conn
         except sqlite3.Error as exc:
             raise StorageError(f"cannot {what}: {exc}") from exc

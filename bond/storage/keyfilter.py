@@ -21,6 +21,9 @@ HASHES = 7  # the best count for 10 bits per key: 0.8% false positives when full
 _STEPS = np.arange(HASHES, dtype=np.uint64)
 _MIN_CAPACITY = 1 << 16
 _HALVES = np.dtype("<u8")
+# Below this many keys numpy's fixed cost per call (about 30 µs) is more than testing the bits
+# one at a time in Python, which stops at the first clear bit: 2-3 µs a key.
+_FEW = 16
 
 
 class _Bloom:
@@ -29,7 +32,9 @@ class _Bloom:
         self.capacity = size // BITS_PER_KEY
         self.count = 0
         self._bits = np.zeros(size // 8, dtype=np.uint8)
+        self._bytes = self._bits.data  # the same bits: an index gives an int at once
         self._mask = np.uint64(size - 1)
+        self._int_mask = size - 1
 
     def _positions(self, halves: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
         # An odd step visits HASHES distinct bits of a power-of-two array.
@@ -46,6 +51,15 @@ class _Bloom:
         positions = self._positions(halves)
         found = self._bits[positions >> np.uint64(3)] >> (positions & np.uint64(7))
         return (found & 1).all(axis=1)  # type: ignore[no-any-return]
+
+    def maybe_one(self, first: int, step: int) -> bool:
+        # The positions of _positions: modulo 2**64 first changes nothing under a smaller mask.
+        bits, mask = self._bytes, self._int_mask
+        for i in range(HASHES):
+            position = (first + i * step) & mask
+            if not bits[position >> 3] >> (position & 7) & 1:
+                return False
+        return True
 
 
 class KeyFilter:
@@ -73,14 +87,20 @@ class KeyFilter:
     def maybe(self, keys: bytes) -> list[bool]:
         """For each key, False when it was certainly never added.
 
-        About 0.5 µs a key in large groups, but numpy's fixed cost makes a call for a few keys
-        cost as much as looking them up in SQLite.
+        About 0.5 µs a key in large groups, 2-3 µs in small ones.
         """
+        if len(keys) < _FEW * KEY_BYTES and not len(keys) % KEY_BYTES:
+            return [self._maybe_one(keys[at : at + KEY_BYTES]) for at in range(0, len(keys), 16)]
         halves = _halves(keys)
         found = self._blooms[0].maybe(halves)
         for bloom in self._blooms[1:]:
             found |= bloom.maybe(halves)
         return found.tolist()  # type: ignore[no-any-return]
+
+    def _maybe_one(self, key: bytes) -> bool:
+        first = int.from_bytes(key[:8], "little")
+        step = int.from_bytes(key[8:], "little") | 1
+        return any(bloom.maybe_one(first, step) for bloom in self._blooms)
 
 
 def _halves(keys: bytes) -> npt.NDArray[np.uint64]:

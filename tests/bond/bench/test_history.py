@@ -17,15 +17,17 @@ def _track(message_id: str) -> NewEvent:
 
 def _dedup_keys(path: Path) -> int:
     with sqlite3.connect(path) as conn:
-        return int(conn.execute("SELECT count(*) FROM dedup").fetchone()[0])
+        return int(conn.execute("SELECT sum(length(keys)) / 16 FROM dedup_chunks").fetchone()[0])
 
 
-def test_all_but_the_newest_digests_are_in_the_table(tmp_path: Path) -> None:
+def test_all_but_the_newest_digests_are_in_runs_of_a_round_each(tmp_path: Path) -> None:
     path = tmp_path / "events.db"
     fill(path, 1_000, in_memory=300)
 
     assert _dedup_keys(path) == 700
     with sqlite3.connect(path) as conn:
+        runs = conn.execute("SELECT level, complete FROM dedup_runs").fetchall()
+        assert runs == [(0, 1)] * 3  # 300, 300 and 100 digests
         assert conn.execute("SELECT merged_seq FROM dedup_state").fetchone()[0] == 700
         assert conn.execute("SELECT count(*), max(seq) FROM events").fetchone() == (1000, 1000)
 
@@ -39,7 +41,7 @@ def test_the_history_is_stored_once_and_new_events_merge_digests_at_once(
 
     # Sent again, events from both tiers are duplicates: the table's and memory's.
     assert log.append([_track("history-5"), _track("history-999")], []) == 0
-    # A new event finds memory full, so a part is merged into the table right after it.
+    # A new event finds memory full, so a part is merged into a run right after it.
     assert log.append([_track("new-1")], []) == 1
     assert _dedup_keys(path) > 700
     assert log.read_after(1_000, 10)[0].message_id == "new-1"

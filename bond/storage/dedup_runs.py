@@ -1,0 +1,326 @@
+"""The digests merged out of memory, on disk: sorted runs written whole, found through a filter.
+
+A table keyed by digest (a B-tree) cost a B-tree insert per digest on every merge, 3-6 µs of the
+commit process's time for each event, and with the table at L pages about L / 200,000 page
+writes per digest: as many as a unique index once a log holds tens of millions of events.
+
+Here a merge writes a part's digests, already sorted, as one blob: a chunk of a run. A run is
+what one round of merges wrote, in key order. Runs are merged FANOUT at a time into one of the
+next level, a part per step, so a digest is rewritten at most TOP_LEVEL times in all. Each step
+reads and writes whole blobs and sorts them with numpy, a few tenths of a µs per digest.
+
+The price is the lookup. A digest may be in any run, and finding it there costs a seek in each,
+so the lookups go through a Bloom filter of every digest in the runs (`RunFilter`): only the
+about 1% of keys it cannot rule out, and true duplicates sent long after, are looked up.
+
+Retention drops whole runs, once the newest event whose digest a run holds is older than the
+oldest event kept. Runs of the top level are not merged further, so that this happens at all:
+a digest outlives its event by at most the time it takes to fill one.
+"""
+
+from __future__ import annotations
+
+import itertools
+import sqlite3
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from bond.logs import log
+from bond.storage.keyfilter import KEY_BYTES, KeyFilter
+from bond.storage.sqlite import connect
+
+PARTS = 256  # a part is the digests of one first byte: merges and compactions go a part a time
+FANOUT = 4
+TOP_LEVEL = 3  # runs of 4**3 rounds of merges: 12,800,000 digests with 200,000 in memory
+CHUNK_KEYS = 1024  # digests per blob: 16 KB read for a lookup
+
+_PROBE = (
+    "SELECT (SELECT keys FROM dedup_chunks WHERE run = r.run AND last >= ? ORDER BY last LIMIT 1) "
+    "FROM dedup_runs AS r"
+)
+_PART_CHUNKS = "run IN ({runs}) AND last >= ? AND last < ?"
+_INSERT_CHUNK = "INSERT INTO dedup_chunks (run, last, keys) VALUES (?, ?, ?)"
+# The bytes of 16-byte strings compare as memcmp does: the order of the chunks' `last` column.
+_KEYS = np.dtype(f"S{KEY_BYTES}")
+
+
+class SortedKeys:
+    """An SQL aggregate: the distinct digests of a group as one blob in key order (migrations)."""
+
+    def __init__(self) -> None:
+        self._keys: list[bytes] = []
+
+    def step(self, key: bytes) -> None:
+        self._keys.append(key)
+
+    def finalize(self) -> bytes:
+        return _union(self._keys)
+
+
+class SortedRuns:
+    """The runs of one event log, written by its one writer; every call is part of the
+    caller's transaction."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path, *, capacity: int) -> None:
+        self._conn = conn
+        self.filter = RunFilter(path, capacity=capacity)
+        self._open: int | None = None  # the run this round of merges writes
+        self._compaction: _Compaction | None = None
+        self._stale = True  # the state above is not read from the database yet
+
+    def rolled_back(self) -> None:
+        """The caller's transaction was rolled back: read the state again before the next step."""
+        self._stale = True
+
+    def begin_round(self, *, prune_before: int) -> None:
+        """Drop the runs retention has passed, and start merging runs if a level is full."""
+        self._recover()
+        self._drop_older(prune_before)
+        if self._compaction is None:
+            self._compaction = self._start_compaction()
+
+    def write(self, keys: bytes, *, at: int) -> None:
+        """Add a part's digests, in any order, to this round's run; `at` is the receipt time of
+        the newest event among them or before."""
+        self._recover()
+        if self._open is None:
+            self._open = self._new_run(level=0, at=at)
+        _write_sorted(self._conn, self._open, _union([keys]))
+        self._conn.execute("UPDATE dedup_runs SET at = max(at, ?) WHERE run = ?", (at, self._open))
+        self.filter.add(keys)
+
+    def end_round(self) -> None:
+        self._recover()
+        if self._open is not None:
+            self._conn.execute("UPDATE dedup_runs SET complete = 1 WHERE run = ?", (self._open,))
+            self._open = None
+
+    def compact_step(self) -> None:
+        """Merge one part of the runs being merged, if any are."""
+        self._recover()
+        if self._compaction is not None and self._compaction.step(self._conn):
+            self._compaction = None
+
+    def held(self, keys: Sequence[bytes]) -> set[bytes]:
+        """Which of `keys` the runs hold: those the filter cannot rule out, looked up."""
+        if not self.filter.ready:
+            return self.probe(keys)
+        maybe = self.filter.maybe(b"".join(keys))
+        return self.probe([key for key, found in zip(keys, maybe, strict=True) if found])
+
+    def probe(self, keys: Sequence[bytes]) -> set[bytes]:
+        """Which of `keys` the runs hold, looked up in each run: a seek and a 16 KB read."""
+        return {
+            key
+            for key in keys
+            if any(
+                chunk is not None and _contains(chunk, key)
+                for (chunk,) in self._conn.execute(_PROBE, (key,))
+            )
+        }
+
+    def close(self) -> None:
+        self.filter.close()
+
+    def _new_run(self, *, level: int, at: int) -> int:
+        cursor = self._conn.execute(
+            "INSERT INTO dedup_runs (level, at, complete) VALUES (?, ?, 0)", (level, at)
+        )
+        return int(cursor.lastrowid or 0)
+
+    def _drop_older(self, before: int) -> None:
+        old = "SELECT run FROM dedup_runs WHERE at < ? AND complete AND target IS NULL"
+        self._conn.execute(f"DELETE FROM dedup_chunks WHERE run IN ({old})", (before,))
+        self._conn.execute(f"DELETE FROM dedup_runs WHERE run IN ({old})", (before,))
+
+    def _start_compaction(self) -> _Compaction | None:
+        row = self._conn.execute(
+            "SELECT level FROM dedup_runs WHERE complete AND target IS NULL AND level < ? "
+            "GROUP BY level HAVING count(*) >= ? ORDER BY level LIMIT 1",
+            (TOP_LEVEL, FANOUT),
+        ).fetchone()
+        if row is None:
+            return None
+        level = int(row[0])
+        sources = [
+            int(run)
+            for (run,) in self._conn.execute(
+                "SELECT run FROM dedup_runs WHERE level = ? AND complete AND target IS NULL",
+                (level,),
+            )
+        ]
+        marks = ",".join("?" * len(sources))
+        (at,) = self._conn.execute(
+            f"SELECT max(at) FROM dedup_runs WHERE run IN ({marks})", sources
+        ).fetchone()
+        target = self._new_run(level=level + 1, at=int(at))
+        self._conn.execute(
+            f"UPDATE dedup_runs SET target = ? WHERE run IN ({marks})", [target, *sources]
+        )
+        return _Compaction(target, sources)
+
+    def _recover(self) -> None:
+        """Take up after a process or a transaction that stopped mid-way: a run left open holds
+        digests like any other, and a compaction goes on from the start (parts already merged
+        have nothing left to merge)."""
+        if not self._stale:
+            return
+        self._open = None
+        self._compaction = None
+        runs = self._conn.execute(
+            "SELECT run, target FROM dedup_runs WHERE target IS NOT NULL ORDER BY run"
+        ).fetchall()
+        if runs:
+            self._compaction = _Compaction(int(runs[0][1]), [int(run) for run, _ in runs])
+        self._conn.execute(
+            "UPDATE dedup_runs SET complete = 1 WHERE NOT complete "
+            "AND run NOT IN (SELECT target FROM dedup_runs WHERE target IS NOT NULL)"
+        )
+        self._stale = False
+
+
+class _Compaction:
+    """Runs being merged into one of the next level, a part per step."""
+
+    def __init__(self, target: int, sources: list[int]) -> None:
+        self.target = target
+        self.sources = sources
+        self.part = 0
+
+    def step(self, conn: sqlite3.Connection) -> bool:
+        """Merge the next part; True when the last was merged."""
+        where = _PART_CHUNKS.format(runs=",".join("?" * len(self.sources)))
+        bounds = [*self.sources, bytes([self.part]), _part_end(self.part)]
+        found = conn.execute(f"SELECT keys FROM dedup_chunks WHERE {where}", bounds)
+        chunks = [chunk for (chunk,) in found]
+        if chunks:
+            _write_sorted(conn, self.target, _union(chunks))
+            conn.execute(f"DELETE FROM dedup_chunks WHERE {where}", bounds)
+        self.part += 1
+        if self.part < PARTS:
+            return False
+        marks = ",".join("?" * len(self.sources))
+        conn.execute(f"DELETE FROM dedup_runs WHERE run IN ({marks})", self.sources)
+        conn.execute("UPDATE dedup_runs SET complete = 1 WHERE run = ?", (self.target,))
+        return True
+
+
+def write_run(conn: sqlite3.Connection, keys: bytes, *, level: int, at: int) -> None:
+    """Store `keys` (16 bytes each, in any order) as a complete run of `level`."""
+    cursor = conn.execute(
+        "INSERT INTO dedup_runs (level, at, complete) VALUES (?, ?, 1)", (level, at)
+    )
+    _write_sorted(conn, int(cursor.lastrowid or 0), _union([keys]))
+
+
+def _write_sorted(conn: sqlite3.Connection, run: int, keys: bytes) -> None:
+    """Store sorted `keys` in chunks of the run, none across two parts, so that a compaction
+    finds a part's keys by the chunks' `last` alone."""
+    firsts = np.frombuffer(keys, dtype=np.uint8)[::KEY_BYTES]
+    bounds = (np.searchsorted(firsts, np.arange(PARTS + 1)) * KEY_BYTES).tolist()
+    size = CHUNK_KEYS * KEY_BYTES
+    chunks = [
+        keys[start : min(start + size, end)]
+        for first, end in itertools.pairwise(bounds)
+        for start in range(first, end, size)
+    ]
+    conn.executemany(_INSERT_CHUNK, [(run, chunk[-KEY_BYTES:], chunk) for chunk in chunks])
+
+
+def _union(chunks: Sequence[bytes]) -> bytes:
+    """The distinct keys of `chunks` in key order, as one blob."""
+    keys = np.sort(np.frombuffer(b"".join(chunks), dtype=_KEYS), kind="stable")
+    if len(keys) < 2:
+        return keys.tobytes()
+    distinct = np.empty(len(keys), dtype=bool)
+    distinct[0] = True
+    np.not_equal(keys[1:], keys[:-1], out=distinct[1:])
+    return keys[distinct].tobytes()
+
+
+def _contains(chunk: bytes, key: bytes) -> bool:
+    low, high = 0, len(chunk) // KEY_BYTES
+    while low < high:
+        middle = (low + high) // 2
+        found = chunk[middle * KEY_BYTES : (middle + 1) * KEY_BYTES]
+        if found == key:
+            return True
+        if found < key:
+            low = middle + 1
+        else:
+            high = middle
+    return False
+
+
+def _part_end(index: int) -> bytes:
+    # The first key past the part: keys are 16 bytes, so 17 bytes of 0xff is past the last part.
+    return bytes([index + 1]) if index + 1 < PARTS else b"\xff" * 17
+
+
+_FILL_CHUNKS = 64  # chunks read per statement while filling: about 65,000 digests
+
+
+class RunFilter:
+    """Which digests the runs certainly lack, so that their lookups are skipped.
+
+    Every digest in the runs must be in the filter, or a duplicate would be stored twice. So a
+    thread of its own reads the runs' chunks into it, in the order they were written and some at
+    a time on a connection of its own, while every merge adds its part; until the reading is
+    done, `ready` is False and every key is looked up. A chunk written while the thread reads
+    comes after those it has read (a compaction's too: its digests are read again, which does
+    no harm). A digest dropped with its run stays in the filter, which costs it a lookup, nothing
+    more. Memory: 10 to 20 bits per digest (a power of two in all: 67 MB for 30 million events).
+    """
+
+    def __init__(self, path: Path, *, capacity: int, slice_chunks: int = _FILL_CHUNKS) -> None:
+        self._filter = KeyFilter(capacity)
+        self._slice_chunks = slice_chunks
+        self._lock = threading.Lock()  # adds from the merges and from the reading thread
+        self._stop = threading.Event()
+        self._filled = threading.Event()
+        self._thread = threading.Thread(
+            target=self._fill, args=(path,), name="bond-dedup-filter", daemon=True
+        )
+        self._thread.start()
+
+    @property
+    def ready(self) -> bool:
+        return self._filled.is_set()
+
+    def wait(self, timeout_s: float) -> bool:
+        """Block until the runs' digests are all in the filter; False on the timeout."""
+        return self._filled.wait(timeout_s)
+
+    def add(self, keys: bytes) -> None:
+        with self._lock:
+            self._filter.add(keys)
+
+    def maybe(self, keys: bytes) -> list[bool]:
+        return self._filter.maybe(keys)
+
+    def _fill(self, path: Path) -> None:
+        try:
+            conn = connect(path)
+            try:
+                last = 0
+                while not self._stop.is_set():
+                    rows = conn.execute(
+                        "SELECT id, keys FROM dedup_chunks WHERE id > ? ORDER BY id LIMIT ?",
+                        (last, self._slice_chunks),
+                    ).fetchall()
+                    if not rows:
+                        self._filled.set()
+                        return
+                    last = rows[-1][0]
+                    self.add(b"".join(chunk for _, chunk in rows))
+            finally:
+                conn.close()
+        except Exception as exc:  # the lookups go on without it: slower, still right
+            log("dedup_filter_failed", reason=str(exc))
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
