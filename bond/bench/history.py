@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from bond.storage.dedup import dedup_key
-from bond.storage.dedup_runs import write_run
+from bond.storage.dedup_runs import FANOUT, TOP_LEVEL, write_run
 from bond.storage.eventlog import DEDUP_MEMORY_KEYS, SqliteEventLog
 from bond.storage.sqlite import connect
 
@@ -38,8 +38,8 @@ def fill(
     path: Path, events: int, *, source: str = "default", in_memory: int = DEDUP_MEMORY_KEYS
 ) -> None:
     """Store `events` track events from `source` ("history-<n>") in a new event log at `path`,
-    with the digests of all but the last `in_memory` merged into runs of `in_memory` each, as a
-    collector that stored them would have left them. Only the process's memory is new.
+    with the digests of all but the last `in_memory` in sorted runs, as a collector that stored
+    them would have left them. Only the process's memory is new.
     """
     SqliteEventLog(path).close()  # the schema, as the collector makes it
     conn = connect(path, durable=False)  # a fixture, not data to keep
@@ -49,15 +49,27 @@ def fill(
     try:
         conn.execute("BEGIN IMMEDIATE")
         conn.execute(_FILL, {"events": events, "source": source, "at": received})
-        per_run = in_memory or merged  # a round of merges writes what memory held
-        for start in range(0, merged, per_run):
+        per_round = in_memory or merged  # a round of merges writes what memory held
+        start = 0
+        for level in _levels(-(-merged // per_round)):
+            end = min(start + per_round * FANOUT**level, merged)
             rows = conn.execute(
-                "SELECT dedup_key FROM events WHERE seq > ? AND seq <= ?",
-                (start, min(start + per_run, merged)),
+                "SELECT dedup_key FROM events WHERE seq > ? AND seq <= ?", (start, end)
             )
-            write_run(conn, b"".join(key for (key,) in rows), level=0, at=received)
+            write_run(conn, b"".join(key for (key,) in rows), level=level, at=received)
+            start = end
         conn.execute("UPDATE dedup_state SET merged_seq = ?", (merged,))
         conn.execute("COMMIT")
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
         conn.close()
+
+
+def _levels(rounds: int) -> list[int]:
+    """The levels of the runs that `rounds` rounds of merges leave, oldest first: each level
+    holds fewer than FANOUT runs (the digits of `rounds` in base FANOUT), except the top."""
+    levels: list[int] = []
+    for level in range(TOP_LEVEL, -1, -1):
+        count, rounds = divmod(rounds, FANOUT**level)
+        levels += [level] * count
+    return levels

@@ -48,3 +48,17 @@ def test_the_history_is_stored_once_and_new_events_merge_digests_at_once(
     assert log.read_after(0, 1)[0].body == (
         b'{"type":"track","event":"Product Viewed","anonymousId":"anon-1","messageId":"history-1"}'
     )
+
+
+def test_rounds_of_merges_leave_runs_level_by_level(tmp_path: Path) -> None:
+    path = tmp_path / "events.db"
+    # 29 rounds of 100: 16 + 3 * 4 + 1, as merges would have left them (the last round short).
+    fill(path, 2_950, in_memory=100)
+
+    with sqlite3.connect(path) as conn:
+        runs = conn.execute(
+            "SELECT level, sum(length(keys)) / 16 FROM dedup_runs "
+            "JOIN dedup_chunks USING (run) GROUP BY run ORDER BY run"
+        ).fetchall()
+    assert runs == [(2, 1_600), (1, 400), (1, 400), (1, 400), (0, 50)]
+    assert _dedup_keys(path) == 2_850
