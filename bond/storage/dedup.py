@@ -136,27 +136,23 @@ class RecentKeys:
     def merge_one(self) -> None:
         """Write the next part to this round's run, then drop it from memory.
 
-        One transaction, with a step of the runs' compaction: a crash leaves the part both in
-        memory's source (the rows past the merged offset) and perhaps in a run, which is
-        harmless.
+        One transaction, with a step of the runs' merging: memory changes only once it is
+        committed, and a crash before leaves the part where it was, in the rows past the
+        merged offset.
         """
         index = self._next_part
         part = self._parts[index]
-        try:
-            with write_transaction(self._conn):
-                if index == 0:
-                    self._round_head = self.head
-                    self.runs.begin_round(prune_before=self._oldest_kept_ms() - PRUNE_MARGIN_MS)
-                if part:
-                    self.runs.write(b"".join(part), at=self.newest)
-                self.runs.compact_step()
-                if index == PARTS - 1:
-                    # A whole round merged every digest held when it began.
-                    self.runs.end_round()
-                    self._conn.execute("UPDATE dedup_state SET merged_seq = ?", (self._round_head,))
-        except BaseException:
-            self.runs.rolled_back()
-            raise
+        with write_transaction(self._conn):
+            if index == 0:
+                self._round_head = self.head
+                self.runs.begin_round(prune_before=self._oldest_kept_ms() - PRUNE_MARGIN_MS)
+            if part:
+                self.runs.write(b"".join(part), at=self.newest)
+            self.runs.compact_step()
+            if index == PARTS - 1:
+                # A whole round merged every digest held when it began.
+                self.runs.end_round()
+                self._conn.execute("UPDATE dedup_state SET merged_seq = ?", (self._round_head,))
         self.count -= len(part)
         part.clear()
         self._next_part = (index + 1) % PARTS

@@ -41,7 +41,6 @@ _PROBE = (
     "SELECT (SELECT keys FROM dedup_chunks WHERE run = r.run AND last >= ? ORDER BY last LIMIT 1) "
     "FROM dedup_runs AS r"
 )
-_PART_CHUNKS = "run IN ({runs}) AND last >= ? AND last < ?"
 _INSERT_CHUNK = "INSERT INTO dedup_chunks (run, last, keys) VALUES (?, ?, ?)"
 # The bytes of 16-byte strings compare as memcmp does: the order of the chunks' `last` column.
 _KEYS = np.dtype(f"S{KEY_BYTES}")
@@ -61,48 +60,79 @@ class SortedKeys:
 
 
 class SortedRuns:
-    """The runs of one event log, written by its one writer; every call is part of the
-    caller's transaction."""
+    """The runs of one event log. Every call is part of the caller's transaction, and all the
+    state that outlives one is in the database: a rolled-back transaction leaves nothing to
+    undo, and another process writing the same log (or one that stopped mid-way) is taken up
+    where it left off."""
 
     def __init__(self, conn: sqlite3.Connection, path: Path, *, capacity: int) -> None:
         self._conn = conn
         self.filter = RunFilter(path, capacity=capacity)
-        self._open: int | None = None  # the run this round of merges writes
-        self._compaction: _Compaction | None = None
-        self._stale = True  # the state above is not read from the database yet
-
-    def rolled_back(self) -> None:
-        """The caller's transaction was rolled back: read the state again before the next step."""
-        self._stale = True
+        self._open: int | None = None  # the run this round of merges writes, when it still is
 
     def begin_round(self, *, prune_before: int) -> None:
         """Drop the runs retention has passed, and start merging runs if a level is full."""
-        self._recover()
+        # A run left open (by a process that stopped, or a round whose end was rolled back)
+        # holds digests like any other. Another writer's open run is closed too, which is safe:
+        # that writer starts a new one once a merge takes it (see `write`).
+        self._conn.execute(
+            "UPDATE dedup_runs SET complete = 1 WHERE NOT complete "
+            "AND run NOT IN (SELECT target FROM dedup_runs WHERE target IS NOT NULL)"
+        )
         self._drop_older(prune_before)
-        if self._compaction is None:
-            self._compaction = self._start_compaction()
+        if self._compaction() is None:
+            self._start_compaction()
 
     def write(self, keys: bytes, *, at: int) -> None:
         """Add a part's digests, in any order, to this round's run; `at` is the receipt time of
         the newest event among them or before."""
-        self._recover()
-        if self._open is None:
+        if (
+            self._open is None
+            or not self._conn.execute(
+                "SELECT 1 FROM dedup_runs WHERE run = ? AND target IS NULL", (self._open,)
+            ).fetchone()
+        ):
+            # Rolled back, or taken into a merge by another writer: a run a merge reads from must
+            # not change under it.
             self._open = self._new_run(level=0, at=at)
         _write_sorted(self._conn, self._open, _union([keys]))
         self._conn.execute("UPDATE dedup_runs SET at = max(at, ?) WHERE run = ?", (at, self._open))
         self.filter.add(keys)
 
     def end_round(self) -> None:
-        self._recover()
         if self._open is not None:
             self._conn.execute("UPDATE dedup_runs SET complete = 1 WHERE run = ?", (self._open,))
             self._open = None
 
     def compact_step(self) -> None:
-        """Merge one part of the runs being merged, if any are."""
-        self._recover()
-        if self._compaction is not None and self._compaction.step(self._conn):
-            self._compaction = None
+        """Merge the next part of the runs being merged, if any are."""
+        found = self._compaction()
+        if found is None:
+            return
+        target, part = found
+        sources = [
+            int(run)
+            for (run,) in self._conn.execute(
+                "SELECT run FROM dedup_runs WHERE target = ?", (target,)
+            )
+        ]
+        marks = ",".join("?" * len(sources))
+        where = f"run IN ({marks}) AND last >= ? AND last < ?"
+        bounds = [*sources, bytes([part]), _part_end(part)]
+        chunks = [
+            chunk
+            for (chunk,) in self._conn.execute(
+                f"SELECT keys FROM dedup_chunks WHERE {where}", bounds
+            )
+        ]
+        if chunks:
+            _write_sorted(self._conn, target, _union(chunks))
+            self._conn.execute(f"DELETE FROM dedup_chunks WHERE {where}", bounds)
+        if part + 1 < PARTS:
+            self._conn.execute("UPDATE dedup_runs SET merged = ? WHERE run = ?", (part + 1, target))
+            return
+        self._conn.execute(f"DELETE FROM dedup_runs WHERE run IN ({marks})", sources)
+        self._conn.execute("UPDATE dedup_runs SET complete = 1 WHERE run = ?", (target,))
 
     def held(self, keys: Sequence[bytes]) -> set[bytes]:
         """Which of `keys` the runs hold: those the filter cannot rule out, looked up."""
@@ -131,81 +161,31 @@ class SortedRuns:
         )
         return int(cursor.lastrowid or 0)
 
+    def _compaction(self) -> tuple[int, int] | None:
+        """The run being merged into and how many of its parts are merged, if one is."""
+        row = self._conn.execute(
+            "SELECT run, merged FROM dedup_runs WHERE run = "
+            "(SELECT target FROM dedup_runs WHERE target IS NOT NULL LIMIT 1)"
+        ).fetchone()
+        return (int(row[0]), int(row[1])) if row else None
+
     def _drop_older(self, before: int) -> None:
         old = "SELECT run FROM dedup_runs WHERE at < ? AND complete AND target IS NULL"
         self._conn.execute(f"DELETE FROM dedup_chunks WHERE run IN ({old})", (before,))
         self._conn.execute(f"DELETE FROM dedup_runs WHERE run IN ({old})", (before,))
 
-    def _start_compaction(self) -> _Compaction | None:
+    def _start_compaction(self) -> None:
         row = self._conn.execute(
-            "SELECT level FROM dedup_runs WHERE complete AND target IS NULL AND level < ? "
-            "GROUP BY level HAVING count(*) >= ? ORDER BY level LIMIT 1",
+            "SELECT level, max(at) FROM dedup_runs WHERE complete AND target IS NULL "
+            "AND level < ? GROUP BY level HAVING count(*) >= ? ORDER BY level LIMIT 1",
             (TOP_LEVEL, FANOUT),
         ).fetchone()
-        if row is None:
-            return None
-        level = int(row[0])
-        sources = [
-            int(run)
-            for (run,) in self._conn.execute(
-                "SELECT run FROM dedup_runs WHERE level = ? AND complete AND target IS NULL",
-                (level,),
+        if row is not None:
+            target = self._new_run(level=row[0] + 1, at=row[1])
+            self._conn.execute(
+                "UPDATE dedup_runs SET target = ? WHERE level = ? AND complete AND target IS NULL",
+                (target, row[0]),
             )
-        ]
-        marks = ",".join("?" * len(sources))
-        (at,) = self._conn.execute(
-            f"SELECT max(at) FROM dedup_runs WHERE run IN ({marks})", sources
-        ).fetchone()
-        target = self._new_run(level=level + 1, at=int(at))
-        self._conn.execute(
-            f"UPDATE dedup_runs SET target = ? WHERE run IN ({marks})", [target, *sources]
-        )
-        return _Compaction(target, sources)
-
-    def _recover(self) -> None:
-        """Take up after a process or a transaction that stopped mid-way: a run left open holds
-        digests like any other, and a compaction goes on from the start (parts already merged
-        have nothing left to merge)."""
-        if not self._stale:
-            return
-        self._open = None
-        self._compaction = None
-        runs = self._conn.execute(
-            "SELECT run, target FROM dedup_runs WHERE target IS NOT NULL ORDER BY run"
-        ).fetchall()
-        if runs:
-            self._compaction = _Compaction(int(runs[0][1]), [int(run) for run, _ in runs])
-        self._conn.execute(
-            "UPDATE dedup_runs SET complete = 1 WHERE NOT complete "
-            "AND run NOT IN (SELECT target FROM dedup_runs WHERE target IS NOT NULL)"
-        )
-        self._stale = False
-
-
-class _Compaction:
-    """Runs being merged into one of the next level, a part per step."""
-
-    def __init__(self, target: int, sources: list[int]) -> None:
-        self.target = target
-        self.sources = sources
-        self.part = 0
-
-    def step(self, conn: sqlite3.Connection) -> bool:
-        """Merge the next part; True when the last was merged."""
-        where = _PART_CHUNKS.format(runs=",".join("?" * len(self.sources)))
-        bounds = [*self.sources, bytes([self.part]), _part_end(self.part)]
-        found = conn.execute(f"SELECT keys FROM dedup_chunks WHERE {where}", bounds)
-        chunks = [chunk for (chunk,) in found]
-        if chunks:
-            _write_sorted(conn, self.target, _union(chunks))
-            conn.execute(f"DELETE FROM dedup_chunks WHERE {where}", bounds)
-        self.part += 1
-        if self.part < PARTS:
-            return False
-        marks = ",".join("?" * len(self.sources))
-        conn.execute(f"DELETE FROM dedup_runs WHERE run IN ({marks})", self.sources)
-        conn.execute("UPDATE dedup_runs SET complete = 1 WHERE run = ?", (self.target,))
-        return True
 
 
 def write_run(conn: sqlite3.Connection, keys: bytes, *, level: int, at: int) -> None:

@@ -176,7 +176,8 @@ MIGRATIONS = [
         level INTEGER NOT NULL,
         at INTEGER NOT NULL,
         complete INTEGER NOT NULL,
-        target INTEGER
+        target INTEGER,  -- the run a merge is moving this one's digests into
+        merged INTEGER NOT NULL DEFAULT 0  -- as a merge's target, the parts it holds so far
     );
     CREATE TABLE dedup_chunks (
         id INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -68,6 +68,8 @@ def runs(log_path: Path, conn: sqlite3.Connection) -> Iterator[SortedRuns]:
 
 
 def chunks(conn: sqlite3.Connection) -> list[tuple[int, bytes, bytes]]:
+    orphans = "SELECT count(*) FROM dedup_chunks WHERE run NOT IN (SELECT run FROM dedup_runs)"
+    assert conn.execute(orphans).fetchone()[0] == 0  # a chunk no lookup would ever read
     rows = conn.execute("SELECT run, last, keys FROM dedup_chunks ORDER BY run, last")
     return [(run, bytes(last), bytes(keys)) for run, last, keys in rows]
 
@@ -185,11 +187,41 @@ def test_a_merge_rolled_back_half_way_loses_no_digest(
         for _ in range(PARTS // 2):
             runs.compact_step()
         raise OSError("disk full")
-    runs.rolled_back()
     written += rounds(runs, conn, FANOUT, FANOUT + 2, 300)
     assert sorted(stored_keys(conn)) == sorted(written)
     assert runs.probe(written) == set(written)
     assert levels(conn) == {1: 1, 0: 2}
+
+
+def test_a_run_another_writer_takes_into_a_merge_is_written_no_more(
+    log_path: Path, conn: sqlite3.Connection
+) -> None:
+    ours = SortedRuns(conn, log_path, capacity=10)
+    other_conn = connect(log_path)
+    theirs = SortedRuns(other_conn, log_path, capacity=10)
+    try:
+        written = rounds(ours, conn, 0, FANOUT - 1, 300)
+        early, late = digests("early", 300), digests("late", 300)
+        with write_transaction(conn):
+            ours.begin_round(prune_before=0)
+            ours.write(b"".join(early), at=5)  # this round's run, open
+        # The other writer closes it and merges it with the three before, all but one part.
+        with write_transaction(other_conn):
+            theirs.begin_round(prune_before=0)
+            for _ in range(PARTS - 1):
+                theirs.compact_step()
+        with write_transaction(conn):
+            ours.write(b"".join(late), at=5)  # into a run of its own
+            ours.compact_step()  # the last part: the four runs are gone
+            ours.end_round()
+        written += early + late
+        assert levels(conn) == {1: 1, 0: 1}
+        assert sorted(stored_keys(conn)) == sorted(written)
+        assert ours.probe(written) == set(written)
+    finally:
+        theirs.close()
+        other_conn.close()
+        ours.close()
 
 
 def test_a_new_process_goes_on_with_a_merge_left_half_done(
