@@ -4,7 +4,7 @@ A table keyed by digest (a B-tree) cost a B-tree insert per digest on every merg
 commit process's time for each event, and with the table at L pages about L / 200,000 page
 writes per digest: as many as a unique index once a log holds tens of millions of events.
 
-Here a merge writes a part's digests, already sorted, as one blob: a chunk of a run. A run is
+Here a merge writes a part's digests, sorted, as blobs of CHUNK_KEYS: chunks of a run. A run is
 what one round of merges wrote, in key order. Runs are merged FANOUT at a time into one of the
 next level, a part per step, so a digest is rewritten at most TOP_LEVEL times in all. Each step
 reads and writes whole blobs and sorts them with numpy, a few tenths of a µs per digest.
