@@ -116,7 +116,7 @@ def _parser() -> argparse.ArgumentParser:
         type=_event_count,
         default=None,
         help="events in the collector's log before the bench starts (default: three times "
-        "the digests it keeps in memory, so that its duplicate checks reach the table)",
+        "the digests it keeps in memory, so that its duplicate checks reach the runs on disk)",
     )
     ingest.set_defaults(run=_bench_ingest)
     stitch = bench_kinds.add_parser(
