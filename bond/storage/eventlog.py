@@ -168,8 +168,8 @@ MIGRATIONS = [
     DROP INDEX events_dedup_key;
     """,
     # The digests leave the table for sorted runs, written whole (see dedup_runs.py). The
-    # table's become one run of the top level: it is not merged again, and retention drops it
-    # once its newest event is gone.
+    # table's digests become one run of the top level: it is not merged again, and retention
+    # drops it once its newest event is gone.
     f"""
     CREATE TABLE dedup_runs (
         run INTEGER PRIMARY KEY,

@@ -90,7 +90,9 @@ class KeyFilter:
         About 0.5 µs a key in large groups, 2-3 µs in small ones.
         """
         if len(keys) < _FEW * KEY_BYTES and not len(keys) % KEY_BYTES:
-            return [self._maybe_one(keys[at : at + KEY_BYTES]) for at in range(0, len(keys), 16)]
+            return [
+                self._maybe_one(keys[at : at + KEY_BYTES]) for at in range(0, len(keys), KEY_BYTES)
+            ]
         halves = _halves(keys)
         found = self._blooms[0].maybe(halves)
         for bloom in self._blooms[1:]:
