@@ -96,7 +96,7 @@ class SortedRuns:
         ):
             # Rolled back, or taken into a merge by another writer: a run a merge reads from must
             # not change under it.
-            self._open = self._new_run(level=0, at=at)
+            self._open = _new_run(self._conn, level=0, at=at, complete=False)
         _write_sorted(self._conn, self._open, _union([keys]))
         self._conn.execute("UPDATE dedup_runs SET at = max(at, ?) WHERE run = ?", (at, self._open))
         self.filter.add(keys)
@@ -157,12 +157,6 @@ class SortedRuns:
     def close(self) -> None:
         self.filter.close()
 
-    def _new_run(self, *, level: int, at: int) -> int:
-        cursor = self._conn.execute(
-            "INSERT INTO dedup_runs (level, at, complete) VALUES (?, ?, 0)", (level, at)
-        )
-        return int(cursor.lastrowid or 0)
-
     def _compaction(self) -> tuple[int, int] | None:
         """The run being merged into and how many of its parts are merged, if one is."""
         row = self._conn.execute(
@@ -183,7 +177,7 @@ class SortedRuns:
             (TOP_LEVEL, FANOUT),
         ).fetchone()
         if row is not None:
-            target = self._new_run(level=row[0] + 1, at=row[1])
+            target = _new_run(self._conn, level=row[0] + 1, at=row[1], complete=False)
             self._conn.execute(
                 "UPDATE dedup_runs SET target = ? WHERE level = ? AND complete AND target IS NULL",
                 (target, row[0]),
@@ -192,10 +186,14 @@ class SortedRuns:
 
 def write_run(conn: sqlite3.Connection, keys: bytes, *, level: int, at: int) -> None:
     """Store `keys` (16 bytes each, in any order) as a complete run of `level`."""
+    _write_sorted(conn, _new_run(conn, level=level, at=at, complete=True), _union([keys]))
+
+
+def _new_run(conn: sqlite3.Connection, *, level: int, at: int, complete: bool) -> int:
     cursor = conn.execute(
-        "INSERT INTO dedup_runs (level, at, complete) VALUES (?, ?, 1)", (level, at)
+        "INSERT INTO dedup_runs (level, at, complete) VALUES (?, ?, ?)", (level, at, complete)
     )
-    _write_sorted(conn, int(cursor.lastrowid or 0), _union([keys]))
+    return int(cursor.lastrowid or 0)
 
 
 def _write_sorted(conn: sqlite3.Connection, run: int, keys: bytes) -> None:
@@ -224,6 +222,8 @@ def _union(chunks: Sequence[bytes]) -> bytes:
 
 
 def _contains(chunk: bytes, key: bytes) -> bool:
+    """Whether sorted `chunk` holds `key`. (bisect with a key function that slices the chunk
+    costs twice this loop: 5 against 2.7 µs over 128 digests.)"""
     low, high = 0, len(chunk) // KEY_BYTES
     while low < high:
         middle = (low + high) // 2
