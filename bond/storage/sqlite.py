@@ -2,7 +2,8 @@
 
 Each component that owns tables in a database (the event log, the identity graph, alerts, ...)
 records its own version in `schema_version`, so components migrate independently. A migration is
-a script applied in one transaction with the version bump: a crash mid-way leaves the old schema.
+a script; the ones due are applied in one transaction with the version bump, so a crash mid-way
+leaves the old schema.
 """
 
 from __future__ import annotations
@@ -14,8 +15,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bond.errors import StorageError
+from bond.logs import log
 
 BUSY_TIMEOUT_MS = 5000
+# Migrating a large log can take minutes; a process that opens it meanwhile waits that long.
+MIGRATION_WAIT_S = 600.0
 
 
 def connect(path: Path, *, durable: bool = True) -> sqlite3.Connection:
@@ -86,37 +90,71 @@ def wait_for_commit(
 
 
 def migrate(conn: sqlite3.Connection, migrations: Sequence[str], *, name: str) -> int:
-    """Apply `name`'s migrations past its recorded version; returns the version now in force."""
+    """Apply `name`'s migrations past its recorded version; returns the version now in force.
+
+    Every process that opens a database migrates it, and they start together after an upgrade:
+    the version is read again once the write lock is held, so a migration that another process
+    finished meanwhile is not applied twice, and a long one is waited for instead of failing.
+    """
     try:
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS schema_version "
-            "(component TEXT PRIMARY KEY, version INTEGER NOT NULL)"
-        )
-        row = conn.execute(
-            "SELECT version FROM schema_version WHERE component = ?", (name,)
-        ).fetchone()
-        current = row[0] if row else 0
-        if current > len(migrations):
-            raise StorageError(
-                f"{name} database is at schema version {current}, newer than this Bond "
-                f"({len(migrations)}); upgrade Bond before opening it"
+        # Read first: while another process migrates, even CREATE TABLE IF NOT EXISTS waits.
+        if _current(conn, migrations, name) == len(migrations):
+            return len(migrations)
+        _lock_for_migration(conn, name)
+        try:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_version "
+                "(component TEXT PRIMARY KEY, version INTEGER NOT NULL)"
             )
-        for version in range(current + 1, len(migrations) + 1):
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            for version in range(_current(conn, migrations, name) + 1, len(migrations) + 1):
                 for statement in _statements(migrations[version - 1]):
                     conn.execute(statement)
                 conn.execute(
                     "INSERT OR REPLACE INTO schema_version (component, version) VALUES (?, ?)",
                     (name, version),
                 )
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
         return len(migrations)
     except sqlite3.Error as exc:
         raise StorageError(f"cannot migrate the {name} database: {exc}") from exc
+
+
+def _current(conn: sqlite3.Connection, migrations: Sequence[str], name: str) -> int:
+    row = None
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'schema_version'").fetchone():
+        row = conn.execute(
+            "SELECT version FROM schema_version WHERE component = ?", (name,)
+        ).fetchone()
+    current = int(row[0]) if row else 0
+    if current > len(migrations):
+        raise StorageError(
+            f"{name} database is at schema version {current}, newer than this Bond "
+            f"({len(migrations)}); upgrade Bond before opening it"
+        )
+    return current
+
+
+def _lock_for_migration(conn: sqlite3.Connection, name: str) -> None:
+    """BEGIN IMMEDIATE, waiting up to MIGRATION_WAIT_S for a lock held by another process."""
+    deadline = time.monotonic() + MIGRATION_WAIT_S
+    waiting = False
+    while True:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                raise
+        if not waiting:
+            waiting = True
+            log(
+                "migration_waiting",
+                database=name,
+                reason="another process holds the write lock, most likely migrating it",
+            )
 
 
 def _statements(script: str) -> list[str]:

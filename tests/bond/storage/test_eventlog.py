@@ -4,9 +4,6 @@ import sqlite3
 import threading
 from pathlib import Path
 
-import pytest
-
-from bond.errors import StorageError
 from bond.storage.eventlog import MIGRATIONS, NewEvent, RejectedEvent, SqliteEventLog
 from bond.storage.sqlite import connect, migrate
 
@@ -144,24 +141,3 @@ def test_a_commit_before_the_wait_is_not_missed(tmp_path: Path) -> None:
     # The commit landed between the read and the wait: the wait must end at once.
     assert reader.wait_for_append(0.0, since=version) is True
     assert [e.message_id for e in reader.read_after(0, 10)] == ["m1"]
-
-
-def test_migrations_are_per_component_and_refuse_a_newer_schema(tmp_path: Path) -> None:
-    conn = connect(tmp_path / "state.db")
-    assert migrate(conn, ["CREATE TABLE a (x)"], name="one") == 1
-    assert migrate(conn, ["CREATE TABLE b (x)", "CREATE TABLE c (x)"], name="two") == 2
-    assert migrate(conn, ["CREATE TABLE a (x)", "CREATE TABLE a2 (x)"], name="one") == 2
-    with pytest.raises(StorageError, match="newer than this Bond"):
-        migrate(conn, ["CREATE TABLE a (x)"], name="one")
-
-
-def test_a_failed_migration_leaves_the_old_schema(tmp_path: Path) -> None:
-    conn = connect(tmp_path / "state.db")
-    migrate(conn, ["CREATE TABLE a (x)"], name="one")
-    with pytest.raises(StorageError):
-        migrate(conn, ["CREATE TABLE a (x)", "CREATE TABLE b (x); NOT SQL"], name="one")
-    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    assert "b" not in tables
-    assert conn.execute(
-        "SELECT version FROM schema_version WHERE component = 'one'"
-    ).fetchone() == (1,)

@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from bond.errors import StorageError
+from bond.storage.sqlite import connect, migrate
+
+
+def test_migrations_are_per_component_and_refuse_a_newer_schema(tmp_path: Path) -> None:
+    conn = connect(tmp_path / "state.db")
+    assert migrate(conn, ["CREATE TABLE a (x)"], name="one") == 1
+    assert migrate(conn, ["CREATE TABLE b (x)", "CREATE TABLE c (x)"], name="two") == 2
+    assert migrate(conn, ["CREATE TABLE a (x)", "CREATE TABLE a2 (x)"], name="one") == 2
+    with pytest.raises(StorageError, match="newer than this Bond"):
+        migrate(conn, ["CREATE TABLE a (x)"], name="one")
+
+
+def test_a_failed_migration_leaves_the_old_schema(tmp_path: Path) -> None:
+    conn = connect(tmp_path / "state.db")
+    migrate(conn, ["CREATE TABLE a (x)"], name="one")
+    with pytest.raises(StorageError):
+        migrate(conn, ["CREATE TABLE a (x)", "CREATE TABLE b (x); NOT SQL"], name="one")
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert "b" not in tables
+    assert conn.execute(
+        "SELECT version FROM schema_version WHERE component = 'one'"
+    ).fetchone() == (1,)
+
+
+def test_a_process_opening_mid_migration_waits_for_it_and_does_not_apply_it_again(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "state.db"
+    first, second = connect(path), connect(path)
+    migrate(first, ["CREATE TABLE a (x)"], name="one")
+    # Held past the busy timeout, as a long migration holds the lock.
+    second.execute("PRAGMA busy_timeout = 0")
+    holding, attempts = threading.Event(), threading.Semaphore(0)
+    second.set_trace_callback(lambda sql: attempts.release() if sql == "BEGIN IMMEDIATE" else None)
+
+    def hold_until_retried() -> int:
+        holding.set()
+        assert attempts.acquire(timeout=10) and attempts.acquire(timeout=10)
+        return 0
+
+    first.create_function("hold_until_retried", 0, hold_until_retried)
+    second.create_function("hold_until_retried", 0, lambda: 0)
+    migrations = ["CREATE TABLE a (x)", "CREATE TABLE b (x); SELECT hold_until_retried()"]
+    migrating = threading.Thread(target=migrate, args=(first, migrations), kwargs={"name": "one"})
+    migrating.start()
+    try:
+        assert holding.wait(timeout=10)
+        assert migrate(second, migrations, name="one") == 2
+    finally:
+        migrating.join()
+    assert second.execute("SELECT version FROM schema_version").fetchall() == [(2,)]
