@@ -1,18 +1,24 @@
-"""Fixtures shared by tests/ and e2e/: real Bond processes on free ports, and real Chromium."""
+"""Fixtures shared by tests/ and e2e/: real Bond processes on free ports, real Chromium, and
+Bond's log lines captured."""
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
+import orjson
 import pytest
 
+from bond import logs
 from bond.bench.processes import free_port
 
 ROOT = Path(__file__).resolve().parent
@@ -192,3 +198,27 @@ def engine(data_dir: Path):  # type: ignore[no-untyped-def]
     running = Engine(data_dir)
     yield running
     running.close()
+
+
+class LogCapture:
+    def __init__(self) -> None:
+        self.stream = io.StringIO()
+
+    @property
+    def text(self) -> str:
+        return self.stream.getvalue()
+
+    def records(self, event: str) -> list[dict[str, Any]]:
+        lines = [orjson.loads(line) for line in self.text.splitlines() if line]
+        return [line for line in lines if line["event"] == event]
+
+
+@contextmanager
+def captured_logs() -> Iterator[LogCapture]:
+    """Bond's JSON log lines written inside the block."""
+    capture = LogCapture()
+    logs.redirect(capture.stream)
+    try:
+        yield capture
+    finally:
+        logs.redirect(sys.stderr)

@@ -1,4 +1,4 @@
-"""Shared pieces of the alert tests: a fake Discord, an outbox on a real SQLite file, logs.
+"""Shared pieces of the alert tests: a fake Discord, an outbox on a real SQLite file.
 
 Not a conftest.py: a second module named conftest would shadow the root one, whose helpers
 these tests import.
@@ -6,10 +6,8 @@ these tests import.
 
 from __future__ import annotations
 
-import io
 import itertools
 import sqlite3
-import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,7 +15,6 @@ from typing import Any
 
 import orjson
 
-from bond import logs
 from bond.config import AlertRule, AlertsConfig, Config
 from bond.storage.eventlog import NewEvent, SqliteEventLog
 from bond.storage.sqlite import connect
@@ -45,30 +42,6 @@ def outbox_db(path: Path) -> Iterator[sqlite3.Connection]:
         yield conn
     finally:
         conn.close()
-
-
-class LogCapture:
-    def __init__(self) -> None:
-        self.stream = io.StringIO()
-
-    @property
-    def text(self) -> str:
-        return self.stream.getvalue()
-
-    def records(self, event: str) -> list[dict[str, Any]]:
-        lines = [orjson.loads(line) for line in self.text.splitlines() if line]
-        return [line for line in lines if line["event"] == event]
-
-
-@contextmanager
-def captured_logs() -> Iterator[LogCapture]:
-    """Bond's JSON log lines written inside the block."""
-    capture = LogCapture()
-    logs.redirect(capture.stream)
-    try:
-        yield capture
-    finally:
-        logs.redirect(sys.stderr)
 
 
 class AlertEngine:

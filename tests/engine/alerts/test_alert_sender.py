@@ -7,10 +7,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from alert_support import LogCapture, captured_logs, fake_discord, outbox_db
+from alert_support import fake_discord, outbox_db
 
 from bond.storage.sqlite import connect
-from conftest import free_port, wait_until
+from conftest import LogCapture, captured_logs, free_port, wait_until
 from engine.alerts import outbox
 from engine.alerts.fake_discord import Bucket, FakeDiscord
 from engine.alerts.message import Message
