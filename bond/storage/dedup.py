@@ -28,6 +28,7 @@ import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
 
+from bond.logs import log
 from bond.storage.dedup_runs import PARTS, SortedRuns
 from bond.storage.sqlite import write_transaction
 
@@ -77,6 +78,7 @@ class RecentKeys:
         self.newest = 0  # the latest receipt time (epoch ms) of an event whose digest is here
         self._next_part = 0
         self._round_head = 0  # the head when the merge last started on part 0
+        self._merged = 0  # the merged offset as this process last read or wrote it
 
     @classmethod
     def load(cls, conn: sqlite3.Connection, path: Path, *, limit: int) -> RecentKeys:
@@ -85,7 +87,7 @@ class RecentKeys:
         merged = conn.execute("SELECT merged_seq FROM dedup_state").fetchone()[0]
         # The runs hold at most a digest per event up to the merged offset.
         keys = cls(conn, SortedRuns(conn, path, capacity=merged + limit), limit=limit)
-        keys.head = keys._round_head = merged
+        keys.head = keys._round_head = keys._merged = merged
         keys.catch_up()
         return keys
 
@@ -153,11 +155,24 @@ class RecentKeys:
                 # A whole round merged every digest held when it began.
                 self.runs.end_round()
                 self._conn.execute("UPDATE dedup_state SET merged_seq = ?", (self._round_head,))
+        if index == PARTS - 1:
+            self._merged = self._round_head
         self.count -= len(part)
         part.clear()
         self._next_part = (index + 1) % PARTS
 
     def close(self) -> None:
+        """Store the runs' filter for the next process, and stop its thread."""
+        try:
+            with write_transaction(self._conn):
+                self.catch_up()
+                (merged,) = self._conn.execute("SELECT merged_seq FROM dedup_state").fetchone()
+                # The next process reads the digests past the merged offset into its memory, and
+                # ours are all past it unless another writer moved it: then they go in the filter.
+                held = b"".join(map(b"".join, self._parts)) if merged != self._merged else b""
+                self.runs.save_filter(held)
+        except sqlite3.Error as exc:  # the next process reads the runs instead: slower, right
+            log("dedup_filter_not_saved", reason=str(exc))
         self.runs.close()
 
     def _oldest_kept_ms(self) -> int:

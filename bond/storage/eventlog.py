@@ -197,6 +197,15 @@ MIGRATIONS = [
         ) GROUP BY part, chunk;
     DROP TABLE dedup;
     """,
+    # The runs' filter as a closing process left it, so that the next need not read every run.
+    """
+    CREATE TABLE dedup_filter (
+        part INTEGER PRIMARY KEY,  -- the filter's parts, the first made first
+        upto INTEGER NOT NULL,  -- the last chunk whose digests it holds: every one before too
+        count INTEGER NOT NULL,
+        bits BLOB NOT NULL
+    );
+    """,
 ]
 
 _COLUMNS = (

@@ -12,6 +12,8 @@ for each filter that filled, which the doubling keeps to a few over a collector'
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import numpy.typing as npt
 
@@ -19,7 +21,7 @@ KEY_BYTES = 16
 BITS_PER_KEY = 10
 HASHES = 7  # the best count for 10 bits per key: 0.8% false positives when full
 _STEPS = np.arange(HASHES, dtype=np.uint64)
-_MIN_CAPACITY = 1 << 16
+MIN_CAPACITY = 1 << 16
 _HALVES = np.dtype("<u8")
 # Below this many keys numpy's fixed cost per call (about 30 µs) is more than testing the bits
 # one at a time in Python, which stops at the first clear bit: 2-3 µs a key.
@@ -27,11 +29,19 @@ _FEW = 16
 
 
 class _Bloom:
-    def __init__(self, capacity: int) -> None:
-        size = 1 << max(capacity * BITS_PER_KEY - 1, 63).bit_length()  # a power of two
+    def __init__(self, capacity: int, *, bits: bytes | None = None, count: int = 0) -> None:
+        if bits is None:
+            size = 1 << max(capacity * BITS_PER_KEY - 1, 63).bit_length()  # a power of two
+            self._bits = np.zeros(size // 8, dtype=np.uint8)
+        else:
+            size = len(bits) * 8
+            if size < 64 or size & (size - 1):
+                raise ValueError(
+                    f"a filter's bits are a power of two bytes, 8 or more: {len(bits)}"
+                )
+            self._bits = np.frombuffer(bits, dtype=np.uint8).copy()
         self.capacity = size // BITS_PER_KEY
-        self.count = 0
-        self._bits = np.zeros(size // 8, dtype=np.uint8)
+        self.count = count
         self._bytes = self._bits.data  # the same bits: an index gives an int at once
         self._mask = np.uint64(size - 1)
         self._int_mask = size - 1
@@ -65,13 +75,26 @@ class _Bloom:
 class KeyFilter:
     """A growing Bloom filter over 16-byte keys, given as one bytes object of n * 16 bytes."""
 
-    def __init__(self, capacity: int = _MIN_CAPACITY) -> None:
-        self._blooms = [_Bloom(max(capacity, _MIN_CAPACITY))]
+    def __init__(self, capacity: int = MIN_CAPACITY) -> None:
+        self._blooms = [_Bloom(max(capacity, MIN_CAPACITY))]
+
+    @classmethod
+    def restored(cls, saved: Sequence[tuple[int, bytes]]) -> KeyFilter:
+        """The filter whose `saved()` gave `saved`; ValueError when it cannot be one."""
+        if not saved:
+            raise ValueError("a saved filter has one part or more")
+        restored = cls()
+        restored._blooms = [_Bloom(0, bits=bits, count=count) for count, bits in saved]
+        return restored
 
     @property
     def count(self) -> int:
         """How many keys were added (with repeats)."""
         return sum(bloom.count for bloom in self._blooms)
+
+    def saved(self) -> list[tuple[int, bytes]]:
+        """What `restored` needs: each part's count of keys and its bits."""
+        return [(bloom.count, bloom._bits.tobytes()) for bloom in self._blooms]
 
     def add(self, keys: bytes) -> None:
         halves = _halves(keys)

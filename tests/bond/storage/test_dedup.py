@@ -10,7 +10,7 @@ import pytest
 
 from bond.errors import StorageError
 from bond.storage.dedup import dedup_key
-from bond.storage.dedup_runs import PARTS
+from bond.storage.dedup_runs import PARTS, RunFilter, SortedRuns
 from bond.storage.eventlog import NewEvent, RejectedEvent, SqliteEventLog
 
 DAY_MS = 86_400_000
@@ -131,3 +131,66 @@ def test_a_large_group_sent_again_long_after_is_refused_through_the_filter(tmp_p
     assert log.append([new("m3"), new("n3"), new("few")], []) == 1
     assert ids(log)[1_000:] == ["first", *(f"n{i}" for i in range(80)), "few"]
     log.close()
+
+
+def ready_filter(log: SqliteEventLog) -> RunFilter:
+    """The log's run filter once it has read the runs (white box: the writer loads it lazily)."""
+    log.append([new("load")], [])
+    assert log._recent is not None
+    assert log._recent.runs.filter.wait(timeout_s=30)
+    return log._recent.runs.filter
+
+
+def test_a_closing_process_stores_its_filter_and_the_next_starts_from_it(tmp_path: Path) -> None:
+    path = tmp_path / "events.db"
+    log = SqliteEventLog(path, dedup_memory=100)
+    ready_filter(log)  # before the appends, so that each digest reaches the filter once
+    for start in range(0, 400, 50):
+        log.append([new(f"m{i}") for i in range(start, start + 50)], [])
+    assert log._recent is not None and log._recent.count > 0
+    log.close()
+    assert table(path, "SELECT max(upto) FROM dedup_filter") == table(
+        path, "SELECT seq FROM sqlite_sequence WHERE name = 'dedup_chunks'"
+    )
+    stored = table(path, "SELECT sum(count) FROM dedup_filter")
+    # What memory held, the next process reads from the events again: not stored in the filter.
+    assert stored == merged_keys(path)
+    with sqlite3.connect(path) as conn:
+        runs = SortedRuns(conn, path, capacity=10)
+        try:
+            assert runs.filter.wait(timeout_s=30)
+            assert runs.filter._filter.count == stored  # no chunk was read again
+        finally:
+            runs.close()
+    again = SqliteEventLog(path, dedup_memory=0)
+    assert again.append([new(f"m{i}") for i in range(400)], []) == 0
+
+
+def test_a_stored_filter_still_serves_after_a_process_that_never_closed(tmp_path: Path) -> None:
+    path = tmp_path / "events.db"
+    first = SqliteEventLog(path, dedup_memory=0)
+    first.append([new(f"m{i}") for i in range(100)], [])
+    ready_filter(first)
+    first.close()
+    crashed = SqliteEventLog(path, dedup_memory=0)  # its digests go into newer chunks only
+    for start in range(0, 200, 50):
+        crashed.append([new(f"n{i}") for i in range(start, start + 50)], [])
+    assert table(path, "SELECT merged_seq FROM dedup_state") > 200  # not read back into memory
+    later = SqliteEventLog(path, dedup_memory=0)
+    ready_filter(later)  # so that only the filter sends keys to be looked up
+    assert later.append([new(f"n{i}") for i in range(200)], []) == 0
+
+
+def test_the_stored_filter_covers_what_another_writer_merged(tmp_path: Path) -> None:
+    path = tmp_path / "events.db"
+    closing = SqliteEventLog(path)
+    ready_filter(closing)
+    other = SqliteEventLog(path, dedup_memory=0)  # merges what it appends at once
+    for start in range(0, 200, 50):
+        other.append([new(f"b{i}") for i in range(start, start + 50)], [])
+    assert table(path, "SELECT merged_seq FROM dedup_state") > 100
+    closing.close()  # stores chunk ids past `other`'s: their digests must be in it
+    later = SqliteEventLog(path)
+    ready_filter(later)
+    assert later.append([new(f"b{i}") for i in range(200)], []) == 0
+    other.close()

@@ -22,6 +22,7 @@ from bond.storage.dedup_runs import (
 )
 from bond.storage.eventlog import MIGRATIONS, NewEvent, SqliteEventLog
 from bond.storage.sqlite import connect, migrate, write_transaction
+from conftest import captured_logs
 
 
 def digests(prefix: str, count: int) -> list[bytes]:
@@ -289,3 +290,31 @@ def test_a_log_with_the_digest_table_moves_it_into_one_top_level_run(tmp_path: P
         assert "dedup" not in tables
         assert stored_keys(conn) == sorted(dedup_key("web", f"m{i}") for i in range(2_500))
         assert_chunks_sorted_within_parts(conn)
+
+
+@pytest.mark.parametrize(
+    ("count", "bits", "reason"),
+    [
+        (1, bytes(1000), "a power of two bytes"),
+        (10**6, bytes(1 << 16), "many digests the runs no longer hold"),
+    ],
+)
+def test_a_stored_filter_that_cannot_serve_is_set_aside_for_the_runs(
+    log_path: Path,
+    conn: sqlite3.Connection,
+    count: int,
+    bits: bytes,
+    reason: str,
+) -> None:
+    keys = digests("k", 300)
+    write_run(conn, b"".join(keys), level=0, at=1)
+    # Were it used, no chunk would be read (they all come before `upto`) and no key found.
+    conn.execute("INSERT INTO dedup_filter VALUES (0, 1000000000, ?, ?)", (count, bits))
+    with captured_logs() as logged:
+        runs = SortedRuns(conn, log_path, capacity=10)
+    try:
+        assert runs.filter.wait(timeout_s=30)
+        assert all(runs.filter.maybe(b"".join(keys)))
+    finally:
+        runs.close()
+    assert reason in logged.records("dedup_filter_not_used")[0]["reason"]

@@ -45,3 +45,24 @@ def test_a_few_keys_at_a_time_get_the_answers_of_a_large_group() -> None:
         for found in grown.maybe(keys[at : at + 16 * 15])
     ]
     assert apart == together
+
+
+def test_a_restored_filter_answers_as_the_saved_one_and_goes_on_growing() -> None:
+    saved = KeyFilter(capacity=1)
+    added = os.urandom(16 * 150_000)
+    saved.add(added)  # two parts
+    restored = KeyFilter.restored(saved.saved())
+    assert restored.count == saved.count == 150_000
+    others = os.urandom(16 * 50_000)
+    assert restored.maybe(others) == saved.maybe(others)
+    assert all(restored.maybe(added))
+    more = os.urandom(16 * 150_000)
+    restored.add(more)
+    assert restored.count == 300_000
+    assert all(restored.maybe(more)) and all(restored.maybe(added))
+
+
+@pytest.mark.parametrize("saved", [[], [(0, bytes(1000))], [(0, bytes(4))]])
+def test_what_cannot_be_a_saved_filter_is_refused(saved: list[tuple[int, bytes]]) -> None:
+    with pytest.raises(ValueError):
+        KeyFilter.restored(saved)
