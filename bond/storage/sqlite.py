@@ -106,7 +106,14 @@ def migrate(conn: sqlite3.Connection, migrations: Sequence[str], *, name: str) -
                 "CREATE TABLE IF NOT EXISTS schema_version "
                 "(component TEXT PRIMARY KEY, version INTEGER NOT NULL)"
             )
-            for version in range(_current(conn, migrations, name) + 1, len(migrations) + 1):
+            current = _current(conn, migrations, name)
+            # An upgrade can take minutes on a large log, and the process answers nothing
+            # meanwhile; a new database is made in milliseconds.
+            upgrade = 0 < current < len(migrations)
+            if upgrade:
+                log("migrating", database=name, version=current, to=len(migrations))
+            started = time.monotonic()
+            for version in range(current + 1, len(migrations) + 1):
                 for statement in _statements(migrations[version - 1]):
                     conn.execute(statement)
                 conn.execute(
@@ -117,6 +124,9 @@ def migrate(conn: sqlite3.Connection, migrations: Sequence[str], *, name: str) -
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+        if upgrade:
+            seconds = round(time.monotonic() - started, 3)
+            log("migrated", database=name, version=len(migrations), seconds=seconds)
         return len(migrations)
     except sqlite3.Error as exc:
         raise StorageError(f"cannot migrate the {name} database: {exc}") from exc

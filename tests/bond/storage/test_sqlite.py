@@ -7,6 +7,7 @@ import pytest
 
 from bond.errors import StorageError
 from bond.storage.sqlite import connect, migrate
+from conftest import captured_logs
 
 
 def test_migrations_are_per_component_and_refuse_a_newer_schema(tmp_path: Path) -> None:
@@ -57,3 +58,17 @@ def test_a_process_opening_mid_migration_waits_for_it_and_does_not_apply_it_agai
     finally:
         migrating.join()
     assert second.execute("SELECT version FROM schema_version").fetchall() == [(2,)]
+
+
+def test_an_upgrade_is_logged_with_its_duration_and_a_new_database_is_not(tmp_path: Path) -> None:
+    conn = connect(tmp_path / "state.db")
+    with captured_logs() as logged:
+        migrate(conn, ["CREATE TABLE a (x)"], name="one")
+        migrate(conn, ["CREATE TABLE a (x)", "CREATE TABLE b (x)"], name="one")
+        migrate(conn, ["CREATE TABLE a (x)", "CREATE TABLE b (x)"], name="one")
+    assert [
+        (line["event"], line["database"], line["version"])
+        for line in logged.records("migrating") + logged.records("migrated")
+    ] == [("migrating", "one", 1), ("migrated", "one", 2)]
+    assert logged.records("migrating")[0]["to"] == 2
+    assert logged.records("migrated")[0]["seconds"] >= 0
