@@ -14,11 +14,12 @@ import os
 import statistics
 import tempfile
 import time
-from contextlib import closing
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 import orjson
@@ -165,20 +166,20 @@ def _percentile(ordered: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] if ordered else 0.0
 
 
-def measure(*, seconds: float, connections: int, history: int) -> dict[str, Any]:
-    """Each scenario for `seconds` in all, in ROUNDS rounds that alternate between them.
+class Servers(NamedTuple):
+    trivial_url: str
+    collector_url: str
+    # The processes each one's CPU is read from, by name: the server's and this one's, the
+    # load generator, on the same cores.
+    trivial_processes: dict[str, int]
+    bond_processes: dict[str, int]
+    tmp: Path  # removed with the servers
 
-    The machine is shared: load from elsewhere comes and goes over seconds, and would land on
-    whichever scenario ran then. Interleaved short rounds spread it over all three, and the
-    ratio is the median of the ratios between a round's single events and its trivial
-    endpoint, measured seconds apart. The collector starts on a log that already holds
-    `history` events (see history.py).
-    """
-    bodies = Bodies(datetime.now(UTC))
-    trivial = Scenario("trivial", "/v1/track", bodies.single, connections, 1)
-    single = Scenario("single", "/v1/track", bodies.single, connections, 1)
-    batch = Scenario("batch", "/v1/batch", bodies.batch, BATCH_CONNECTIONS, BATCH_SIZE)
-    storage: list[Round] = []
+
+@contextmanager
+def servers(bodies: Bodies, history: int) -> Iterator[Servers]:
+    """The trivial endpoint, and a collector on a log of `history` events that takes the
+    bench's events cleanly."""
     with tempfile.TemporaryDirectory(prefix="bond-bench-") as tmp:
         trivial_port, collector_port = free_port(), free_port()
         config = Path(tmp) / "none.toml"
@@ -196,38 +197,63 @@ def measure(*, seconds: float, connections: int, history: int) -> dict[str, Any]
                 env={"BOND_WRITE_KEY": WRITE_KEY, "BOND_CONFIG": str(config)},
             ) as collector_server,
         ):
-            # The load generator is this process, on the same cores as the servers.
-            trivial.watched = {"server": trivial_server.pid, "load_generator": os.getpid()}
-            bond_processes = {"collector": collector_server.pid}
+            bond = {"collector": collector_server.pid}
             # Its only child, started before /healthz answers.
             for commit_process in children_of(collector_server.pid)[:1]:
-                bond_processes["commit_process"] = commit_process
-            bond_processes["load_generator"] = os.getpid()
-            single.watched = batch.watched = bond_processes
-            trivial_url = f"http://127.0.0.1:{trivial_port}"
+                bond["commit_process"] = commit_process
             collector_url = f"http://127.0.0.1:{collector_port}"
             _check_clean(collector_url, bodies)
-            # Each shape is warmed up once, apart from the ids the rounds send: a server's first
-            # second of batches also grows its WAL file from nothing, which it does only once.
-            for url, path, warm_up, warm_connections in (
-                (trivial_url, "/v1/track", bodies.single, connections),
-                (collector_url, "/v1/track", lambda n: bodies.single(n + 10**9), connections),
-                (collector_url, "/v1/batch", lambda n: bodies.batch(n + 10**8), BATCH_CONNECTIONS),
-            ):
-                run_load(url, path, warm_up, connections=warm_connections, seconds=1)
-            # Groups as large as the batches in flight: the cheapest commits the collector makes.
-            with closing(
-                StorageCeiling(
-                    Path(tmp) / "ceiling.db", bodies.row, group=BATCH_CONNECTIONS * BATCH_SIZE
-                )
-            ) as ceiling:
-                ceiling.run(seconds=1)
-                for _ in range(ROUNDS):
-                    trivial.run(trivial_url, seconds / ROUNDS)
-                    single.run(collector_url, seconds / ROUNDS)
-                    batch.run(collector_url, seconds / ROUNDS)
-                    storage.append(ceiling.run(seconds / ROUNDS))
-            stored = _stored(collector_url)
+            load_generator = {"load_generator": os.getpid()}
+            yield Servers(
+                f"http://127.0.0.1:{trivial_port}",
+                collector_url,
+                {"server": trivial_server.pid, **load_generator},
+                {**bond, **load_generator},
+                Path(tmp),
+            )
+
+
+def measure(*, seconds: float, connections: int, history: int) -> dict[str, Any]:
+    """Each scenario for `seconds` in all, in ROUNDS rounds that alternate between them.
+
+    The machine is shared: load from elsewhere comes and goes over seconds, and would land on
+    whichever scenario ran then. Interleaved short rounds spread it over all three, and the
+    ratio is the median of the ratios between a round's single events and its trivial
+    endpoint, measured seconds apart. The collector starts on a log that already holds
+    `history` events (see history.py).
+    """
+    bodies = Bodies(datetime.now(UTC))
+    trivial = Scenario("trivial", "/v1/track", bodies.single, connections, 1)
+    single = Scenario("single", "/v1/track", bodies.single, connections, 1)
+    batch = Scenario("batch", "/v1/batch", bodies.batch, BATCH_CONNECTIONS, BATCH_SIZE)
+    storage: list[Round] = []
+    with servers(bodies, history) as up:
+        trivial_url, collector_url = up.trivial_url, up.collector_url
+        trivial.watched = up.trivial_processes
+        single.watched = batch.watched = up.bond_processes
+        # Each shape is warmed up once, apart from the ids the rounds send: a server's first
+        # second of batches also grows its WAL file from nothing, which it does only once.
+        for url, path, warm_up, warm_connections in (
+            (trivial_url, "/v1/track", bodies.single, connections),
+            (collector_url, "/v1/track", lambda n: bodies.single(n + 10**9), connections),
+            (collector_url, "/v1/batch", lambda n: bodies.batch(n + 10**8), BATCH_CONNECTIONS),
+        ):
+            run_load(url, path, warm_up, connections=warm_connections, seconds=1)
+        # Groups as large as the batches in flight: the cheapest commits the collector makes.
+        with closing(
+            StorageCeiling(
+                up.tmp / "ceiling.db",
+                bodies.row,
+                group=BATCH_CONNECTIONS * BATCH_SIZE,
+            )
+        ) as ceiling:
+            ceiling.run(seconds=1)
+            for _ in range(ROUNDS):
+                trivial.run(trivial_url, seconds / ROUNDS)
+                single.run(collector_url, seconds / ROUNDS)
+                batch.run(collector_url, seconds / ROUNDS)
+                storage.append(ceiling.run(seconds / ROUNDS))
+        stored = check_stored(collector_url)
 
     report: dict[str, Any] = {s.name: s.as_dict() for s in (trivial, single, batch)}
     report["collector"] = {"history_events": history, **stored}
@@ -282,7 +308,7 @@ def _check_clean(url: str, bodies: Bodies) -> None:
             raise BondError(f"the collector did not take the bench's events cleanly: {answer}")
 
 
-def _stored(url: str) -> dict[str, int]:
+def check_stored(url: str) -> dict[str, int]:
     """What the collector stored, from its metrics; refuses a run that sent an event twice.
 
     A duplicate is answered 2xx like any event but costs no write, so a bench that sent
