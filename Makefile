@@ -17,6 +17,7 @@ test: $(PY_STAMP) $(NODE_STAMP) chromium lint
 
 bench: $(PY_STAMP)
 	$(BIN)/bond bench ingest
+	$(BIN)/bond bench concurrency
 	$(BIN)/bond bench stitch
 
 lint: $(PY_STAMP)

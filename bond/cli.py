@@ -119,6 +119,18 @@ def _parser() -> argparse.ArgumentParser:
         "the digests it keeps in memory, so that its duplicate checks reach the runs on disk)",
     )
     ingest.set_defaults(run=_bench_ingest)
+    concurrency = bench_kinds.add_parser(
+        "concurrency",
+        help="single events vs the trivial endpoint at 8 to 256 connections: rates and p99",
+    )
+    concurrency.add_argument("--json", action="store_true", help="print one JSON object")
+    concurrency.add_argument(
+        "--seconds", type=float, default=3.0, help="length of each server's measurement per level"
+    )
+    concurrency.add_argument(
+        "--history", type=_event_count, default=None, help="as for bench ingest"
+    )
+    concurrency.set_defaults(run=_bench_concurrency)
     stitch = bench_kinds.add_parser(
         "stitch", help="identify to complete timeline vs the naive UPDATE; worker events/s"
     )
@@ -261,6 +273,14 @@ def _bench_ingest(args: argparse.Namespace, config: Config) -> int:
     return run(
         seconds=args.seconds, connections=args.connections, history=history, as_json=args.json
     )
+
+
+def _bench_concurrency(args: argparse.Namespace, config: Config) -> int:
+    from bond.bench.concurrency import run
+    from bond.bench.history import HISTORY_EVENTS
+
+    history = HISTORY_EVENTS if args.history is None else args.history
+    return run(seconds=args.seconds, history=history, as_json=args.json)
 
 
 def _bench_stitch(args: argparse.Namespace, config: Config) -> int:

@@ -7,12 +7,13 @@ import pytest
 from bond.cli import _parser, main
 
 
+@pytest.mark.parametrize("bench", ["ingest", "concurrency"])
 @pytest.mark.parametrize("text", ["-5", "lots"])
 def test_a_history_that_is_no_count_of_events_is_refused(
-    text: str, capsys: pytest.CaptureFixture[str]
+    bench: str, text: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with pytest.raises(SystemExit) as exit_:
-        main(["bench", "ingest", "--history", text])
+        main(["bench", bench, "--history", text])
     assert exit_.value.code == 2
     assert "--history" in capsys.readouterr().err
 
