@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from bond.errors import StorageError
 from bond.storage.dedup import dedup_key
 from bond.storage.dedup_runs import PARTS, RunFilter, SortedRuns
 from bond.storage.eventlog import NewEvent, RejectedEvent, SqliteEventLog
+from bond.storage.sqlite import connect
 
 DAY_MS = 86_400_000
 
@@ -155,7 +157,7 @@ def test_a_closing_process_stores_its_filter_and_the_next_starts_from_it(tmp_pat
     stored = table(path, "SELECT sum(count) FROM dedup_filter")
     # What memory held, the next process reads from the events again: not stored in the filter.
     assert stored == merged_keys(path)
-    with sqlite3.connect(path) as conn:
+    with closing(connect(path)) as conn:
         runs = SortedRuns(conn, path, capacity=10)
         try:
             assert runs.filter.wait(timeout_s=30)
