@@ -83,7 +83,7 @@ class KeyFilter:
         """The filter whose `saved()` gave `saved`; ValueError when it cannot be one."""
         if not saved:
             raise ValueError("a saved filter has one part or more")
-        restored = cls()
+        restored = cls.__new__(cls)  # without the empty part __init__ would make
         restored._blooms = [_Bloom(0, bits=bits, count=count) for count, bits in saved]
         return restored
 
