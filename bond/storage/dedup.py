@@ -144,6 +144,7 @@ class RecentKeys:
         """
         index = self._next_part
         part = self._parts[index]
+        ends_round = index == PARTS - 1
         with write_transaction(self._conn):
             if index == 0:
                 self._round_head = self.head
@@ -151,11 +152,11 @@ class RecentKeys:
             if part:
                 self.runs.write(b"".join(part), at=self.newest)
             self.runs.compact_step()
-            if index == PARTS - 1:
+            if ends_round:
                 # A whole round merged every digest held when it began.
                 self.runs.end_round()
                 self._conn.execute("UPDATE dedup_state SET merged_seq = ?", (self._round_head,))
-        if index == PARTS - 1:
+        if ends_round:
             self._merged = self._round_head
         self.count -= len(part)
         part.clear()

@@ -40,10 +40,17 @@ def connect(path: Path, *, durable: bool = True) -> sqlite3.Connection:
     return conn
 
 
-@contextmanager
-def write_transaction(conn: sqlite3.Connection) -> Iterator[None]:
-    """A transaction that holds the write lock from its start, on an autocommit connection."""
+def _begin(conn: sqlite3.Connection) -> None:
     conn.execute("BEGIN IMMEDIATE")
+
+
+@contextmanager
+def write_transaction(
+    conn: sqlite3.Connection, *, begin: Callable[[sqlite3.Connection], None] = _begin
+) -> Iterator[None]:
+    """A transaction that holds the write lock from its start, on an autocommit connection;
+    `begin` takes the lock (a migration waits longer for it)."""
+    begin(conn)
     try:
         yield
         conn.execute("COMMIT")
@@ -100,8 +107,7 @@ def migrate(conn: sqlite3.Connection, migrations: Sequence[str], *, name: str) -
         # Read first: while another process migrates, even CREATE TABLE IF NOT EXISTS waits.
         if _current(conn, migrations, name) == len(migrations):
             return len(migrations)
-        _lock_for_migration(conn, name)
-        try:
+        with write_transaction(conn, begin=lambda locking: _lock_for_migration(locking, name)):
             conn.execute(
                 "CREATE TABLE IF NOT EXISTS schema_version "
                 "(component TEXT PRIMARY KEY, version INTEGER NOT NULL)"
@@ -120,10 +126,6 @@ def migrate(conn: sqlite3.Connection, migrations: Sequence[str], *, name: str) -
                     "INSERT OR REPLACE INTO schema_version (component, version) VALUES (?, ?)",
                     (name, version),
                 )
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
         if upgrade:
             seconds = round(time.monotonic() - started, 3)
             log("migrated", database=name, version=len(migrations), seconds=seconds)
