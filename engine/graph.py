@@ -5,7 +5,9 @@
 - alias(previousId, userId) links the previous id (a user id or an anonymous id) to the user;
 - a client call never merges two identified persons. When a second identified person shows up
   on a browser (a shared computer without reset()), the browser's time range splits at that
-  event: the earlier events stay with the first person, later ones belong to the second;
+  event: the earlier events stay with the first person, later ones belong to the second, up to
+  the next event that named the first again (a login that arrives late takes only its own
+  stretch, never events that say whose they are);
 - placeholder ids never reach here (the collector stores cleaned ids; emails are normalised);
 - a person holds at most `max_user_ids` user ids, so one noisy id cannot absorb everyone.
 Every refusal is recorded as an IdentityChange with a stable reason code.
@@ -46,8 +48,9 @@ class IdentityGraph:
         timestamp: int,
         traits: dict[str, Any],
         previous_id: object = None,
-    ) -> tuple[Browser, Person]:
-        """Apply one event; returns its browser and the person owning it now."""
+    ) -> tuple[Browser, Person, bool]:
+        """Apply one event; returns its browser, the person owning it now, and whether the
+        event named that person (a user id or an email)."""
         store = self.store
         email = normalize_email(traits.get("email")) if type_ == "identify" else None
         if type_ == "alias" and user_id is not None:
@@ -57,7 +60,8 @@ class IdentityGraph:
         key = anonymous_key(anonymous_id) if anonymous_id else user_key(user_id or "")
         browser = store.browsers.get(key) or self._browser(key, user_id, email)
         segment = browser.segment_at(timestamp)
-        if user_id is not None or email is not None:
+        claims = user_id is not None or email is not None
+        if claims:
             segment = self._claim(browser, segment, user_id, email, timestamp, seq)
         person = store.persons.get(segment.person_id) or store.person(segment.person_id)
         person.event_count += 1
@@ -67,7 +71,7 @@ class IdentityGraph:
             store.changed_person(person)
         else:
             store.dirty_persons.add(person.id)  # only its counters moved
-        return browser, person
+        return browser, person, claims
 
     def place(self, anonymous_id: str, timestamp: int) -> tuple[Browser, Person]:
         """Apply an event that claims no identity; returns its browser and the person owning it.
@@ -197,25 +201,36 @@ class IdentityGraph:
         self._record(kind, owner, anonymous.id, anonymous.event_count, browsers, ts, seq)
 
     def _split(self, browser: Browser, segment: Segment, ts: int, newcomer: Person) -> Segment:
-        """Hand `browser` to `newcomer` from `ts` on; earlier events stay with their person."""
+        """Hand `browser` to `newcomer` from `ts` until the segment's owner is named again.
+
+        Earlier events stay with their person, and so do the events from the next one that
+        named them on: on a shared computer a login can arrive after the other person's later
+        events (a retry queue, a tab left open), and must not take those.
+        """
         store = self.store
         previous = store.person(segment.person_id)
-        moved, first, last = store.range_stats(browser.id, ts, segment.end_ts)
+        end = store.next_claim(browser.id, ts, segment.end_ts, newcomer.id)
+        moved, first, last = store.range_stats(browser.id, ts, end)
         previous.event_count -= moved
         newcomer.event_count += moved
         for seen in (first, last):
             if seen is not None:
                 newcomer.saw(seen)
-        store.changed_person(previous)
-        store.changed_person(newcomer)
+        if end < segment.end_ts:
+            store.new_segment(browser, end, segment.end_ts, previous.id)
+            segment.end_ts = end
         if ts <= segment.start_ts:
             segment.person_id = newcomer.id
-            store.changed_segment(segment)
-            return segment
-        later = store.new_segment(browser, ts, segment.end_ts, newcomer.id)
-        segment.end_ts = ts
+            handed = segment
+        else:
+            handed = store.new_segment(browser, ts, segment.end_ts, newcomer.id)
+            segment.end_ts = ts
         store.changed_segment(segment)
-        return later
+        if moved:
+            previous.first_seen, previous.last_seen = store.seen_span(previous.id)
+        store.changed_person(previous)
+        store.changed_person(newcomer)
+        return handed
 
     def _refuse(
         self, reason: Refusal, person_id: int, other: int | None, ts: int, seq: int

@@ -17,6 +17,7 @@ key per person; `identifier_index` replaces `identifiers` with a keyed digest of
 (lookups by email still work, the email is not stored) and the value sealed with the person's
 key; traits and timeline data become sealed blobs. `id_floor` keeps ids from being reused once
 an erasure has deleted the newest rows. `engine.privacy.legacy` moves a version 1 state over.
+Version 3 marks the timeline rows of events that named a person (`claim`).
 """
 
 from __future__ import annotations
@@ -120,6 +121,10 @@ MIGRATIONS = [
         next INTEGER NOT NULL
     ) WITHOUT ROWID;
     """,
+    # The person an event named (user id or email), NULL for an anonymous one: where a late
+    # login on a shared browser must stop taking the browser over (see IdentityGraph._split).
+    # Rows applied before this version have none.
+    "ALTER TABLE timeline ADD COLUMN claim INTEGER",
 ]
 
 

@@ -114,7 +114,7 @@ class IdentityStore:
         self.new_browsers: list[Browser] = []
         self.new_identifiers: list[tuple[str, bytes, int, int, bytes]] = []
         # (browser_id, ts, seq, type, name) and (owner, data), sealed together at flush.
-        self.timeline: list[tuple[int, int, int, str, str | int]] = []
+        self.timeline: list[tuple[int, int, int, str, str | int, int]] = []
         self.timeline_data: list[tuple[int, bytes]] = []
         # Persons whose traits or identity changed need their whole row written; the others
         # (most of a batch) only had their counters move.
@@ -241,6 +241,34 @@ class IdentityStore:
         ).fetchone()
         return int(row[0]), row[1], row[2]
 
+    def next_claim(self, browser_id: int, after: int, before: int, by_other_than: int) -> int:
+        """The time of a browser's first event in (after, before) that named a person other
+        than `by_other_than`; `before` when there is none."""
+        self._flush_timeline()
+        for ts, claim in self.conn.execute(
+            "SELECT ts, claim FROM timeline "
+            "WHERE browser_id = ? AND ts > ? AND ts < ? AND claim IS NOT NULL ORDER BY ts",
+            (browser_id, after, before),
+        ):
+            try:
+                if self.find(claim) != by_other_than:
+                    return int(ts)
+            except KeyError:
+                continue  # an erased person's, whose events went with them
+        return before
+
+    def seen_span(self, person_id: int) -> tuple[int | None, int | None]:
+        """The first and last time of a person's events, read from their segments."""
+        first: int | None = None
+        last: int | None = None
+        for segment in self.segments_of(person_id):
+            _, low, high = self.range_stats(segment.browser_id, segment.start_ts, segment.end_ts)
+            if low is not None:
+                first = low if first is None else min(first, low)
+            if high is not None:
+                last = high if last is None else max(last, high)
+        return first, last
+
     def segments_of(self, person_id: int) -> list[Segment]:
         self._flush_segments()
         segments: list[Segment] = []
@@ -309,15 +337,17 @@ class IdentityStore:
         name: str | None,
         data: bytes,
         person_id: int,
+        claim: int = 0,
     ) -> None:
         """Queue an event's timeline row; its data is sealed with the key of its owner now.
 
         A later merge leaves the blob sealed with that key; the key lives as long as the person
-        it was folded into (see engine/privacy/keys.py).
+        it was folded into (see engine/privacy/keys.py). `claim` is the person the event named
+        (0: an anonymous event).
         """
-        # A missing name goes in as 0 and is stored as NULL (see _flush_timeline): sqlite3 binds
-        # an int at once but looks for an adapter for None.
-        self.timeline.append((browser_id, ts, seq, type_, 0 if name is None else name))
+        # A missing name or claim goes in as 0 and is stored as NULL (see _flush_timeline):
+        # sqlite3 binds an int at once but looks for an adapter for None.
+        self.timeline.append((browser_id, ts, seq, type_, 0 if name is None else name, claim))
         self.timeline_data.append((person_id, data))
 
     # -- writing back -------------------------------------------------------------------------
@@ -381,8 +411,9 @@ class IdentityStore:
             sealed = self.keys.seal_all(self.timeline_data, crypto.TIMELINE)
             execute_rows(
                 self.conn,
-                "INSERT INTO timeline (browser_id, ts, seq, type, name, data) VALUES {values}",
-                "(?, ?, ?, ?, NULLIF(?, 0), ?)",
+                "INSERT INTO timeline (browser_id, ts, seq, type, name, claim, data) "
+                "VALUES {values}",
+                "(?, ?, ?, ?, NULLIF(?, 0), NULLIF(?, 0), ?)",
                 [(*row, data) for row, data in zip(self.timeline, sealed, strict=True)],
             )
             self.timeline, self.timeline_data = [], []

@@ -171,10 +171,11 @@ class Worker:
                 shown: object = {"previousId": body.get("previousId")}
             else:
                 shown = body.get("properties") if traits is None else traits
+            claim = 0
             if user_id is None and anonymous_id and type_ != "identify":
                 browser, person = place(anonymous_id, ts)
             else:
-                browser, person = graph.apply(
+                browser, person, claims = graph.apply(
                     seq,
                     type_,
                     anonymous_id,
@@ -183,6 +184,8 @@ class Worker:
                     traits if type_ == "identify" and isinstance(traits, dict) else _EMPTY,
                     body.get("previousId") if type_ == "alias" else None,
                 )
+                if claims and anonymous_id:
+                    claim = person.id
             # Only an event claiming an identity can carry the collector's verified marker.
             if user_id is not None or type_ == "identify":
                 found = proof(ev, body)
@@ -190,7 +193,7 @@ class Worker:
                     proofs.append(found)
             # The few fields a timeline shows, copied once so reads never touch the event log.
             data = dumps(shown) if isinstance(shown, dict) else b"{}"
-            add_event(seq, browser.id, ts, type_, name, data, person.id)
+            add_event(seq, browser.id, ts, type_, name, data, person.id, claim)
             if hooks:
                 resolved.append((ev, browser, body))
         store.flush()

@@ -132,6 +132,45 @@ def test_returning_to_the_first_person_on_a_shared_computer(engine: Engine) -> N
     assert engine.person(user_id="bob")["event_count"] == 1
 
 
+def test_a_late_login_on_a_shared_computer_takes_only_its_own_stretch(engine: Engine) -> None:
+    engine.identify("pc", 10, user="alice")
+    engine.identify("pc", 100, user="bob")
+    engine.track("pc", 110, user="bob")
+    engine.track("pc", 130, user="bob")
+    engine.run()
+    # Alice's tab, left open, sends an event from before Bob's last one.
+    engine.track("pc", 120, user="alice")
+    engine.track("pc", 125)
+    engine.run()
+
+    assert seqs(engine.timeline(user_id="bob")) == [130, 110]
+    assert seqs(engine.timeline(user_id="alice")) == [125, 120]
+    alice, bob = engine.person(user_id="alice"), engine.person(user_id="bob")
+    assert (alice["event_count"], alice["first_seen"], alice["last_seen"]) == (3, 10, 125)
+    assert (bob["event_count"], bob["first_seen"], bob["last_seen"]) == (3, 100, 130)
+    engine.track("pc", 150, user="bob")
+    engine.run()
+    assert seqs(engine.timeline(user_id="bob")) == [150, 130, 110]
+
+
+def test_a_login_that_arrives_late_keeps_the_later_persons_events_theirs(
+    engine: Engine,
+) -> None:
+    engine.track("pc", 60)
+    engine.identify("pc", 100, user="alice")
+    engine.track("pc", 110, user="alice")
+    engine.run()
+    # Bob logged in at 50, before Alice, but his identify reaches the log last.
+    engine.identify("pc", 50, user="bob")
+    engine.run()
+
+    assert seqs(engine.timeline(user_id="alice")) == [110]
+    assert seqs(engine.timeline(user_id="bob")) == [60]
+    alice, bob = engine.person(user_id="alice"), engine.person(user_id="bob")
+    assert (alice["event_count"], alice["first_seen"], alice["last_seen"]) == (2, 100, 110)
+    assert (bob["event_count"], bob["first_seen"], bob["last_seen"]) == (2, 50, 60)
+
+
 def test_late_anonymous_event_lands_on_the_right_person(engine: Engine) -> None:
     engine.identify("pc", 200, user="alice")
     engine.identify("pc", 400, user="bob")
