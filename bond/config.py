@@ -28,7 +28,7 @@ class Source:
     """One site or app sending events, known by its write key."""
 
     name: str
-    write_key: str
+    write_key: str = field(repr=False)
     origins: tuple[str, ...] = ("*",)
     require_signed_identify: bool = False
     signing_secret: str | None = field(default=None, repr=False)
@@ -116,6 +116,24 @@ class Config:
             if source.write_key == write_key:
                 return source
         return None
+
+
+# Fields kept out of repr hold secrets, which type errors must not repeat either.
+_SECRET_FIELDS = frozenset(
+    f.name
+    for section in (Config, CollectorConfig, EngineConfig, Source, AlertsConfig, AlertRule)
+    for f in fields(section)
+    if not f.repr
+)
+# Types as a bond.toml author knows them.
+_TOML_NAMES: dict[type, str] = {
+    str: "a string",
+    int: "an integer",
+    float: "a float",
+    bool: "a boolean",
+    list: "an array",
+    dict: "a table",
+}
 
 
 def load(
@@ -353,12 +371,18 @@ def _reject_unknown(raw: dict[str, Any], known: set[str], where: str) -> None:
 
 
 def _typed(value: Any, expected: type[T] | tuple[type, ...], name: str) -> T:
+    names = expected if isinstance(expected, tuple) else (expected,)
     # bool is an int in Python; a limit set to `true` is a mistake worth reporting.
-    numeric = expected is int or (isinstance(expected, tuple) and int in expected)
-    if numeric and isinstance(value, bool):
-        raise ConfigError(f"{name} must be an integer, not {value!r}")
-    if not isinstance(value, expected):
-        names = expected if isinstance(expected, tuple) else (expected,)
-        wanted = " or ".join(t.__name__ for t in names)
-        raise ConfigError(f"{name} must be {wanted}, not {value!r}")
-    return value  # type: ignore[return-value]
+    if isinstance(value, expected) and not (int in names and isinstance(value, bool)):
+        return value  # type: ignore[return-value]
+    # TOML has no null: a setting that may be None is one that may be left out.
+    wanted = " or ".join(_toml_name(t) for t in names if t is not type(None))
+    # A secret in the message would reach the logs; its type is enough to spot the mistake.
+    secret = name.rpartition(".")[2] in _SECRET_FIELDS
+    raise ConfigError(
+        f"{name} must be {wanted}, not {_toml_name(type(value)) if secret else repr(value)}"
+    )
+
+
+def _toml_name(kind: type) -> str:
+    return _TOML_NAMES.get(kind, kind.__name__)

@@ -46,6 +46,7 @@ def test_bond_config_variable_names_the_file(tmp_path: Path) -> None:
     [
         ("[collector]\nmax_batch_event = 5\n", "unknown setting(s) max_batch_event"),
         ("[collector]\nport = true\n", "port must be an integer"),
+        ('[collector]\nport = "eighty"\n', "port must be an integer, not 'eighty'"),
         ('[collector]\nip = "hash"\n', "keep, truncate or drop"),
         ("colector = 1\n", "unknown setting(s) colector"),
         ('[[sources]]\nname = "a"\n', "lacks 'write_key'"),
@@ -69,7 +70,27 @@ def test_mistakes_fail_loudly_with_the_reason(tmp_path: Path, text: str, message
 
 def test_secrets_stay_out_of_repr(tmp_path: Path) -> None:
     path = tmp_path / "bond.toml"
-    path.write_text('[[sources]]\nname = "a"\nwrite_key = "k"\nsigning_secret = "s3cr3t-value"\n')
+    path.write_text(
+        '[[sources]]\nname = "a"\nwrite_key = "wr1te-key-value"\nsigning_secret = "s3cr3t-value"\n'
+    )
     config = load(path, env={"BOND_ADMIN_TOKEN": "t0k3n-value"})
+    assert "wr1te-key-value" not in repr(config)
     assert "s3cr3t-value" not in repr(config)
     assert "t0k3n-value" not in repr(config)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '[[sources]]\nname = "s"\nwrite_key = 987654321\n',
+        "admin_token = 987654321\n",
+        '[[sources]]\nname = "s"\nwrite_key = "k"\nsigning_secret = 987654321\n',
+        "[alerts]\nwebhook_url = 987654321\n",
+    ],
+)
+def test_a_mistyped_secret_is_named_without_its_value(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "bond.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match="must be a string, not an integer") as raised:
+        load(path, env={})
+    assert "987654321" not in str(raised.value)
