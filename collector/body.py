@@ -14,6 +14,9 @@ from bond.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 _ACCEPTED_TYPES = frozenset({"application/json", "text/plain", ""})
 # NamedTuple's generated __new__ is a Python call; this runs once per request.
 _new_headers = tuple.__new__
+_GZIP_MAGIC = b"\x1f\x8b"
+# Bytes fed to zlib at a time after the first gzip member: see _gunzip.
+_MEMBER_PIECE = 4096
 
 
 class Headers(NamedTuple):
@@ -112,14 +115,37 @@ async def _read(receive: Receive, limit: int) -> bytes:
 
 
 def _gunzip(data: bytes, *, budget: int) -> bytes:
-    # Inflate at most budget+1 bytes: a gzip bomb is refused having cost a bounded amount.
-    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-    try:
-        out = inflater.decompress(data, budget + 1)
-    except zlib.error as exc:
-        raise BadRequest(f"the body is not valid gzip: {exc}") from exc
-    if len(out) > budget or inflater.unconsumed_tail:
-        raise PayloadTooLarge(f"gzip body inflates past the limit of {budget} bytes")
-    if not inflater.eof:
-        raise BadRequest("the gzip body is truncated")
-    return out
+    # RFC 1952 lets a body be several gzip members end to end. All of them share one budget:
+    # at most budget+1 bytes are ever inflated, so a gzip bomb is refused at a bounded cost.
+    members: list[bytes] = []
+    left = budget
+    body = memoryview(data)
+    start = 0
+    # The first member, nearly always the only one, gets the whole body in one call. Later ones
+    # are fed in pieces: zlib copies whatever follows a member's end, and copying the rest of
+    # the body once per member would make thousands of tiny members cost quadratic time.
+    piece = len(body)
+    while True:
+        inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+        while not inflater.eof:
+            if start == len(body):
+                raise BadRequest("the gzip body is truncated")
+            chunk = body[start : start + piece]
+            try:
+                out = inflater.decompress(chunk, left + 1)
+            except zlib.error as exc:
+                raise BadRequest(f"the body is not valid gzip: {exc}") from exc
+            # zlib stops early only on filling left+1 bytes, so this also catches held-back input.
+            if len(out) > left:
+                raise PayloadTooLarge(f"gzip body inflates past the limit of {budget} bytes")
+            members.append(out)
+            left -= len(out)
+            start += len(chunk) - len(inflater.unused_data)
+        if start == len(body):
+            return b"".join(members)
+        if body[start : start + 2] != _GZIP_MAGIC:
+            raise BadRequest(
+                f"the body has {len(body) - start} bytes after its gzip data that are not "
+                "another gzip member; send only the gzip stream"
+            )
+        piece = _MEMBER_PIECE

@@ -249,6 +249,32 @@ class TestBodies:
         assert response.status_code == 413
         assert "inflates past" in response.json()["reason"]
 
+    def test_gzip_members_end_to_end_make_one_body(self, server: Collector) -> None:
+        # Enough events that the second member spans several reads of the inflater.
+        messages = [event() for _ in range(600)]
+        raw = orjson.dumps({"writeKey": WRITE_KEY, "batch": messages})
+        half = len(raw) // 2
+        body = gzip.compress(raw[:half]) + gzip.compress(raw[half:])
+        response = post(server, "/v1/batch", body, headers={"Content-Encoding": "gzip"})
+        assert response.status_code == 200, response.text
+        assert response.json()["accepted"] == len(messages)
+        assert stored(server, messages[-1]["messageId"])
+
+    def test_gzip_members_share_one_decompression_budget(self, server: Collector) -> None:
+        # Each member stays under the 1 MiB budget; together they pass it.
+        member = gzip.compress(b" " * (600 * 1024), compresslevel=9)
+        headers = {"Content-Encoding": "gzip"}
+        response = post(server, "/v1/batch", member + member, headers=headers)
+        assert response.status_code == 413
+        assert "inflates past" in response.json()["reason"]
+
+    def test_bytes_after_the_gzip_data_are_400(self, server: Collector) -> None:
+        raw = gzip.compress(orjson.dumps({"writeKey": WRITE_KEY, "batch": [event()]}))
+        headers = {"Content-Encoding": "gzip"}
+        response = post(server, "/v1/batch", raw + b"JUNKJUNK", headers=headers)
+        assert response.status_code == 400
+        assert "8 bytes after its gzip data" in response.json()["reason"]
+
     def test_corrupt_gzip_is_400(self, server: Collector) -> None:
         response = post(server, "/v1/batch", b"not gzip", headers={"Content-Encoding": "gzip"})
         assert response.status_code == 400
