@@ -28,7 +28,7 @@ from engine.dashboard.app import create_dashboard
 from engine.households.store import person_households
 from engine.privacy.routes import privacy_routes
 from engine.schema import migrate_identity
-from engine.timeline import MAX_PAGE, Cursor, IdentityReader
+from engine.timeline import MAX_PAGE, Cursor, IdentityReader, whole_number
 from engine.verification import is_verified, migrate_verification
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -72,7 +72,7 @@ def create_read_app(config: Config) -> Starlette:
 
     async def timeline(request: Request) -> Response:
         person_id = _person_id(reader(), request)
-        limit = _int_param(request, "limit", DEFAULT_PAGE)
+        limit = _limit(request)
         before = request.query_params.get("before")
         try:
             cursor = Cursor.decode(before) if before else None
@@ -91,15 +91,11 @@ def create_read_app(config: Config) -> Starlette:
         )
 
     async def identity_events(request: Request) -> Response:
-        limit = _int_param(request, "limit", DEFAULT_PAGE)
-        before = request.query_params.get("before")
-        person = request.query_params.get("person_id")
+        limit = _limit(request)
         events = reader().identity_events(
-            limit,
-            before_id=_int(before, "before") if before else None,
-            person_id=_int(person, "person_id") if person else None,
+            limit, before_id=_id_param(request, "before"), person_id=_id_param(request, "person_id")
         )
-        next_id = events[-1]["id"] if len(events) == max(1, limit) and events else None
+        next_id = events[-1]["id"] if len(events) == limit else None
         return json_response({"events": events, "next": next_id})
 
     async def households(request: Request) -> Response:
@@ -107,8 +103,7 @@ def create_read_app(config: Config) -> Starlette:
         return json_response(person_households(reader().conn, person_id))
 
     async def alerts(request: Request) -> Response:
-        limit = _int_param(request, "limit", DEFAULT_PAGE)
-        recent = outbox.recent(reader().conn, max(1, min(limit, MAX_PAGE)))
+        recent = outbox.recent(reader().conn, _limit(request))
         return json_response({"alerts": [alert.public() for alert in recent]})
 
     async def status(request: Request) -> Response:
@@ -143,9 +138,10 @@ def create_read_app(config: Config) -> Starlette:
     return Starlette(
         routes=[
             Route("/api/persons", guarded(find_person)),
-            Route("/api/persons/{person_id:int}", guarded(get_person)),
-            Route("/api/persons/{person_id:int}/timeline", guarded(timeline)),
-            Route("/api/persons/{person_id:int}/household", guarded(households)),
+            # Any text as the id, so one no person can have answers not_found like a missing one.
+            Route("/api/persons/{person_id}", guarded(get_person)),
+            Route("/api/persons/{person_id}/timeline", guarded(timeline)),
+            Route("/api/persons/{person_id}/household", guarded(households)),
             Route("/api/identity-events", guarded(identity_events)),
             Route("/api/alerts", guarded(alerts)),
             Route("/api/status", guarded(status)),
@@ -175,10 +171,11 @@ def _authorize(request: Request, config: Config) -> None:
 
 
 def _person_id(reader: IdentityReader, request: Request) -> int:
-    requested = int(request.path_params["person_id"])
-    person_id = reader.resolve(requested)
+    text = request.path_params["person_id"]
+    requested = whole_number(text)
+    person_id = reader.resolve(requested) if requested is not None else None
     if person_id is None:
-        raise NotFound(f"no person {requested}")
+        raise NotFound(f"no person {text}")
     return person_id
 
 
@@ -189,16 +186,25 @@ def _profile(reader: IdentityReader, person_id: int) -> Response:
     return json_response({**profile, "verified": is_verified(reader.conn, person_id)})
 
 
-def _int_param(request: Request, name: str, default: int) -> int:
+def _limit(request: Request) -> int:
+    # Refused rather than capped: a capped page would end paging early (its `next` is null).
+    value = request.query_params.get("limit")
+    if value is None:
+        return DEFAULT_PAGE
+    limit = whole_number(value)
+    if limit is None or not 1 <= limit <= MAX_PAGE:
+        raise BadRequest(f"limit must be a whole number from 1 to {MAX_PAGE}")
+    return limit
+
+
+def _id_param(request: Request, name: str) -> int | None:
     value = request.query_params.get(name)
-    return default if value is None else _int(value, name)
-
-
-def _int(value: str, name: str) -> int:
-    try:
-        return int(value)
-    except ValueError:
-        raise BadRequest(f"{name} must be an integer") from None
+    if not value:
+        return None
+    number = whole_number(value)
+    if number is None:
+        raise BadRequest(f"{name} must be an id: a whole number below 2**63")
+    return number
 
 
 def serve_read_api(config: Config, *, host: str, port: int) -> None:

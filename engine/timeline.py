@@ -12,6 +12,7 @@ lives long (the read API) holds no key of a person erased since.
 from __future__ import annotations
 
 import heapq
+import re
 import sqlite3
 from typing import Any, NamedTuple
 
@@ -23,6 +24,20 @@ from engine.privacy.keys import KeyRing
 from engine.store import anonymous_key, read_identifiers, user_key
 
 MAX_PAGE = 500
+# SQLite's INTEGER is signed 64-bit: a larger Python int cannot even be bound to a query.
+MAX_INTEGER = 2**63 - 1
+# ASCII digits only, as int() would also take signs, spaces, underscores and other scripts'
+# digits; at most 19 significant ones, so int() never meets its own limit on digits.
+_WHOLE_NUMBER = re.compile(r"0*([0-9]{1,19})")
+
+
+def whole_number(text: str) -> int | None:
+    """`text` as a whole number SQLite can hold; None when it is not one."""
+    match = _WHOLE_NUMBER.fullmatch(text)
+    if match is None:
+        return None
+    number = int(match[1])
+    return number if number <= MAX_INTEGER else None
 
 
 class Cursor(NamedTuple):
@@ -37,7 +52,10 @@ class Cursor(NamedTuple):
     @staticmethod
     def decode(text: str) -> Cursor:
         ts, _, seq = text.partition(":")
-        return Cursor(int(ts), int(seq))
+        cursor_ts, cursor_seq = whole_number(ts), whole_number(seq)
+        if cursor_ts is None or cursor_seq is None:
+            raise ValueError(f"not a timeline cursor: {text!r}")
+        return Cursor(cursor_ts, cursor_seq)
 
 
 class TimelinePage(NamedTuple):

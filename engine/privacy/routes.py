@@ -28,7 +28,7 @@ from engine.privacy.erase import asked_forms
 from engine.privacy.export import export_person
 from engine.privacy.schema import migrate_privacy
 from engine.schema import migrate_identity
-from engine.timeline import IdentityReader
+from engine.timeline import IdentityReader, whole_number
 
 Handler = Callable[[Request], Awaitable[Response]]
 MAX_REQUESTED_BY = 100
@@ -79,27 +79,33 @@ def privacy_routes(
         )
 
     async def get_erasure(request: Request) -> Response:
-        found = requests.public(queue(), int(request.path_params["erasure_id"]))
+        text = request.path_params["erasure_id"]
+        erasure_id = whole_number(text)
+        found = requests.public(queue(), erasure_id) if erasure_id is not None else None
         if found is None:
-            raise NotFound(f"no erasure {request.path_params['erasure_id']}")
+            raise NotFound(f"no erasure {text}")
         return json_response(found)
 
     async def export(request: Request) -> Response:
-        requested = int(request.path_params["person_id"])
-        document = export_person(reader().conn, event_log(), requested)
+        text = request.path_params["person_id"]
+        requested = whole_number(text)
+        document = (
+            export_person(reader().conn, event_log(), requested) if requested is not None else None
+        )
         if document is None:
-            raise NotFound(f"no person {requested}")
+            raise NotFound(f"no person {text}")
         return json_response(document)
 
     async def audit_log(request: Request) -> Response:
-        limit = request.query_params.get("limit", "50")
-        if not limit.isdigit() or not 1 <= int(limit) <= MAX_AUDIT:
+        limit = whole_number(request.query_params.get("limit", "50"))
+        if limit is None or not 1 <= limit <= MAX_AUDIT:
             raise BadRequest(f"limit must be a whole number from 1 to {MAX_AUDIT}")
-        return json_response({"entries": audit.entries(queue(), int(limit))})
+        return json_response({"entries": audit.entries(queue(), limit)})
 
     return [
         Route("/api/privacy/audit", guarded(audit_log)),
         Route("/api/erasures", guarded(create_erasure), methods=["POST"]),
-        Route("/api/erasures/{erasure_id:int}", guarded(get_erasure)),
-        Route("/api/persons/{person_id:int}/export", guarded(export)),
+        # Any text as the id, so one that cannot exist answers not_found like a missing one.
+        Route("/api/erasures/{erasure_id}", guarded(get_erasure)),
+        Route("/api/persons/{person_id}/export", guarded(export)),
     ]

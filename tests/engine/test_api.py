@@ -150,3 +150,57 @@ def test_identity_events_newest_first_with_refusals(client: AppClient) -> None:
     assert status["identity_changes"] == {"identified": 1, "merged": 1, "refused:shared_browser": 1}
     metrics = client.get("/api/metrics", headers=AUTH).text
     assert 'bond_identity_changes_total{kind="refused",reason="shared_browser"} 1' in metrics
+
+
+def refused(client: AppClient, path: str, **params: Any) -> tuple[int, str, str]:
+    response = client.get(f"/api{path}", params=params, headers=AUTH)
+    body = response.json()
+    return response.status_code, body["error"], body["reason"]
+
+
+@pytest.mark.parametrize("limit", ["0", "-5", "501", "600", "100000", "99999999999999999999", ""])
+@pytest.mark.parametrize("path", ["/persons/1/timeline", "/identity-events", "/alerts"])
+def test_a_limit_outside_1_to_500_is_refused_not_capped(
+    client: AppClient, path: str, limit: str
+) -> None:
+    status, error, reason = refused(client, path, limit=limit)
+    assert (status, error) == (400, "bad_request") and "1 to 500" in reason
+    assert get(client, path, limit=500)
+
+
+IMPOSSIBLE_IDS = ["99999999999999999999", "9223372036854775808", "abc", "-1", "1_0", "²"]
+
+
+@pytest.mark.parametrize("person", IMPOSSIBLE_IDS)
+@pytest.mark.parametrize("suffix", ["", "/timeline", "/household", "/export"])
+def test_a_person_id_no_person_can_have_is_not_found(
+    client: AppClient, person: str, suffix: str
+) -> None:
+    assert refused(client, f"/persons/{person}{suffix}") == (
+        404,
+        "not_found",
+        f"no person {person}",
+    )
+
+
+@pytest.mark.parametrize("erasure", IMPOSSIBLE_IDS)
+def test_an_erasure_id_no_erasure_can_have_is_not_found(client: AppClient, erasure: str) -> None:
+    assert refused(client, f"/erasures/{erasure}") == (404, "not_found", f"no erasure {erasure}")
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "named"),
+    [
+        ("/persons/1/timeline", {"before": "1:99999999999999999999"}, "cursor"),
+        ("/persons/1/timeline", {"before": "99999999999999999999:1"}, "cursor"),
+        ("/persons/1/timeline", {"before": "-1:+1"}, "cursor"),
+        ("/identity-events", {"before": "99999999999999999999"}, "before"),
+        ("/identity-events", {"person_id": "99999999999999999999"}, "person_id"),
+        ("/privacy/audit", {"limit": "²"}, "limit"),
+    ],
+)
+def test_a_malformed_or_out_of_range_parameter_is_a_bad_request(
+    client: AppClient, path: str, params: dict[str, str], named: str
+) -> None:
+    status, error, reason = refused(client, path, **params)
+    assert (status, error) == (400, "bad_request") and named in reason

@@ -47,3 +47,34 @@ def test_bond_person_says_when_nobody_matches(engine: Engine) -> None:
     result = bond_person(engine, "nobody@example.com")
     assert result.returncode == 1
     assert "no person known" in result.stderr
+
+
+def test_bond_person_shows_browser_control_characters_as_literal_text(engine: Engine) -> None:
+    browser = "lap\x9b2Jtop"  # C1 CSI: some terminals obey it even inside UTF-8
+    engine.track(browser, 1_780_000_000_000, event="Evil\x1b[2J\x1b[31mNAME\rOVER")
+    title = "\x1b]0;pwned\x07"  # retitles the terminal window
+    engine.send("page", anon=browser, ts=1_780_000_010_000, event=title, name=title)
+    engine.track(browser, 1_780_000_020_000, event="Café ☕ 注文")
+    engine.send(
+        "identify",
+        anon=browser,
+        user="u-42\x7f\x08",
+        ts=1_780_000_060_000,
+        traits={"email": "ada@example.com", "plan": "pro\x9b31m"},
+    )
+    engine.run()
+
+    result = bond_person(engine, "ada@example.com")
+
+    assert result.returncode == 0, result.stderr
+    shown = result.stdout.replace("\n", "")
+    assert not [c for c in shown if ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0], shown
+    for literal in (
+        "Evil\\x1b[2J\\x1b[31mNAME\\x0dOVER",
+        "\\x1b]0;pwned\\x07",
+        "user ids: u-42\\x7f\\x08",
+        "browsers: lap\\x9b2Jtop",
+        '"plan":"pro\\x9b31m"',
+        "Café ☕ 注文",
+    ):
+        assert literal in result.stdout, result.stdout
