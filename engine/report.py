@@ -14,6 +14,11 @@ from bond.storage.sqlite import connect
 from engine.schema import migrate_identity
 from engine.timeline import IdentityReader
 
+# C0 and C1 controls and DEL, each shown as its escape: names, ids, traits and properties came
+# from browsers, and a terminal would obey them (clear the screen, retitle the window, overwrite
+# the line). JSON escapes C0 but not DEL or C1, so every line goes through this, not some fields.
+_VISIBLE = {code: f"\\x{code:02x}" for code in (*range(0x20), *range(0x7F, 0xA0))}
+
 
 def print_person(config: Config, who: str, *, limit: int, out: TextIO = sys.stdout) -> None:
     """Look `who` up as an email, then a user id, then an anonymous id, and print the person."""
@@ -31,9 +36,10 @@ def print_person(config: Config, who: str, *, limit: int, out: TextIO = sys.stdo
     finally:
         conn.close()
     state = "identified" if profile["identified"] else "anonymous"
-    out.write(
+    _say(
+        out,
         f"person {profile['id']} · {state} · {len(profile['anonymous_ids'])} browser(s) · "
-        f"{profile['event_count']} event(s)\n"
+        f"{profile['event_count']} event(s)",
     )
     for label, key in (
         ("user ids", "user_ids"),
@@ -41,16 +47,21 @@ def print_person(config: Config, who: str, *, limit: int, out: TextIO = sys.stdo
         ("browsers", "anonymous_ids"),
     ):
         if profile[key]:
-            out.write(f"  {label}: {', '.join(profile[key])}\n")
-    out.write(
-        f"  first seen {_when(profile['first_seen'])}, last seen {_when(profile['last_seen'])}\n"
+            _say(out, f"  {label}: {', '.join(profile[key])}")
+    _say(
+        out, f"  first seen {_when(profile['first_seen'])}, last seen {_when(profile['last_seen'])}"
     )
     if profile["traits"]:
-        out.write(f"  traits: {orjson.dumps(profile['traits']).decode()}\n")
+        _say(out, f"  traits: {orjson.dumps(profile['traits']).decode()}")
     shown = f"newest {len(page.events)}" if page.next else "all"
-    out.write(f"\ntimeline ({shown}, newest first)\n")
+    _say(out)
+    _say(out, f"timeline ({shown}, newest first)")
     for event in page.events:
-        out.write(_line(event) + "\n")
+        _say(out, _line(event))
+
+
+def _say(out: TextIO, line: str = "") -> None:
+    out.write(line.translate(_VISIBLE) + "\n")
 
 
 def _line(event: dict[str, Any]) -> str:
