@@ -110,6 +110,14 @@ class EventLog(Protocol):
         ...
 
 
+def _file_identity(path: Path) -> tuple[int, int] | None:
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino
+
+
 MIGRATIONS = [
     """
     CREATE TABLE events (
@@ -285,6 +293,7 @@ class SqliteEventLog:
         """
         self.path = path
         self._conn = connect(path)
+        self._file = _file_identity(path)
         if not checkpoints:
             self._conn.execute("PRAGMA wal_autocheckpoint = 0")
         # Migration 3 fills the key of the events already stored.
@@ -297,6 +306,13 @@ class SqliteEventLog:
         self._recent: RecentKeys | None = None  # read on the first append: readers never need it
 
     def append(self, events: Sequence[NewEvent], rejected: Sequence[RejectedEvent]) -> int:
+        # SQLite goes on committing into a file deleted under it (its data directory removed,
+        # or the file replaced), and each commit would be acknowledged and then lost.
+        if _file_identity(self.path) != self._file:
+            raise StorageError(
+                f"the event log {self.path.name} was deleted or replaced while in use; "
+                "nothing more is written to it: restart to open it again"
+            )
         largest = _INSERT_SIZES[-1]
         try:
             if self._recent is None:

@@ -136,6 +136,18 @@ def test_health_is_503_while_the_log_cannot_be_written(collector: Collector) -> 
     assert httpx.post(f"{collector.url}/v1/batch", content=batch(1, "after")).status_code == 200
 
 
+def test_a_log_deleted_under_the_collector_is_refused_not_acknowledged(
+    collector: Collector,
+) -> None:
+    assert httpx.post(f"{collector.url}/v1/batch", content=batch(1, "before")).status_code == 200
+    shutil.rmtree(collector.data_dir)  # an operator's cleanup run against the wrong directory
+    response = httpx.post(f"{collector.url}/v1/batch", content=batch(2, "gone"), timeout=30)
+    assert response.status_code == 503
+    health = httpx.get(f"{collector.url}/healthz", timeout=30)
+    assert health.status_code == 503
+    assert "deleted or replaced" in health.json()["reason"]
+
+
 def test_metrics_are_prometheus_text(collector: Collector) -> None:
     httpx.post(f"{collector.url}/v1/batch", content=batch(3, "m"))
     httpx.post(f"{collector.url}/v1/batch", content=batch(3, "m"))
