@@ -165,7 +165,10 @@ class Worker:
         place = graph.place
         for ev in events:
             seq, _source, _message, type_, anonymous_id, user_id, name, ts, _at, _ip, _ua, raw = ev
-            body = loads(raw)
+            try:
+                body = loads(raw)
+            except orjson.JSONDecodeError as exc:
+                body = _unreadable(seq, exc)
             traits = body.get("traits") if type_ in ("identify", "group") else None
             if type_ == "alias":
                 shown: object = {"previousId": body.get("previousId")}
@@ -192,7 +195,10 @@ class Worker:
                 if found is not None:
                     proofs.append(found)
             # The few fields a timeline shows, copied once so reads never touch the event log.
-            data = dumps(shown) if isinstance(shown, dict) else b"{}"
+            try:
+                data = dumps(shown) if isinstance(shown, dict) else b"{}"
+            except TypeError as exc:  # nested past what orjson writes
+                data, body = b"{}", _unreadable(seq, exc)
             add_event(seq, browser.id, ts, type_, name, data, person.id, claim)
             if hooks:
                 resolved.append((ev, browser, body))
@@ -305,6 +311,16 @@ class Worker:
     def close(self) -> None:
         self.log.close()
         self.conn.close()
+
+
+def _unreadable(seq: int, error: Exception) -> dict[str, Any]:
+    """What the worker applies of an event it cannot read: its place, not its properties.
+
+    The collector refuses such events since 2026-12-02, but a log written before may hold
+    some, and stopping at one would stop the worker at that offset for good.
+    """
+    log("event_unreadable", seq=seq, reason=str(error)[:200])
+    return {}
 
 
 def run_worker(config: Config) -> None:

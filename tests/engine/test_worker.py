@@ -11,8 +11,18 @@ import httpx
 import orjson
 
 from bond.config import Config
-from conftest import WRITE_KEY, BondProcess, Collector, ReadApi, start_worker, wait_until
+from bond.storage.eventlog import NewEvent
+from conftest import (
+    WRITE_KEY,
+    BondProcess,
+    Collector,
+    ReadApi,
+    captured_logs,
+    start_worker,
+    wait_until,
+)
 from engine.worker import Worker
+from tests.engine.harness import Engine
 from tests.engine.privacy import plaintext
 
 T0 = 1_780_000_000_000
@@ -156,3 +166,41 @@ def test_worker_stops_cleanly_on_sigterm(collector: Collector) -> None:
     worker = start_worker(collector.data_dir)
     assert worker.stop() == 0
     assert '"event":"worker_stopped"' in worker.log
+
+
+def test_an_event_the_worker_cannot_read_does_not_stop_it(data_dir: Path) -> None:
+    # Logs written before the collector refused these can hold them.
+    engine = Engine(data_dir)
+    try:
+        nested = b'{"a":' * 300 + b"1" + b"}" * 300
+        for n, body in enumerate(
+            (
+                b'{"type":"track","anonymousId":"pc","properties":{"x":1e999}}',
+                b'{"type":"track","anonymousId":"pc","properties":%s}' % nested,
+            )
+        ):
+            engine.log.append(
+                [
+                    NewEvent(
+                        "default",
+                        f"bad-{n}",
+                        "track",
+                        "pc",
+                        None,
+                        "Odd",
+                        100 + n,
+                        100,
+                        None,
+                        None,
+                        body,
+                    )
+                ],
+                [],
+            )
+        engine.track("pc", 300)
+        with captured_logs() as logs:
+            engine.run()
+        assert [e["event"] for e in engine.timeline(anonymous_id="pc")] == ["Viewed", "Odd", "Odd"]
+        assert [line["seq"] for line in logs.records("event_unreadable")] == [1, 2]
+    finally:
+        engine.close()
