@@ -14,7 +14,7 @@ import orjson
 
 from bond.errors import BadRequest, EventInvalid
 from collector.body import parse_json
-from collector.validate import Message, decode_message
+from collector.validate import MAX_DEPTH, Message, decode_message
 
 
 class Envelope(NamedTuple):
@@ -22,15 +22,20 @@ class Envelope(NamedTuple):
     sent_at: object
     batch: object  # a list of each event's JSON, when the body holds a list
     first: Message | None  # a single-event request's event, decoded already
+    # A batch's own `context` and `integrations`, which Segment applies to each of its events.
+    shared: dict[str, dict[str, Any]] | None = None
 
 
 class _Batch(msgspec.Struct):
     batch: list[msgspec.Raw]
     writeKey: Any = None  # Segment's names
     sentAt: Any = None
+    context: Any = None
+    integrations: Any = None
 
 
 _decode_batch = msgspec.json.Decoder(_Batch).decode
+_SHARED = ("context", "integrations")
 
 
 def batch_envelope(raw: bytes) -> Envelope:
@@ -40,19 +45,50 @@ def batch_envelope(raw: bytes) -> Envelope:
         payload = _object(raw)
         batch = payload.get("batch")
         if isinstance(batch, list):
-            batch = [orjson.dumps(message) for message in batch]
-        return Envelope(payload.get("writeKey"), payload.get("sentAt"), batch, None)
-    return Envelope(body.writeKey, body.sentAt, body.batch, None)
+            try:
+                batch = [orjson.dumps(message) for message in batch]
+            except TypeError:  # orjson writes 254 levels at most
+                raise _too_deep() from None
+        return Envelope(
+            payload.get("writeKey"), payload.get("sentAt"), batch, None, _shared(payload)
+        )
+    except RecursionError:
+        raise _too_deep() from None
+    shared = None
+    if body.context is not None or body.integrations is not None:
+        shared = _shared({"context": body.context, "integrations": body.integrations})
+    return Envelope(body.writeKey, body.sentAt, body.batch, None, shared)
 
 
 def single_envelope(raw: bytes) -> Envelope:
     try:
         message = decode_message(raw)
-    except EventInvalid:
+    except EventInvalid as invalid:
+        if invalid.code == "too_deep":
+            raise _too_deep() from None  # nor could its write key be read
         # An object whose event is invalid is rejected as an event, with the event's reason.
         payload = _object(raw)
         return Envelope(payload.get("writeKey"), payload.get("sentAt"), [raw], None)
     return Envelope(message.writeKey, message.sentAt, [raw], message)
+
+
+def _too_deep() -> BadRequest:
+    return BadRequest(
+        f"the body nests objects and arrays too deep to read; events may nest {MAX_DEPTH} levels"
+    )
+
+
+def _shared(payload: dict[str, Any]) -> dict[str, dict[str, Any]] | None:
+    shared = {}
+    for name in _SHARED:
+        value = payload.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, dict):
+            raise BadRequest(f"the batch's {name} must be a JSON object")
+        if value:
+            shared[name] = value
+    return shared or None
 
 
 def _object(raw: bytes) -> dict[str, Any]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import binascii
 import time
+import traceback
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -30,6 +32,8 @@ from collector.signing import IdentityReport, signers
 from collector.telemetry import CollectorMetrics
 from collector.validate import (
     ABSENT,
+    CLAMPED,
+    SENT_AT_IGNORED,
     TYPES,
     Message,
     RequestFacts,
@@ -37,6 +41,7 @@ from collector.validate import (
     has_bond_context,
     makes_claims,
     parse_time,
+    readable,
     to_event,
 )
 from collector.writer import Writer
@@ -75,6 +80,16 @@ class Ingest:
         except RequestError as error:
             status, body = error.status_code, {"error": error.code, "reason": error.reason}
             notes, extra = {"reason": error.code}, error.headers
+        except Exception as exc:  # a bug: answered and logged as JSON like any other failure
+            status = 500
+            body = {"error": "internal_error", "reason": "the collector failed on this request"}
+            # Where, not the message: an exception's text can quote the event it choked on.
+            where = traceback.extract_tb(exc.__traceback__)[-1]
+            notes = {
+                "reason": "internal_error",
+                "exception": type(exc).__name__,
+                "at": f"{Path(where.filename).name}:{where.lineno}",
+            }
         # Errors echo the origin too: a browser SDK must see a 401 or 413 to stop retrying.
         await _respond(send, status, orjson.dumps(body), headers.origin, extra)
         self.metrics.requests.inc(1, route, str(status))
@@ -112,25 +127,28 @@ class Ingest:
         rejections: list[dict[str, Any]] = []
         codes: dict[str, int] = {}
         identities: IdentityReport | None = None
-        clamped = suppressed = 0
+        clamped = suppressed = unsent = 0
         signer = self.signers[source.write_key]
         vet, signing = signer.vet, signer.keyed is not None
         suppressing = self.suppression.active()
-        first = envelope.first
+        first, shared = envelope.first, envelope.shared
         for index, sent in enumerate(messages):
             stored = sent if sent.__class__ is bytes else bytes(sent)
             try:
-                message = first if first is not None else decode_message(stored)
+                whole = readable(stored)
+                if shared is not None or "writeKey" in whole:
+                    stored = _without_key(whole, shared)
+                    message = decode_message(stored)
+                else:
+                    message = first if first is not None else decode_message(stored)
                 verdict = None
                 if has_bond_context(message) or (signing and makes_claims(message, path_type)):
-                    # The only path that edits an event: it is decoded, vetted and re-encoded.
-                    edited = orjson.loads(stored)
                     try:
-                        verdict = vet(edited, path_type)
+                        verdict = vet(whole, path_type)
                     finally:
-                        stored = orjson.dumps(edited)  # its claims, never its signature
+                        stored = orjson.dumps(whole)  # its claims, never its signature
                     message = decode_message(stored)
-                event, was_clamped = to_event(message, stored, facts, path_type)
+                event, flags = to_event(message, stored, facts, path_type)
             except EventInvalid as exc:
                 rejections.append({"index": index, "reason": exc.reason})
                 rejected.append(RejectedEvent(source.name, facts.received_at, exc.reason, stored))
@@ -142,7 +160,9 @@ class Ingest:
                 suppressed += 1  # an erased person's: answered as accepted, never stored
                 continue
             events.append(event)
-            clamped += was_clamped
+            if flags:
+                clamped += flags & CLAMPED
+                unsent += (flags & SENT_AT_IGNORED) // SENT_AT_IGNORED
             if verdict is not None:
                 if identities is None:
                     identities = IdentityReport(source.name, facts.received_at)
@@ -165,6 +185,11 @@ class Ingest:
                 f"{clamped} event(s) had a timestamp in the future; set to receipt time"
             )
             log("timestamps_clamped", source=source.name, events=clamped)
+        if unsent:
+            warnings.append(
+                f"{unsent} event(s) had a sentAt that is not an ISO-8601 time; clock-skew "
+                "correction skipped for them"
+            )
         if warnings:
             body["warnings"] = warnings
         if identities is not None and identities.verified:
@@ -261,6 +286,21 @@ async def _respond(
         raw_headers += [(name.lower().encode(), value.encode()) for name, value in headers.items()]
     await send({"type": "http.response.start", "status": status, "headers": raw_headers})
     await send({"type": "http.response.body", "body": body})
+
+
+def _without_key(event: dict[str, Any], shared: dict[str, dict[str, Any]] | None) -> bytes:
+    """The event to store: without a write key (a secret, which an export would hand to the
+    data subject), and with its batch's context and integrations under its own (Segment's
+    rule for a batch's shared fields: the event's own keys win)."""
+    event.pop("writeKey", None)
+    for name, values in (shared or {}).items():
+        own = event.get(name)
+        if own is None:
+            event[name] = dict(values)
+        elif isinstance(own, dict):
+            event[name] = {**values, **own}
+        # anything else is left for validation to refuse
+    return orjson.dumps(event)
 
 
 def _basic_auth_key(header: str | None) -> str | None:

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 import msgspec
+import orjson
 
 from bond.config import IpPolicy
 from bond.errors import EventInvalid
@@ -26,6 +27,12 @@ _MAX_NAME = 200
 _MAX_MESSAGE_ID = 200
 # Older timestamps are malformed rather than backfills (a zero or a seconds-vs-ms mix-up).
 _EARLIEST_MS = 946_684_800_000  # 2000-01-01
+# Far beyond what analytics payloads use (a few levels), well inside what the engine's JSON
+# library writes back (254) and what the decoders here recurse through.
+MAX_DEPTH = 64
+# What to_event says beside the row, as bits: nearly always 0.
+CLAMPED = 1  # a timestamp in the future, set to the receipt time
+SENT_AT_IGNORED = 2  # an event's own sentAt was not a time: no clock-skew correction
 _new_row = tuple.__new__
 _from_iso = datetime.fromisoformat
 UNSET = msgspec.UNSET
@@ -76,6 +83,44 @@ def decode_message(raw: bytes | msgspec.Raw) -> Message:
         raise EventInvalid("each event must be a JSON object", code="not_object") from None
     except msgspec.DecodeError:
         raise EventInvalid("the event is not valid JSON", code="not_object") from None
+    except RecursionError:
+        raise _too_deep() from None
+
+
+def readable(raw: bytes) -> dict[str, Any]:
+    """The event as the engine will read it back; raises EventInvalid for what it could not.
+
+    msgspec skips over properties and traits without reading them, so a number too large for
+    a double (1e999) or objects nested hundreds deep pass it, and would stop the worker, which
+    reads every event with orjson, at that event for good.
+    """
+    try:
+        event = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise EventInvalid(f"the event cannot be stored: {exc.msg}", code="unreadable") from None
+    # Each level needs a bracket, so counting them rules out nearly every event at C speed.
+    if raw.count(b"{") + raw.count(b"[") > MAX_DEPTH and _depth(event) > MAX_DEPTH:
+        raise _too_deep()
+    if not isinstance(event, dict):
+        raise EventInvalid("each event must be a JSON object", code="not_object")
+    return event
+
+
+def _depth(value: object) -> int:
+    """How deep `value` nests objects and arrays, counted no further than MAX_DEPTH + 1."""
+    deepest, pending = 0, [(value, 1)] if isinstance(value, dict | list) else []
+    while pending and deepest <= MAX_DEPTH:
+        item, depth = pending.pop()
+        deepest = max(deepest, depth)
+        children = item.values() if isinstance(item, dict) else item
+        pending += [(child, depth + 1) for child in children if isinstance(child, dict | list)]
+    return deepest
+
+
+def _too_deep() -> EventInvalid:
+    return EventInvalid(
+        f"the event nests objects and arrays more than {MAX_DEPTH} levels deep", code="too_deep"
+    )
 
 
 def has_bond_context(message: Message) -> bool:
@@ -107,6 +152,8 @@ def parse_time(value: object, field: str) -> int:
     """UTC epoch milliseconds from an ISO-8601 string; naive times are taken as UTC."""
     if not isinstance(value, str):
         raise EventInvalid(f"{field} must be an ISO-8601 string", code="bad_timestamp")
+    if value[-1:] == "z":  # RFC 3339 allows it; fromisoformat takes only "Z"
+        value = value[:-1] + "Z"
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
@@ -120,8 +167,9 @@ def parse_time(value: object, field: str) -> int:
 
 def to_event(
     message: Message, raw: bytes, facts: RequestFacts, path_type: str | None
-) -> tuple[NewEvent, bool]:
-    """The row to append for one message (`raw`, as sent), and whether its timestamp was clamped.
+) -> tuple[NewEvent, int]:
+    """The row to append for one message (`raw`, as sent), and what to warn of (CLAMPED,
+    SENT_AT_IGNORED: bits, 0 for nearly every event).
 
     Raises EventInvalid with a reason a developer can act on.
     """
@@ -188,7 +236,7 @@ def to_event(
             f"messageId must be a string of 1 to {_MAX_MESSAGE_ID} characters", code="bad_field"
         )
 
-    timestamp, clamped = _event_time(message, facts)
+    timestamp, notes = _event_time(message, facts)
     ip, user_agent = facts.ip, facts.user_agent
     context = message.context
     if context is not None:
@@ -215,7 +263,7 @@ def to_event(
                 raw,
             ),
         ),
-        clamped,
+        notes,
     )
 
 
@@ -224,18 +272,18 @@ def _is_object(value: msgspec.Raw) -> bool:
     return view[0] == _OPEN_BRACE or view.tobytes() == b"null"
 
 
-def _event_time(message: Message, facts: RequestFacts) -> tuple[int, bool]:
+def _event_time(message: Message, facts: RequestFacts) -> tuple[int, int]:
     # The client's clock may be off; what it knows precisely is the gap between the event and
     # sending it, so that gap is applied to our own receipt time. But receipt minus sending also
     # holds the request's transit time, which differs per request: applied to a clock that is
     # right, it can swap a click sent by beacon with the page view sent a second later. Real
     # skew is either small (a synced clock) or large (a wrong one), so only a large one is fixed.
     original = message.originalTimestamp
-    if original is UNSET:
+    if original is UNSET or original is None:  # serialisers write null for a field not set
         original = message.timestamp
     received = facts.received_at
     if original is None:
-        return received, False
+        return received, 0
     try:  # parse_time without its checks, for the well-formed times nearly all events carry
         moment = _from_iso(original)
         happened = int(moment.timestamp() * 1000) if moment.tzinfo is not None else -1
@@ -243,13 +291,18 @@ def _event_time(message: Message, facts: RequestFacts) -> tuple[int, bool]:
         happened = -1
     if happened < 0:
         happened = parse_time(original, "timestamp")  # raises, or handles a naive time
-    sent_raw = message.sentAt
-    sent = parse_time(sent_raw, "sentAt") if sent_raw is not None else facts.sent_at
+    sent_raw, sent, notes = message.sentAt, facts.sent_at, 0
+    if sent_raw is not None:
+        # sentAt only corrects a wrong clock: a bad one costs the event that, not its place.
+        try:
+            sent = parse_time(sent_raw, "sentAt")
+        except EventInvalid:
+            sent, notes = None, SENT_AT_IGNORED
     timestamp = happened
     if sent is not None and abs(received - sent) > facts.skew_tolerance_ms:
         timestamp = received - (sent - happened)
     if timestamp < _EARLIEST_MS:
         raise EventInvalid("timestamp is before the year 2000", code="bad_timestamp")
     if timestamp > received + facts.future_tolerance_ms:
-        return received, True
-    return timestamp, False
+        return received, notes | CLAMPED
+    return timestamp, notes

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import gzip
 import sqlite3
@@ -15,7 +16,9 @@ import httpx
 import orjson
 import pytest
 
-from conftest import WRITE_KEY, Collector, wait_until
+from bond.config import load
+from collector.app import create_app
+from conftest import WRITE_KEY, Collector, captured_logs, wait_until
 
 TYPES = ["identify", "track", "page", "screen", "group", "alias"]
 
@@ -197,6 +200,153 @@ def test_bad_sent_at_skips_skew_correction_but_keeps_the_events(server: Collecto
     assert response.status_code == 200
     assert "clock-skew correction skipped" in response.json()["warnings"][0]
     assert stored(server, message["messageId"])[0][4] == 1714557600000
+
+
+def test_an_events_own_bad_sent_at_skips_skew_correction_but_keeps_it(server: Collector) -> None:
+    message = event(timestamp="2024-05-01T10:00:00Z", sentAt="not-a-time")
+    response = post(server, "/v1/batch", {"writeKey": WRITE_KEY, "batch": [message, event()]})
+    assert response.status_code == 200 and response.json()["accepted"] == 2
+    assert "1 event(s) had a sentAt" in response.json()["warnings"][0]
+    assert stored(server, message["messageId"])[0][4] == 1714557600000
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"timestamp": "2024-05-01T10:00:00Z", "originalTimestamp": None},
+        {"timestamp": "2024-05-01t10:00:00z"},  # RFC 3339 allows lower case
+    ],
+)
+def test_timestamps_as_some_clients_write_them(server: Collector, fields: dict[str, Any]) -> None:
+    message = event(**fields)
+    assert post(server, "/v1/batch", {"writeKey": WRITE_KEY, "batch": [message]}).status_code == 200
+    assert stored(server, message["messageId"])[0][4] == 1714557600000
+
+
+def test_events_the_engine_could_not_read_are_rejected_beside_good_ones(
+    server: Collector,
+) -> None:
+    # Beyond what orjson writes (254 levels), so the body is put together by hand.
+    nested = b'{"a":' * 300 + b"1" + b"}" * 300
+    good = [event(), event()]
+    bad = [
+        b'{"type":"track","event":"Deep","anonymousId":"a","properties":%s}' % nested,
+        b'{"type":"track","event":"Huge","anonymousId":"a","properties":{"x":1e999}}',
+        # context.bond sends the event down the path that decodes and re-encodes it
+        b'{"type":"track","event":"Huge","anonymousId":"a","context":{"bond":{}},'
+        b'"properties":{"x":-1e400}}',
+    ]
+    body = b'{"writeKey":"%s","batch":[%s]}' % (
+        WRITE_KEY.encode(),
+        b",".join([orjson.dumps(good[0]), *bad, orjson.dumps(good[1])]),
+    )
+    response = post(server, "/v1/batch", body)
+    assert response.status_code == 200, response.text
+    assert response.json()["accepted"] == 2
+    reasons = {r["index"]: r["reason"] for r in response.json()["rejected"]}
+    assert "more than 64 levels deep" in reasons[1]
+    assert "cannot be stored: number is infinity" in reasons[2]
+    assert "cannot be stored: number is infinity" in reasons[3]
+    assert all(stored(server, e["messageId"]) for e in good)
+
+
+def test_a_body_too_deep_to_read_is_a_400_not_a_500(server: Collector) -> None:
+    nested = b"[" * 5000 + b"]" * 5000
+    single = b'{"writeKey":"%s","anonymousId":"a","event":"x","properties":{"a":%s}}' % (
+        WRITE_KEY.encode(),
+        nested,
+    )
+    many = b'{"writeKey":"%s","batch":[%s,%s]}' % (
+        WRITE_KEY.encode(),
+        orjson.dumps(event()),
+        single,
+    )
+    for path, body in (("/v1/track", single), ("/v1/batch", many)):
+        response = post(server, path, body)
+        assert response.status_code == 400, response.text
+        assert "levels" in response.text
+
+
+def test_a_batchs_context_and_integrations_apply_to_each_event(server: Collector) -> None:
+    shared = {"ip": "198.51.100.7", "userAgent": "BatchAgent/2", "timezone": "Europe/Paris"}
+    own = event(context={"timezone": "Asia/Tokyo"}, integrations={"All": True})
+    bare = event()
+    body = {
+        "writeKey": WRITE_KEY,
+        "context": shared,
+        "integrations": {"All": False},
+        "batch": [own, bare],
+    }
+    assert post(server, "/v1/batch", body).json()["accepted"] == 2
+    assert stored(server, bare["messageId"])[0][6:] == ("198.51.100.0", "BatchAgent/2")
+    with sqlite3.connect(server.data_dir / "events.db") as conn:
+        kept = {
+            message_id: orjson.loads(body)
+            for message_id, body in conn.execute(
+                "SELECT message_id, body FROM events WHERE message_id IN (?, ?)",
+                (own["messageId"], bare["messageId"]),
+            )
+        }
+    assert kept[own["messageId"]]["context"] == {**shared, "timezone": "Asia/Tokyo"}
+    assert kept[own["messageId"]]["integrations"] == {"All": True}
+    assert kept[bare["messageId"]]["context"] == shared
+    assert kept[bare["messageId"]]["integrations"] == {"All": False}
+    refused = post(server, "/v1/batch", {"writeKey": WRITE_KEY, "context": 5, "batch": [event()]})
+    assert refused.status_code == 400
+    assert "the batch's context must be a JSON object" in refused.json()["reason"]
+
+
+def test_the_write_key_is_not_stored_with_the_event(server: Collector) -> None:
+    single = event(writeKey=WRITE_KEY, type="identify", userId="u-key")
+    in_batch = event(writeKey=WRITE_KEY)
+    assert post(server, "/v1/identify", single).status_code == 200
+    assert (
+        post(server, "/v1/batch", {"writeKey": WRITE_KEY, "batch": [in_batch]}).status_code == 200
+    )
+    with sqlite3.connect(server.data_dir / "events.db") as conn:
+        bodies = [
+            orjson.loads(row[0])
+            for row in conn.execute(
+                "SELECT body FROM events WHERE message_id IN (?, ?)",
+                (single["messageId"], in_batch["messageId"]),
+            )
+        ]
+    assert len(bodies) == 2
+    assert all("writeKey" not in body for body in bodies)
+    assert bodies[0]["messageId"] in (single["messageId"], in_batch["messageId"])
+
+
+def test_a_bug_is_answered_as_json_and_logged_without_the_event(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: object) -> None:
+        raise ZeroDivisionError("ada@example.com")
+
+    monkeypatch.setattr("collector.ingest.to_event", broken)
+    (tmp_path / "none.toml").write_text("")
+    env = {"BOND_DATA_DIR": str(tmp_path / "data"), "BOND_WRITE_KEY": WRITE_KEY}
+    config = load(tmp_path / "none.toml", env=env)
+    message = event(type="identify", traits={"email": "ada@example.com"}, writeKey=WRITE_KEY)
+
+    async def send() -> tuple[httpx.Response, str]:
+        # It fails before any commit, so the app needs no running writer (no lifespan).
+        transport = httpx.ASGITransport(app=create_app(config))
+        async with httpx.AsyncClient(transport=transport, base_url="http://collector") as client:
+            response = await client.post("/v1/identify", content=orjson.dumps(message))
+            return response, (await client.get("/metrics")).text
+
+    with captured_logs() as logs:
+        response, metrics = asyncio.run(send())
+    assert response.status_code == 500
+    assert response.json() == {
+        "error": "internal_error",
+        "reason": "the collector failed on this request",
+    }
+    [line] = logs.records("ingest")
+    assert (line["status"], line["exception"]) == (500, "ZeroDivisionError")
+    assert line["at"].startswith("test_ingest.py:")
+    assert "ada@example.com" not in logs.text
+    assert 'bond_requests_total{route="single",status="500"} 1' in metrics
 
 
 def test_ip_is_truncated_and_user_agent_kept(server: Collector) -> None:
