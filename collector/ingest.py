@@ -135,14 +135,17 @@ class Ingest:
         for index, sent in enumerate(messages):
             stored = sent if sent.__class__ is bytes else bytes(sent)
             try:
-                whole = readable(stored)
-                if shared is not None or "writeKey" in whole:
-                    stored = _without_key(whole, shared)
+                message = first if first is not None else decode_message(stored)
+                # The few events that must be edited are decoded whole and encoded again.
+                whole = None
+                if shared is not None:
+                    whole = readable(stored)
+                    stored = _with_shared(whole, shared)
                     message = decode_message(stored)
-                else:
-                    message = first if first is not None else decode_message(stored)
                 verdict = None
                 if has_bond_context(message) or (signing and makes_claims(message, path_type)):
+                    if whole is None:
+                        whole = readable(stored)
                     try:
                         verdict = vet(whole, path_type)
                     finally:
@@ -288,12 +291,10 @@ async def _respond(
     await send({"type": "http.response.body", "body": body})
 
 
-def _without_key(event: dict[str, Any], shared: dict[str, dict[str, Any]] | None) -> bytes:
-    """The event to store: without a write key (a secret, which an export would hand to the
-    data subject), and with its batch's context and integrations under its own (Segment's
-    rule for a batch's shared fields: the event's own keys win)."""
-    event.pop("writeKey", None)
-    for name, values in (shared or {}).items():
+def _with_shared(event: dict[str, Any], shared: dict[str, dict[str, Any]]) -> bytes:
+    """The event with its batch's context and integrations under its own: Segment's rule for
+    a batch's shared fields, in which the event's own keys win."""
+    for name, values in shared.items():
         own = event.get(name)
         if own is None:
             event[name] = dict(values)

@@ -88,11 +88,12 @@ def decode_message(raw: bytes | msgspec.Raw) -> Message:
 
 
 def readable(raw: bytes) -> dict[str, Any]:
-    """The event as the engine will read it back; raises EventInvalid for what it could not.
+    """An event to edit, decoded whole; raises EventInvalid for what orjson cannot read or
+    write back (a number past a double's range such as 1e999, deep nesting).
 
-    msgspec skips over properties and traits without reading them, so a number too large for
-    a double (1e999) or objects nested hundreds deep pass it, and would stop the worker, which
-    reads every event with orjson, at that event for good.
+    Only events that must be edited come here: decoding every event whole would cost the
+    collector nearly three times what msgspec's pass over it does, for events that the
+    worker applies anyway (without the properties it cannot read, see engine/worker.py).
     """
     try:
         event = orjson.loads(raw)

@@ -9,6 +9,7 @@ the (minimised) IP and the user agent.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import time
 from typing import Any
@@ -24,6 +25,8 @@ from engine.privacy.tables import has_table, other_person_tables
 from engine.timeline import MAX_PAGE, Cursor, IdentityReader
 
 FORMAT = "bond-export/1"
+
+_WRITE_KEY = re.compile(rb'"writeKey"\s*:\s*"(?:[^"\\]|\\.)*"')
 
 
 def export_person(
@@ -96,6 +99,14 @@ def _other_rows(conn: sqlite3.Connection, persons: list[int]) -> dict[str, list[
 
 
 def _raw(event: StoredEvent) -> dict[str, Any]:
+    try:
+        sent: object = orjson.loads(event.body)
+    except orjson.JSONDecodeError:  # a number past a double's range: the text as it came
+        sent = _WRITE_KEY.sub(b'"writeKey":null', event.body).decode("utf-8", "replace")
+    if isinstance(sent, dict):
+        # A single-event request may carry its source's write key: the site's secret, not
+        # the person's data.
+        sent.pop("writeKey", None)
     return {
         "seq": event.seq,
         "source": event.source,
@@ -103,5 +114,5 @@ def _raw(event: StoredEvent) -> dict[str, Any]:
         "timestamp": event.timestamp,
         "ip": event.ip,
         "user_agent": event.user_agent,
-        "event": orjson.loads(event.body),
+        "event": sent,
     }
