@@ -526,3 +526,95 @@ def test_two_tabs_never_send_the_same_event(
         for m in json.loads(body)["batch"]
     ]
     assert len(sent) == len(set(sent)), "no event went out twice"
+
+
+# What Chromium does when the visitor blocks site data for the site (a profile setting):
+# reading window.localStorage throws.
+BLOCK_STORAGE = """
+Object.defineProperty(window, 'localStorage', {configurable: true, get() {
+  throw new DOMException('Access is denied for this document.', 'SecurityError');
+}});
+"""
+
+# The site's own data fills localStorage to its quota.
+FILL_STORAGE = """() => {
+  const big = 'x'.repeat(1 << 20);
+  for (let i = 0, size = 1 << 20; size >= 1; i++) {
+    try { localStorage.setItem('site_' + i, big.slice(0, size)); } catch (e) { size >>= 1; }
+  }
+}"""
+
+
+def test_blocked_storage_keeps_the_page_in_memory_and_still_sends(
+    collector: Collector, site: Site, context: BrowserContext
+) -> None:
+    context.add_init_script(BLOCK_STORAGE)
+    tab = Tab(context.new_page())
+    tab.page.goto(site.page("blocked.html", collector.url, flushInterval=50))
+    tab.page.evaluate("bond.track('A'); bond.track('B')")
+    events = wait_stored(collector, lambda evs: len(evs) == 3, "the events")
+    assert names(events) == ["page", "A", "B"]
+    assert {e["anonymousId"] for e in events} == {tab.cookie()}
+    assert not [line for line in tab.logs if "Error" in line]
+
+
+def test_full_storage_loses_neither_queued_nor_new_events(
+    collector: Collector, site: Site, context: BrowserContext, tab: Tab
+) -> None:
+    tab.page.goto(site.page("full.html", collector.url, flushInterval=50))
+    wait_stored(collector, lambda evs: len(evs) == 1, "the page view")
+    context.set_offline(True)
+    tab.page.wait_for_function("!navigator.onLine")
+    tab.page.evaluate("bond.track('Queued before the disk filled')")
+    tab.page.evaluate(FILL_STORAGE)
+    tab.page.evaluate("bond.track('Tracked on a full disk')")
+    context.set_offline(False)
+    events = wait_stored(collector, lambda evs: len(evs) == 3, "both events")
+    assert names(events) == ["page", "Queued before the disk filled", "Tracked on a full disk"]
+    wait_until(lambda: tab.unsent() == 0, what="the stored event to leave the queue")
+
+
+def test_an_event_over_64_kb_is_refused_by_the_collector_instead_of_blocking_the_queue(
+    collector: Collector, site: Site, tab: Tab
+) -> None:
+    tab.page.goto(site.page("huge.html", collector.url, flushInterval=50))
+    wait_stored(collector, lambda evs: len(evs) == 1, "the page view")
+    tab.page.evaluate("bond.track('Huge', {notes: 'x'.repeat(70000)}); bond.track('After')")
+    events = wait_stored(collector, lambda evs: len(evs) == 2, "the event after the huge one")
+    assert names(events) == ["page", "After"]
+    tab.wait_log("the limit is 32768")
+    wait_until(lambda: tab.unsent() == 0, what="the queue to empty")
+
+
+def test_consent_given_in_another_tab_applies_to_this_one(
+    collector: Collector, site: Site, context: BrowserContext
+) -> None:
+    url = site.page("consent2.html", collector.url, requireConsent=True, flushInterval=50)
+    first, second = Tab(context.new_page()), Tab(context.new_page())
+    first.page.goto(url)
+    first.page.evaluate("bond.track('Before consent')")
+    second.page.goto(url)
+    second.page.evaluate("bond.consent()")
+    first.page.evaluate("bond.track('After consent elsewhere')")
+    events = wait_stored(collector, lambda evs: len(evs) == 4, "both tabs' events")
+    assert sorted(names(events)) == ["After consent elsewhere", "Before consent", "page", "page"]
+    # Each tab made up an id in memory before consent; from now on both share the stored one.
+    first.page.evaluate("bond.track('Later')")
+    second.page.evaluate("bond.track('Later')")
+    events = wait_stored(collector, lambda evs: len(evs) == 6, "the later events")
+    assert len({e["anonymousId"] for e in events if e.get("event") == "Later"}) == 1
+
+
+def test_coming_back_online_sends_at_once_despite_a_backoff(
+    collector: Collector, site: Site, context: BrowserContext, tab: Tab
+) -> None:
+    tab.page.goto(site.page("back.html", collector.url, flushInterval=50))
+    wait_stored(collector, lambda evs: len(evs) == 1, "the page view")
+    # Where a run of failed requests leaves the SDK: held back for a long backoff.
+    tab.page.evaluate("localStorage.bond_hold = Date.now() + 3600e3")
+    context.set_offline(True)
+    tab.page.wait_for_function("!navigator.onLine")
+    tab.page.evaluate("bond.track('Offline')")
+    context.set_offline(False)
+    events = wait_stored(collector, lambda evs: len(evs) == 2, "the offline event")
+    assert names(events) == ["page", "Offline"]

@@ -12,22 +12,22 @@ const tab = uuid();
 let cfg, Q, out, pageUrl;
 let jar = { get() {}, set() {} };
 
-// Memory until persist(): with requireConsent nothing touches the disk before consent(). The
-// opt-out and consent flags (disk = 1) always live on disk. localStorage takes plain property
-// access like the memory object; blocked or full storage throws, and then a write returns
-// undefined instead of 1 and the queue sheds its oldest events.
+// Keys live in localStorage once ls is set (with requireConsent, after consent); the opt-out and
+// consent flags (flag = 1) always try it. Blocked storage throws on access, full storage on writes:
+// then the key lives in memory for this page instead (reads look there first), so events are
+// still sent, though no other tab or later page sees them.
 const m = {};
 let ls;
-const io = (f) => (k, v, disk) => {
+const disk = (f, flag) => {
   try {
-    return f(disk || ls ? localStorage : m, k, v);
+    return (flag || ls) && f(localStorage);
   } catch (e) {}
 };
 const S = {
-  get: io((s, k) => s[k]),
-  set: io((s, k, v) => ((s[k] = v), 1)),
-  del: io((s, k) => delete s[k]),
-  keys: io(Object.keys),
+  get: (k, flag) => m[k] ?? disk((s) => s[k], flag),
+  set: (k, v, flag) => disk((s) => ((s[k] = v), delete m[k]), flag) || (m[k] = v),
+  del: (k, flag) => (disk((s) => delete s[k], flag), delete m[k]),
+  keys: () => Object.keys({ ...m, ...disk((s) => s) }),
 };
 
 const log = (...a) => cfg?.debug && console.log('[bond]', ...a);
@@ -43,7 +43,7 @@ const on = (el, type, f) => el.addEventListener(type, guard(f), true);
 
 // Why nothing may be stored or sent right now, if so.
 const blocked = () =>
-  S.get('bond_optout', 0, 1) ? 'opted out'
+  S.get('bond_optout', 1) ? 'opted out'
   : /bot|crawl|spider/i.test(n.userAgent) ? 'bot'
   : cfg.respectDNT !== false && (n.doNotTrack == 1 ? 'DNT' : n.globalPrivacyControl && 'GPC');
 
@@ -92,12 +92,12 @@ const send = (type, fields, sig) => {
 };
 
 // From here on ids and queue live on disk and may be sent; before (requireConsent) they lived
-// in memory only.
+// in memory only. Returns 1 for ready().
 const persist = () => {
-  ls = 1;
-  for (const k in m) S.set(k, m[k]);
   jar = cookieJar(d);
   if (m.bond_id) jar.set(m.bond_id);
+  for (const k in m) S.set(k, m[k], 1);
+  return (ls = 1);
 };
 
 // Deletes the id cookie and the stored keys that match.
@@ -115,20 +115,22 @@ const api = {
       ...o,
     };
     const url = cfg.host + '/v1/batch';
-    const post = (body) => fetch(url, { method: 'POST', body, keepalive: true })
-      .then(async (r) => ({ s: r.status, h: r.headers.get('Retry-After'), t: await r.text() }));
     Q = queue(S, tab, 500);
-    if (!cfg.requireConsent || S.get('bond_consent', 0, 1)) persist();
+    if (!cfg.requireConsent || S.get('bond_consent', 1)) persist();
     out = sender({
       Q,
       S,
       log,
-      ready: () => ls && n.onLine && !blocked(),
+      // Consent may have come from another tab: it is on disk then.
+      ready: () => (ls || (S.get('bond_consent', 1) && persist())) && n.onLine && !blocked(),
       wrap: (batch) => JSON.stringify({ writeKey: key, sentAt: new Date().toISOString(), batch }),
-      post,
-      // Without sendBeacon (or when it refuses) a keepalive fetch carries the batch; its answer
-      // arrives too late to dequeue the events, so the next page resends them (stored once).
-      beacon: (body) => n.sendBeacon?.(url, new Blob([body], { type: 'text/plain' })) || void post(body),
+      // No keepalive: Chromium fails a keepalive body over 64 KB at once (an oversized event would
+      // be retried forever), and keepalive requests take from the 64 KB in flight that unload's
+      // beacons need. A request cut off by the page leaving loses nothing: its events are still
+      // queued, and unload sends them by beacon.
+      post: (body) => fetch(url, { method: 'POST', body })
+        .then(async (r) => ({ s: r.status, h: r.headers.get('Retry-After'), t: await r.text() })),
+      beacon: (body) => n.sendBeacon?.(url, body),
     }, cfg.flushAt, cfg.flushInterval);
     on(w, 'pagehide', out.unload);
     on(d, 'visibilitychange', () => d.hidden && out.unload());
@@ -159,10 +161,10 @@ const api = {
     forget(/^bond_/);
     S.set('bond_optout', 1, 1);
   },
-  optIn: () => S.del('bond_optout', 0, 1),
+  optIn: () => S.del('bond_optout', 1),
   consent() {
     S.set('bond_consent', 1, 1);
-    if (!ls) persist(), out.run();
+    out.run();
   },
 };
 

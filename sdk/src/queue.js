@@ -15,12 +15,13 @@ export const queue = (store, tab, max, now = Date.now) => {
   const locked = () => owner()[1] == tab;
   return {
     all: () => keys().map((k) => parse(store.get(k))).filter(Boolean),
-    // Returns how many of the oldest events were dropped to stay within max, or to fit the disk.
+    // Returns how many of the oldest events were dropped to stay within max. (A full disk drops
+    // nothing: the store keeps the event in memory.)
     add(m) {
       const old = keys();
-      const k = `bond_e${now()}${n++}_${m.messageId}`;
       let lost = 0;
-      for (; old.length >= max || (!store.set(k, JSON.stringify(m)) && old[0]); lost++) store.del(old.shift());
+      for (; old.length >= max; lost++) store.del(old.shift());
+      store.set(`bond_e${now()}${n++}_${m.messageId}`, JSON.stringify(m));
       return lost;
     },
     drop(ids) {

@@ -10,6 +10,8 @@ export const sender = (io, at, every, timer = setTimeout, now = Date.now, rand =
   let pending;
   let busy;
   let tries = 0;
+  // The messageIds this page's beacons carried, run together (UUIDs: a substring test is exact).
+  let gone = '';
   const held = () => S.get('bond_hold') - now();
   const later = (ms) => (pending ||= timer(() => run((pending = 0)), ms));
   const ids = (c) => c.map((m) => m.messageId);
@@ -17,7 +19,7 @@ export const sender = (io, at, every, timer = setTimeout, now = Date.now, rand =
   const send = async () => {
     const c = chunk(Q.all());
     if (!Q.locked() || !c[0]) return;
-    const r = await io.post(io.wrap(c)).catch(() => ({ s: 0 }));
+    const r = await io.post(io.wrap(c)).catch((e) => ({ s: 0, t: e }));
     const v = verdict(r.s);
     // A 200 may still list rejected events: they are final, their reasons are in r.t.
     log(v, c.length, r.s, r.t);
@@ -25,9 +27,10 @@ export const sender = (io, at, every, timer = setTimeout, now = Date.now, rand =
     S.set('bond_hold', now() + (r.h > 0 ? r.h * 1e3 : backoff(tries++, rand)));
   };
 
-  const run = () => {
+  // Coming back online (the online event is an argument) is no reason to wait out the backoff.
+  const run = (online) => {
     if (busy || !io.ready()) return;
-    if (held() > 0) return later(held());
+    if (held() > 0 && !online) return later(held());
     if (!Q.lock()) return later(every);
     busy = 1;
     // Check the lock a moment later, once a competing tab's write has landed.
@@ -41,14 +44,16 @@ export const sender = (io, at, every, timer = setTimeout, now = Date.now, rand =
   return {
     run,
     added: () => (Q.all().length < at ? later(every) : run()),
-    // The page is going away: beacons outlive it, timers and pending requests may not, so all
-    // that is queued leaves now. Nobody learns whether a beacon arrived (the collector may be
-    // restarting), so its events stay queued and the next page sends them again; the collector
-    // stores each messageId once.
+    // The page is going away: beacons outlive it, timers and pending requests may not, so what is
+    // queued leaves now, as far as the browser takes it: it refuses a beacon once 64 KB are in
+    // flight, and then the rest waits. A tab that is hidden, then closed, calls this twice; the
+    // second call sends only what the first could not, if room was made meanwhile. Nobody learns
+    // whether a beacon arrived (the collector may be restarting), so its events stay queued and
+    // the next page sends them again; the collector stores each messageId once.
     unload() {
       if (!(held() > 0) && io.ready() && Q.lock())
-        for (let rest = Q.all(), c; (c = chunk(rest))[0]; rest = rest.slice(c.length))
-          io.beacon(io.wrap(c));
+        for (let c; (c = chunk(Q.all().filter((m) => !gone.includes(m.messageId))))[0] && io.beacon(io.wrap(c)); )
+          gone += ids(c);
       Q.unlock();
     },
   };

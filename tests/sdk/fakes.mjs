@@ -1,12 +1,11 @@
 // Small stand-ins for the browser APIs the SDK's pure modules touch.
 
-// The SDK's store interface over a plain object; `full` makes writes fail like a full disk.
+// The SDK's store interface over a plain object.
 export const memStore = (m = {}) => {
   const s = {
     m,
-    full: false,
     get: (k) => m[k],
-    set: (k, v) => (s.full ? undefined : ((m[k] = '' + v), 1)),
+    set: (k, v) => ((m[k] = '' + v), 1),
     del: (k) => delete m[k],
     keys: () => Object.keys(m),
   };

@@ -44,23 +44,6 @@ test('a full queue drops the oldest events and counts them', async () => {
   assert.deepEqual(q.all(), ms.slice(2));
 });
 
-test('a full disk sheds the oldest until the new event fits', async () => {
-  const s = memStore();
-  const clock = fakeClock();
-  const q = queue(s, 'tab', 100, clock.now);
-  for (let i = 0; i < 3; i++) {
-    q.add(msg());
-    await clock.advance(1);
-  }
-  const set = s.set;
-  // This disk holds two events at most.
-  s.set = (k, v) => (Object.keys(s.m).filter((x) => x.startsWith('bond_e')).length < 2 ? set(k, v) : undefined);
-  const last = msg();
-  assert.equal(q.add(last), 2);
-  assert.equal(q.all().length, 2);
-  assert.deepEqual(q.all()[1], last);
-});
-
 test('a corrupt or vanished event is skipped', () => {
   const s = memStore({ bond_e1_x: '{nope' });
   const q = queue(s, 'tab', 10);

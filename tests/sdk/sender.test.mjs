@@ -182,3 +182,47 @@ test('unload sends nothing while offline, held back, or another tab is sending',
   t.out.unload();
   assert.equal(t.beacons.length, 1);
 });
+
+test('coming back online sends at once, whatever the backoff', async () => {
+  const t = tab('A', { at: 1, answers: [{ s: null }, { s: null }, { s: null }] });
+  const id = t.add();
+  await t.clock.advance(2650);
+  assert.equal(t.posts.length, 3);
+  assert.ok(t.S.m.bond_hold - t.clock.now() > 2000, 'held back for seconds');
+  t.out.run({ type: 'online' });
+  await t.clock.advance(60);
+  assert.deepEqual(t.posts, [[id], [id], [id], [id]]);
+  assert.deepEqual(t.Q.all(), []);
+});
+
+test('a network error is logged with its reason', async () => {
+  const t = tab('A', { at: 1, answers: [{ s: null }] });
+  t.add();
+  await t.clock.advance(50);
+  assert.match(t.logs[0], /^retry 1 0 TypeError: Failed to fetch$/);
+});
+
+test('hidden, then closed: the second unload sends only what the browser refused the first', () => {
+  // The browser takes beacons until 64 KB are in flight; none completes during the test.
+  let inFlight = 0;
+  const t = tab('A', { at: 1000 });
+  const beacons = [];
+  t.out = sender({
+    Q: t.Q, S: t.S, log() {}, ready: () => true, wrap: JSON.stringify, post: async () => ({ s: 200 }),
+    beacon(body) {
+      if (inFlight + body.length > 65536) return false;
+      inFlight += body.length;
+      return beacons.push(JSON.parse(body).map((m) => m.messageId));
+    },
+  }, 1000, 1000, t.clock.timer, t.clock.now);
+  const big = 'x'.repeat(20000);
+  const ids = Array.from({ length: 7 }, () => t.add(msg({ properties: { big } })));
+  t.out.unload();
+  assert.deepEqual(beacons, [ids.slice(0, 2)], 'one chunk fits in 64 KB, the next is refused');
+  t.out.unload();
+  assert.equal(beacons.length, 1, 'nothing is sent twice, and no room was made');
+  inFlight = 0; // the first beacon arrived
+  t.out.unload();
+  assert.deepEqual(beacons, [ids.slice(0, 2), ids.slice(2, 4)]);
+  assert.equal(t.Q.all().length, 7, 'all stays queued for the next page');
+});
