@@ -20,7 +20,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page
 
-from conftest import ROOT, WRITE_KEY, Collector, free_port, wait_until
+from conftest import CHROMIUM, CHROMIUM_ARGS, ROOT, WRITE_KEY, Collector, free_port, wait_until
+from tests.signing_support import sign
 
 SNIPPET = re.search(
     r"```html\n(<script>.*?</script>)\n```", (ROOT / "sdk" / "README.md").read_text(), re.S
@@ -618,3 +619,143 @@ def test_coming_back_online_sends_at_once_despite_a_backoff(
     context.set_offline(False)
     events = wait_stored(collector, lambda evs: len(evs) == 2, "the offline event")
     assert names(events) == ["page", "Offline"]
+
+
+def test_an_unsigned_identify_for_the_same_user_keeps_its_signature(
+    site: Site, tab: Tab, tmp_path: Path
+) -> None:
+    secret = "sdk-signing-secret"
+    signed = Collector(
+        tmp_path / "signed",
+        env={"BOND_SIGNING_SECRET": secret, "BOND_REQUIRE_SIGNED_IDENTIFY": "true"},
+    ).start()
+    try:
+        tab.page.goto(site.page("signed.html", signed.url, flushInterval=50))
+        tab.page.evaluate(
+            "s => bond.identify('cust-1', {name: 'Kim'}, {signature: s})", sign("cust-1", secret)
+        )
+        # Later, a page updates the same user's traits without a signature.
+        tab.page.evaluate("bond.identify('cust-1', {plan: 'pro'}); bond.track('Still signed')")
+        # A different user without a signature must not borrow the first one's.
+        tab.page.evaluate("bond.identify('cust-2'); bond.track('Someone else')")
+        events = wait_stored(signed, lambda evs: len(evs) == 6, "the events")
+    finally:
+        signed.stop()
+    assert names(events) == [
+        "page",
+        "identify",
+        "identify",
+        "Still signed",
+        "identify",
+        "Someone else",
+    ]
+    verified = [(e.get("userId"), (e["context"].get("bond") or {}).get("verified")) for e in events]
+    assert verified[1:4] == [("cust-1", "user_id")] * 3
+    # The collector refuses cust-2's claim (no signature) and keeps the events anonymous.
+    assert verified[4:] == [(None, None)] * 2
+    sent = [m for body in tab.page.evaluate("__sends") for m in json.loads(body)["batch"]]
+    assert [m["context"].get("bond") for m in sent if m.get("userId") == "cust-2"] == [None, None]
+    assert not tab.bond_storage().get("bond_us"), "cust-2 has no signature"
+
+
+@pytest.mark.parametrize(
+    ("signal", "reason"),
+    [
+        ("Object.defineProperty(Navigator.prototype, 'doNotTrack', {get: () => '1'})", "DNT"),
+        (
+            "Object.defineProperty(Navigator.prototype, 'globalPrivacyControl', {get: () => true})",
+            "GPC",
+        ),
+    ],
+)
+def test_turning_on_dnt_or_gpc_after_a_visit_forgets_the_stored_ids(
+    collector: Collector, site: Site, context: BrowserContext, signal: str, reason: str
+) -> None:
+    url = site.page("returning.html", collector.url, requireConsent=True, flushInterval=50)
+    tab = Tab(context.new_page())
+    tab.page.goto(url)
+    tab.page.evaluate("bond.consent()")
+    wait_stored(collector, lambda evs: names(evs) == ["page"], "the first visit's page view")
+    assert tab.cookie() and {"bond_id", "bond_s", "bond_consent"} <= set(tab.bond_storage())
+    tab.page.close()
+    context.add_init_script(signal)  # the visitor turns the signal on
+    tab = Tab(context.new_page())
+    tab.page.goto(url)
+    tab.wait_log(f"skipped page: {reason}")
+    assert tab.cookie() is None
+    # The ids go; the visitor's consent stays.
+    assert tab.bond_storage() == {"bond_consent": "1"}
+
+
+def test_a_phone_whose_brand_contains_bot_is_tracked(
+    collector: Collector, site: Site, browser: Browser
+) -> None:
+    ua = (
+        "Mozilla/5.0 (Linux; Android 11; CUBOT P50) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "Chrome/119.0.0.0 Mobile Safari/537.36"
+    )
+    context = browser.new_context(user_agent=ua)
+    try:
+        context.new_page().goto(site.page("cubot.html", collector.url, flushInterval=50))
+        events = wait_stored(collector, lambda evs: len(evs) == 1, "the phone's page view")
+        assert events[0]["context"]["userAgent"] == ua
+    finally:
+        context.close()
+
+
+def test_back_to_a_page_restored_from_the_back_forward_cache_is_a_page_view(
+    collector: Collector, site: Site, browser: Browser
+) -> None:
+    # Playwright turns the back-forward cache off by default; pages here are served without
+    # Cache-Control: no-store, so Chromium keeps them in it.
+    with_bfcache = browser.browser_type.launch(
+        executable_path=CHROMIUM,
+        args=CHROMIUM_ARGS,
+        ignore_default_args=["--disable-back-forward-cache"],
+    )
+    try:
+        page = with_bfcache.new_page()
+        restored = (
+            "<script>addEventListener('pageshow', e => window.restored = e.persisted)</script>"
+        )
+        a = site.page("a.html", collector.url, f"<a id=go href='b.html'>B</a>{restored}")
+        site.page("b.html", collector.url)
+        page.goto(a)
+        wait_stored(collector, lambda evs: len(evs) == 1, "the page view of a")
+        page.click("#go")
+        page.wait_for_url("**/b.html")
+        wait_stored(collector, lambda evs: len(evs) == 2, "the page view of b")
+        # A page restored from the cache fires no load event, only pageshow.
+        page.go_back(wait_until="commit")
+        page.wait_for_function("window.restored !== undefined")
+        assert page.evaluate("window.restored") is True, "a came back from the back-forward cache"
+        events = wait_stored(collector, lambda evs: len(evs) == 3, "the page view of a again")
+        assert [e["properties"]["path"] for e in events] == ["/a.html", "/b.html", "/a.html"]
+    finally:
+        with_bfcache.close()
+
+
+# Follows a link or sets location.hash, and returns once the browser has handled the change.
+HASH_CHANGE = """js => new Promise((done) => {
+  addEventListener('hashchange', done, {once: true});
+  eval(js);
+})"""
+
+
+def test_an_in_page_anchor_is_no_page_view_but_a_hash_route_is(
+    collector: Collector, site: Site, tab: Tab
+) -> None:
+    body = "<a id=reviews-link href='#reviews'>Reviews</a><div style='height: 3000px'></div>"
+    body += "<h2 id=reviews>Reviews</h2>"
+    tab.page.goto(site.page("anchor.html", collector.url, body, flushInterval=50))
+    wait_stored(collector, lambda evs: len(evs) == 1, "the page view")
+    tab.page.evaluate(HASH_CHANGE, "document.querySelector('#reviews-link').click()")
+    tab.page.evaluate(HASH_CHANGE, "location.hash = '#/cart'")
+    tab.page.evaluate(HASH_CHANGE, "location.hash = '#!/checkout'")
+    tab.page.evaluate("bond.track('Done')")
+    events = wait_stored(collector, lambda evs: "Done" in names(evs), "the event after the hashes")
+    assert [e["properties"]["url"][len(site.url) + 1 :] for e in events if e["type"] == "page"] == [
+        "anchor.html",
+        "anchor.html#/cart",
+        "anchor.html#!/checkout",
+    ]

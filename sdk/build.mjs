@@ -2,6 +2,7 @@
 // Deterministic on purpose: a test rebuilds into a temp dir and compares with the committed files.
 // Usage: node sdk/build.mjs [outdir]
 import { build } from 'esbuild';
+import { minify } from 'terser';
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -25,7 +26,15 @@ const result = await build({
   mangleProps: /^(all|add|drop|lock|locked|unlock|added|unload|wrap|post|beacon|ready|run)$/,
   write: false,
 });
-const code = result.outputFiles[0].contents;
+// A second pass with terser, for the 3 KB gzipped budget: it compresses about 3% better than
+// esbuild alone. Safe options only (no unsafe_* transforms); like esbuild it is deterministic.
+const { code: min } = await minify(result.outputFiles[0].text, {
+  ecma: 2021,
+  compress: { passes: 3 },
+  mangle: true,
+  format: { comments: false },
+});
+const code = Buffer.from(min);
 const sri = 'sha384-' + createHash('sha384').update(code).digest('base64');
 mkdirSync(outdir, { recursive: true });
 writeFileSync(join(outdir, file), code);

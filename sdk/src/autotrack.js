@@ -13,6 +13,8 @@ export const autotrack = (api, cfg, on, nav) => {
       };
     }
     on(window, 'popstate', nav);
+    // A page restored from the back-forward cache runs no script again, yet it is a page view.
+    on(window, 'pageshow', (e) => e.persisted && api.page());
     nav();
   }
   on(d, 'click', (e) => {

@@ -3,7 +3,7 @@ import { cookieJar } from './cookie.js';
 import { anonId, sessionId } from './id.js';
 import { queue } from './queue.js';
 import { sender } from './sender.js';
-import { cleanId, uuid } from './util.js';
+import { BOT, cleanId, uuid } from './util.js';
 
 const w = window;
 const d = document;
@@ -44,8 +44,12 @@ const on = (el, type, f) => el.addEventListener(type, guard(f), true);
 // Why nothing may be stored or sent right now, if so.
 const blocked = () =>
   S.get('bond_optout', 1) ? 'opted out'
-  : /bot|crawl|spider/i.test(n.userAgent) ? 'bot'
+  : BOT.test(n.userAgent) ? 'bot'
   : cfg.respectDNT !== false && (n.doNotTrack == 1 ? 'DNT' : n.globalPrivacyControl && 'GPC');
+
+// The page, for telling a new page view: a hash change is one only for hash routers (#/cart,
+// #!/cart), not for an in-page anchor such as #reviews.
+const here = () => location.href.replace(/#(?![/!]).*/, '');
 
 const pageInfo = () => ({
   url: location.href,
@@ -80,10 +84,12 @@ const send = (type, fields, sig) => {
       sessionId: sessionId(S, +now),
     },
   };
+  const u = fields.userId;
   msg.userId ??= S.get('bond_uid');
   // Later events carry the user id, and with it its signature (bond_us), so a site that requires
-  // signed identities keeps them too.
-  if (fields.userId) S.set('bond_uid', fields.userId), S.set('bond_us', sig || '');
+  // signed identities keeps them too. An unsigned call for the same user (a trait update) keeps
+  // the signature; a new user id without one drops it.
+  if (u) (sig || u != S.get('bond_uid')) && S.set('bond_us', sig || ''), S.set('bond_uid', u);
   if (sig ||= S.get('bond_us')) msg.context.bond = { signature: sig };
   if (type == 'alias') msg.previousId ??= msg.anonymousId;
   const lost = Q.add(msg);
@@ -135,7 +141,9 @@ const api = {
     on(w, 'pagehide', out.unload);
     on(d, 'visibilitychange', () => d.hidden && out.unload());
     on(w, 'online', out.run);
-    autotrack(api, cfg, on, guard(() => location.href != pageUrl && api.page()));
+    // A visitor who turned on DNT or GPC since an earlier visit leaves no id behind.
+    if (blocked()) forget(/^bond_(?!optout|consent)/);
+    autotrack(api, cfg, on, guard(() => here() != pageUrl && api.page()));
     out.run();
   },
   identify(userId, traits, opts) {
@@ -148,7 +156,7 @@ const api = {
     send('track', { event, properties });
   },
   page(name, properties) {
-    pageUrl = location.href;
+    pageUrl = here();
     send('page', { name, properties: { ...pageInfo(), ...properties } });
   },
   group: (groupId, traits = {}) => send('group', { groupId: groupId ?? '', traits }),

@@ -2,6 +2,12 @@
 // sending one as an id would merge every anonymous visitor into a single profile.
 const PLACEHOLDER = /^(0|-1|null|undefined|nan|none|nil|anon(ymous)?|guest|unknown|false|true|\[object object\])?$/i;
 
+// Crawlers name themselves: Googlebot/2.1, AdsBot-Google, Slackbot-LinkExpanding, a bot.html
+// page, Baiduspider, "crawler". "bot" must start a word, or end one followed by - / ; ) or ., so
+// that phones of the Cubot brand ("CUBOT P50", "CUBOT_X30") are not taken for crawlers.
+// facebookexternalhit is not listed: it reads a page for a link preview and runs no script.
+export const BOT = /\bbot|bot[-/;).]|crawl|spider/i;
+
 export const cleanId = (v) => ((v = String(v ?? '').trim()), PLACEHOLDER.test(v) ? null : v);
 
 // crypto.randomUUID exists only in secure contexts; getRandomValues works on plain http too.
