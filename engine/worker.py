@@ -316,8 +316,10 @@ class Worker:
 def _unreadable(seq: int, error: Exception) -> dict[str, Any]:
     """What the worker applies of an event it cannot read: its place, not its properties.
 
-    The collector refuses such events since 2026-12-02, but a log written before may hold
-    some, and stopping at one would stop the worker at that offset for good.
+    The collector stores events as sent without decoding them whole (see
+    collector.validate.readable), so a number past a double's range (1e999) or properties nested
+    past the 254 levels orjson writes can reach the log; stopping at one would stop the worker
+    at that offset for good.
     """
     log("event_unreadable", seq=seq, reason=str(error)[:200])
     return {}

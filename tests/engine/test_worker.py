@@ -169,7 +169,7 @@ def test_worker_stops_cleanly_on_sigterm(collector: Collector) -> None:
 
 
 def test_an_event_the_worker_cannot_read_does_not_stop_it(data_dir: Path) -> None:
-    # Logs written before the collector refused these can hold them.
+    # The collector stores events as sent, without decoding them whole, so these reach the log.
     engine = Engine(data_dir)
     try:
         nested = b'{"a":' * 300 + b"1" + b"}" * 300
