@@ -12,6 +12,7 @@ the site sends, when larger).
 
 from __future__ import annotations
 
+import math
 import sqlite3
 from collections import Counter
 from dataclasses import dataclass
@@ -195,13 +196,15 @@ def _name(traits: dict[str, Any]) -> str | None:
 
 
 def number(value: Any) -> float | None:
-    if isinstance(value, bool):
+    """An amount from a browser's properties, or None: not a number, or not a finite one.
+
+    "NaN" and "Infinity" parse as floats, and one of them summed into a lifetime value would
+    make it NaN (shown blank, compared false against every threshold).
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
         return None
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return None
-    return None
+    try:
+        amount = float(value)
+    except (ValueError, OverflowError):
+        return None
+    return amount if math.isfinite(amount) else None

@@ -105,6 +105,25 @@ def test_below_the_threshold_nothing_until_the_order_that_crosses_it(engine_for:
     assert fields["Lifetime value"] == "720.00"
 
 
+def test_an_order_amount_that_is_not_a_finite_number_counts_as_none(engine_for: Any) -> None:
+    # float() reads "NaN" and "Infinity": summed in, either would make the lifetime value NaN,
+    # which is false against every threshold.
+    engine = engine_for(BIG)
+    browse_and_add(engine, 50)
+    engine.send("identify", ts=T + DAY + 3 * MINUTE, traits={"email": "bo@example.com"})
+    for minute, total in ((4, "NaN"), (5, "Infinity"), (6, 720)):
+        engine.send(
+            "track",
+            ts=T + DAY + minute * MINUTE,
+            event="Order Completed",
+            properties={"total": total, "currency": "EUR"},
+        )
+    engine.apply()
+    [alert] = engine.alerts()
+    fields = {f["name"]: f["value"] for f in alert.payload["embeds"][0]["fields"]}
+    assert fields["Lifetime value"] == "720.00"
+
+
 def test_event_rules_match_name_and_conditions_with_a_per_person_cooldown(
     engine_for: Any,
 ) -> None:
