@@ -91,11 +91,14 @@ def create_read_app(config: Config) -> Starlette:
         )
 
     async def identity_events(request: Request) -> Response:
-        limit = _limit(request)
+        limit, person_id = _limit(request), _id_param(request, "person_id")
         events = reader().identity_events(
-            limit, before_id=_id_param(request, "before"), person_id=_id_param(request, "person_id")
+            limit, before_id=_id_param(request, "before"), person_id=person_id
         )
         next_id = events[-1]["id"] if len(events) == limit else None
+        # A full last page is followed by nothing: no cursor to an empty page.
+        if next_id is not None and not reader().identity_events(1, next_id, person_id):
+            next_id = None
         return json_response({"events": events, "next": next_id})
 
     async def households(request: Request) -> Response:

@@ -144,6 +144,9 @@ def test_identity_events_newest_first_with_refusals(client: AppClient) -> None:
     assert events[2]["anonymous_events_stitched"] == 7
     older = get(client, "/identity-events", limit=1, before=events[0]["id"])
     assert older["events"] == [events[1]]
+    # A page that ends exactly at the oldest event points to no empty page after it.
+    assert get(client, "/identity-events", limit=3)["next"] is None
+    assert get(client, "/identity-events", limit=2)["next"] == events[1]["id"]
     person = events[1]["person_id"]
     assert len(get(client, "/identity-events", person_id=person)["events"]) == 3
     status = get(client, "/status")
