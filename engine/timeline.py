@@ -257,7 +257,8 @@ class IdentityReader:
 
         That event is one of the person's newest `max_changes` identity events (each names the
         seq of the event that caused it) found inside the range by primary key, or else the
-        range's first event when it is an identify (a browser that was theirs from its start).
+        range's first event when it is an identify or named a person (a browser that was theirs
+        from its start: no identity event records it, as nothing anonymous joined them).
         """
         segments = self.conn.execute(
             "SELECT s.browser_id, b.key, s.start_ts, s.end_ts FROM segments s "
@@ -283,11 +284,11 @@ class IdentityReader:
             ]
             if not found:
                 first = self.conn.execute(
-                    "SELECT ts, seq, type FROM timeline WHERE browser_id = ? AND ts >= ? "
+                    "SELECT ts, seq, type, claim FROM timeline WHERE browser_id = ? AND ts >= ? "
                     "AND ts < ? ORDER BY ts, seq LIMIT 1",
                     (browser_id, start, end),
                 ).fetchone()
-                if first is not None and first[2] == "identify":
+                if first is not None and (first[2] == "identify" or first[3] is not None):
                     found = [Cursor(first[0], first[1])]
             ranges.append(StitchRange(key[2:], start, end, min(found) if found else None))
         return ranges

@@ -55,6 +55,24 @@ def test_the_anonymous_past_of_each_browser_is_marked_stitched(shop: HookedEngin
     assert marks(shop, "bob@example.com") == [(9_000, "laptop", False), (10_000, "laptop", False)]
 
 
+def test_a_browser_logged_in_from_its_first_event_has_nothing_stitched(data_dir: Path) -> None:
+    engine = HookedEngine(data_dir)
+    engine.identify("laptop", 1_000, user="u-ada")
+    # The tablet's first event already carries the user id (a server-rendered login, or the
+    # SDK after identify in another tab): none of it was ever anonymous.
+    engine.track("tablet", 2_000, user="u-ada")
+    engine.track("tablet", 3_000, user="u-ada")
+    engine.run()
+    person_id = people.search(engine.reader, "u-ada")
+    page = people.timeline_page(engine.reader, person_id, 10, None)
+    assert [(e["anonymous_id"], e["stitched"]) for e in page["events"][::-1]] == [
+        ("laptop", False),
+        ("tablet", False),
+        ("tablet", False),
+    ]
+    engine.close()
+
+
 def test_an_anonymous_visitor_has_nothing_stitched(data_dir: Path) -> None:
     engine = HookedEngine(data_dir)
     engine.page("tablet", 1_000, "/")
