@@ -217,8 +217,10 @@ class LogCapture:
 def captured_logs() -> Iterator[LogCapture]:
     """Bond's JSON log lines written inside the block."""
     capture = LogCapture()
-    logs.redirect(capture.stream)
+    # Back to where they went before, not to sys.stderr now: under capsys that is a stream
+    # pytest closes after the test, and every later log line would fail on it.
+    previous = logs.redirect(capture.stream)
     try:
         yield capture
     finally:
-        logs.redirect(sys.stderr)
+        logs.redirect(previous)

@@ -63,7 +63,9 @@ def short_hash(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()[:12]
 
 
-def redirect(stream: TextIO) -> None:
-    """Send logs elsewhere (tests capture them to check what reaches an operator)."""
+def redirect(stream: TextIO) -> TextIO:
+    """Send logs elsewhere (tests capture them to check what reaches an operator); returns
+    where they went until now."""
     global _stream
-    _stream = stream
+    previous, _stream = _stream, stream
+    return previous

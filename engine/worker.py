@@ -12,6 +12,7 @@ import sqlite3
 import time
 from collections import Counter
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from types import FrameType
 from typing import Any
 
@@ -270,8 +271,12 @@ class Worker:
             )
         return applied
 
-    def run(self) -> None:
-        """Follow the log until SIGTERM/SIGINT; a batch in flight is finished first."""
+    def run(self, beside: AbstractContextManager[object] | None = None) -> None:
+        """Follow the log until SIGTERM/SIGINT; a batch in flight is finished first.
+
+        `beside` (the alert sender) runs while the worker does, entered only once the worker
+        holds its data directory's lock: a refused second worker must not send anything.
+        """
         lock = WorkerLock(self.data_dir)
         if not lock.acquire():
             self.close()
@@ -288,16 +293,17 @@ class Worker:
             log("worker_offset_ahead_of_log", offset=self.offset, head=head)
         last_progress = time.monotonic()
         try:
-            self.run_erasures()  # resume any interrupted by a crash before applying more
-            seen = data_version(self.conn)
-            while not self._stopping:
-                version = self.log.version()
-                if self.run_once() < self.batch_size:
-                    self.log.wait_for_append(IDLE_WAIT_S, since=version)
-                seen = self._between_batches(seen)
-                if time.monotonic() - last_progress > PROGRESS_EVERY_S:
-                    log("worker_progress", offset=self.offset, applied=self.applied_total)
-                    last_progress = time.monotonic()
+            with beside if beside is not None else nullcontext():
+                self.run_erasures()  # resume any interrupted by a crash before applying more
+                seen = data_version(self.conn)
+                while not self._stopping:
+                    version = self.log.version()
+                    if self.run_once() < self.batch_size:
+                        self.log.wait_for_append(IDLE_WAIT_S, since=version)
+                    seen = self._between_batches(seen)
+                    if time.monotonic() - last_progress > PROGRESS_EVERY_S:
+                        log("worker_progress", offset=self.offset, applied=self.applied_total)
+                        last_progress = time.monotonic()
         finally:
             lock.release()
             for sig, handler in previous.items():
@@ -331,5 +337,4 @@ def run_worker(config: Config) -> None:
 
     worker = Worker(config, default_hooks(config))
     # The sender delivers what the worker's hooks committed to the alert outbox, beside it.
-    with running_sender(config):
-        worker.run()
+    worker.run(beside=running_sender(config))

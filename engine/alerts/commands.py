@@ -9,6 +9,7 @@ from bond.errors import ConfigError
 from bond.storage.sqlite import connect
 from engine.alerts import compose, outbox
 from engine.alerts.sender import Sender, post
+from engine.privacy.lock import WorkerLock
 
 
 def _webhook_url(config: Config) -> str:
@@ -29,19 +30,29 @@ def test_webhook(config: Config) -> int:
 
 
 def send_pending(config: Config, *, retry_failed: bool) -> int:
-    """Deliver the pending alerts due now (and failed ones again, if asked), without a worker."""
+    """Deliver the pending alerts due now (and failed ones again, if asked).
+
+    A running worker's sender delivers them itself: a second sender beside it would take the
+    same rows and send each alert twice, so then the failed ones are only made pending.
+    """
     url = _webhook_url(config)
+    lock = WorkerLock(config.data_dir)
+    worker_running = not lock.acquire()
     conn = connect(config.state_db, durable=False)
     try:
         outbox.migrate_outbox(conn)
         if retry_failed:
             print(f"{outbox.retry_failed(conn)} failed alert(s) made pending again.")
+        if worker_running:
+            print("A bond worker is running on this data directory: its sender delivers them.")
+            return 0
         sender = Sender(conn, url, timeout_s=config.alerts.timeout_s)
         tried = sender.send_due()
         left = "none" if outbox.next_wake(conn) is None else "some (retried later)"
         print(f"{tried} delivery attempt(s); {left} still pending.")
     finally:
         conn.close()
+        lock.release()
     return 0
 
 

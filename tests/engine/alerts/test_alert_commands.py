@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -11,10 +12,13 @@ import pytest
 from alert_support import AlertEngine, fake_discord
 
 from bond.cli import main
-from bond.config import AlertRule
-from conftest import ADMIN_TOKEN
+from bond.config import AlertRule, load
+from bond.errors import StorageError
+from conftest import ADMIN_TOKEN, captured_logs
 from engine.alerts.fake_discord import FakeDiscord
 from engine.api import create_read_app
+from engine.privacy.lock import WorkerLock
+from engine.worker import run_worker
 from tests.engine.test_api import AppClient
 
 
@@ -60,6 +64,33 @@ def test_alerts_send_retries_failed_alerts_once_the_webhook_is_fixed(
     assert main(["--data-dir", str(data_dir), "alerts", "list", "--json"]) == 0
     [listed] = orjson.loads(capsys.readouterr().out)["alerts"]
     assert (listed["state"], listed["summary"]) == ("sent", "dee@example.com identified")
+
+
+def test_beside_a_running_worker_failed_alerts_are_left_to_its_sender(
+    tmp_path: Path, discord: FakeDiscord, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data_dir = tmp_path / "bond-data"
+    an_alert(data_dir)
+    discord.then("404")
+    assert main(["--data-dir", str(data_dir), "alerts", "send"]) == 0
+    worker = WorkerLock(data_dir)  # what a running bond worker holds
+    assert worker.acquire()
+    try:
+        # A second sender beside the worker's would take the same rows: each sent twice.
+        assert main(["--data-dir", str(data_dir), "alerts", "send", "--retry-failed"]) == 0
+        assert discord.delivered == []
+        assert "its sender delivers them" in capsys.readouterr().out
+        # A worker refused for the lock starts no sender either (one that did could deliver
+        # before it noticed, and during a wait Discord asked the real worker's sender for).
+        config = load(None, env={**os.environ, "BOND_DATA_DIR": str(data_dir)})
+        with captured_logs() as logs, pytest.raises(StorageError, match="another bond worker"):
+            run_worker(config)
+        assert logs.records("alert_sender_started") == []
+        assert discord.delivered == []
+    finally:
+        worker.release()
+    assert main(["--data-dir", str(data_dir), "alerts", "send"]) == 0
+    assert len(discord.delivered) == 1
 
 
 def test_the_read_api_lists_recent_alerts_with_their_delivery_state(tmp_path: Path) -> None:
