@@ -14,6 +14,17 @@ from bond.errors import BondError
 Command = Callable[[argparse.Namespace, Config], int]
 
 
+def _port(text: str) -> int:
+    """A TCP port; the OS would take 70000 as 70000 - 65536 without a word."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 < port < 65536:
+        raise argparse.ArgumentTypeError(f"a port is from 1 to 65535, not {port}")
+    return port
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
@@ -43,7 +54,7 @@ def _parser() -> argparse.ArgumentParser:
         "serve", help="run the collector (ingest, SDK files, health, metrics)"
     )
     serve.add_argument("--host", default=None, help="interface to bind (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=None, help="port to bind (default 8000)")
+    serve.add_argument("--port", type=_port, default=None, help="port to bind (default 8000)")
     serve.set_defaults(run=_serve)
 
     worker = commands.add_parser("worker", help="run the engine worker (identity graph, hooks)")
@@ -51,7 +62,7 @@ def _parser() -> argparse.ArgumentParser:
 
     api = commands.add_parser("api", help="run the read API (persons, timelines) under /api")
     api.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
-    api.add_argument("--port", type=int, default=8001, help="port to bind (default 8001)")
+    api.add_argument("--port", type=_port, default=8001, help="port to bind (default 8001)")
     api.set_defaults(run=_api)
 
     person = commands.add_parser("person", help="print a person's stitched timeline")
@@ -82,9 +93,11 @@ def _parser() -> argparse.ArgumentParser:
         "demo", help="run everything: collector, worker, read API and the demo storefront"
     )
     demo.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
-    demo.add_argument("--port", type=int, default=None, help="collector port (default 8000)")
-    demo.add_argument("--api-port", type=int, default=8001, help="read API port (default 8001)")
-    demo.add_argument("--shop-port", type=int, default=8080, help="storefront port (default 8080)")
+    demo.add_argument("--port", type=_port, default=None, help="collector port (default 8000)")
+    demo.add_argument("--api-port", type=_port, default=8001, help="read API port (default 8001)")
+    demo.add_argument(
+        "--shop-port", type=_port, default=8080, help="storefront port (default 8080)"
+    )
     demo.set_defaults(run=_demo)
 
     alerts = commands.add_parser("alerts", help="Discord alerts: check the webhook, send, list")

@@ -275,7 +275,20 @@ def _strings(value: Any, name: str) -> list[str]:
     return value
 
 
+# Set but empty, these would quietly leave the default in place: the demo write key, which
+# everyone knows, or a webhook the operator meant to switch off.
+_NOT_EMPTY = (
+    "BOND_WRITE_KEY",
+    "BOND_ADMIN_TOKEN",
+    "BOND_SIGNING_SECRET",
+    "BOND_DISCORD_WEBHOOK_URL",
+)
+
+
 def _apply_env(config: Config, env: dict[str, str]) -> Config:
+    for name in _NOT_EMPTY:
+        if name in env and not env[name].strip():
+            raise ConfigError(f"{name} is set but empty: give it a value or unset it")
     if env.get("BOND_DATA_DIR"):
         config = replace(config, data_dir=Path(env["BOND_DATA_DIR"]))
     if env.get("BOND_ADMIN_TOKEN"):
@@ -336,6 +349,8 @@ def _check(config: Config) -> None:
     if config.engine.retention_days < 0:
         raise ConfigError("engine.retention_days cannot be negative (0 keeps raw events)")
     limits = config.collector
+    if not 0 < limits.port < 65536:
+        raise ConfigError(f"collector.port must be from 1 to 65535, not {limits.port}")
     if limits.max_event_bytes > limits.max_body_bytes:
         raise ConfigError("collector.max_event_bytes cannot exceed collector.max_body_bytes")
     _check_alerts(config.alerts)
@@ -346,6 +361,8 @@ def _check_alerts(alerts: AlertsConfig) -> None:
     url = alerts.webhook_url
     if url is not None and not url.startswith(("https://", "http://")):
         raise ConfigError("alerts.webhook_url must be an http(s) URL")
+    if not alerts.timeout_s > 0:
+        raise ConfigError(f"alerts.timeout_s must be above 0 seconds, not {alerts.timeout_s}")
     names = [rule.name for rule in alerts.rules]
     if len(set(names)) != len(names):
         raise ConfigError("two alert rules share a name; the name keys each rule's cooldown")

@@ -22,3 +22,21 @@ def test_a_history_may_be_written_as_people_write_large_numbers() -> None:
     args = _parser().parse_args(["bench", "ingest", "--history", "1,000,000"])
     assert args.history == 1_000_000
     assert _parser().parse_args(["bench", "ingest"]).history is None
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["serve", "--port", "70000"],
+        ["api", "--port", "0"],
+        ["demo", "--shop-port", "eighty"],
+    ],
+)
+def test_a_port_that_cannot_be_bound_is_refused(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # 70000 would otherwise bind 4464 (70000 - 65536) while the log said 70000.
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    assert "port" in capsys.readouterr().err

@@ -59,6 +59,8 @@ def test_bond_config_variable_names_the_file(tmp_path: Path) -> None:
             "no signing_secret",
         ),
         ("not toml = = 1", "cannot read config file"),
+        ("[collector]\nport = 70000\n", "collector.port must be from 1 to 65535, not 70000"),
+        ("[alerts]\ntimeout_s = 0\n", "alerts.timeout_s must be above 0 seconds"),
     ],
 )
 def test_mistakes_fail_loudly_with_the_reason(tmp_path: Path, text: str, message: str) -> None:
@@ -94,3 +96,10 @@ def test_a_mistyped_secret_is_named_without_its_value(tmp_path: Path, text: str)
     with pytest.raises(ConfigError, match="must be a string, not an integer") as raised:
         load(path, env={})
     assert "987654321" not in str(raised.value)
+
+
+@pytest.mark.parametrize("name", ["BOND_WRITE_KEY", "BOND_ADMIN_TOKEN", "BOND_DISCORD_WEBHOOK_URL"])
+def test_a_secret_set_but_empty_is_refused_not_left_at_its_default(name: str) -> None:
+    # Empty, BOND_WRITE_KEY used to leave the demo key that everyone knows in place.
+    with pytest.raises(ConfigError, match=f"{name} is set but empty"):
+        load(None, env={name: "  "})
