@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from bond import __version__
 from bond import config as config_module
 from bond.config import Config
-from bond.errors import BondError
+from bond.errors import BondError, StorageError
 
 Command = Callable[[argparse.Namespace, Config], int]
 
@@ -215,6 +215,7 @@ def _api(args: argparse.Namespace, config: Config) -> int:
 def _person(args: argparse.Namespace, config: Config) -> int:
     from engine.report import print_person
 
+    _require_data(config)
     print_person(config, args.who, limit=args.limit)
     return 0
 
@@ -222,18 +223,21 @@ def _person(args: argparse.Namespace, config: Config) -> int:
 def _erase(args: argparse.Namespace, config: Config) -> int:
     from engine.privacy.commands import erase
 
+    _require_data(config)
     return erase(config, args.who, wait_s=args.wait)
 
 
 def _unsuppress(args: argparse.Namespace, config: Config) -> int:
     from engine.privacy.commands import unsuppress
 
+    _require_data(config)
     return unsuppress(config, args.who)
 
 
 def _export(args: argparse.Namespace, config: Config) -> int:
     from engine.privacy.commands import export
 
+    _require_data(config)
     return export(config, args.who)
 
 
@@ -259,13 +263,25 @@ def _alerts_test(args: argparse.Namespace, config: Config) -> int:
 def _alerts_send(args: argparse.Namespace, config: Config) -> int:
     from engine.alerts.commands import send_pending
 
+    _require_data(config)
     return send_pending(config, retry_failed=args.retry_failed)
 
 
 def _alerts_list(args: argparse.Namespace, config: Config) -> int:
     from engine.alerts.commands import list_alerts
 
+    _require_data(config)
     return list_alerts(config, limit=args.limit, as_json=args.json)
+
+
+def _require_data(config: Config) -> None:
+    """Refuse a data directory with no Bond data rather than create empty databases in it: a
+    mistyped --data-dir would otherwise answer 'no such person', and an erasure 'done'."""
+    if not (config.events_db.exists() or config.state_db.exists()):
+        raise StorageError(
+            f"no Bond data in {config.data_dir} (no events.db or state.db): check --data-dir "
+            "or BOND_DATA_DIR (--data-dir comes before the command)"
+        )
 
 
 def _event_count(text: str) -> int:

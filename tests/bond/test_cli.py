@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from bond.cli import _parser, main
@@ -40,3 +42,17 @@ def test_a_port_that_cannot_be_bound_is_refused(
         main(argv)
     assert exit_.value.code == 2
     assert "port" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["person", "ann@example.com"], ["erase", "ann@example.com"], ["export", "ann@example.com"]],
+)
+def test_a_data_directory_with_no_bond_data_is_refused_not_created(
+    command: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A mistyped --data-dir answered 'no such person', and an erasure 'done'.
+    typo = tmp_path / "bond-dat"
+    assert main(["--data-dir", str(typo), *command]) == 1
+    assert "no Bond data in" in capsys.readouterr().err
+    assert not typo.exists()
