@@ -16,7 +16,12 @@ class CollectorMetrics:
                 "bond_requests_total", "HTTP requests by route and status.", ("route", "status")
             )
         )
-        self.accepted = add(Counter("bond_events_accepted_total", "Events committed to the log."))
+        self.accepted = add(
+            Counter(
+                "bond_events_accepted_total",
+                "Events acknowledged after a commit, duplicates included (stored once).",
+            )
+        )
         self.deduplicated = add(
             Counter(
                 "bond_events_deduplicated_total",
