@@ -129,11 +129,21 @@ class _Batch:
         )
 
     def recognised_lately(self, ev: AppliedEvent) -> bool:
-        """Whether the person was identified in the session this event belongs to."""
+        """Whether the person was identified earlier in the session this event belongs to.
+
+        Earlier in the log, not only in time: a cart sent with the identify at one timestamp
+        came before it, and the identification has fired the rule already.
+        """
         row = self.conn.execute(
             "SELECT 1 FROM identity_events WHERE person_id = ? AND kind IN (?, ?, ?) "
-            "AND at BETWEEN ? AND ? LIMIT 1",
-            (ev.person_id, *sorted(RECOGNISED), ev.timestamp - person.SESSION_GAP_MS, ev.timestamp),
+            "AND at BETWEEN ? AND ? AND seq < ? LIMIT 1",
+            (
+                ev.person_id,
+                *sorted(RECOGNISED),
+                ev.timestamp - person.SESSION_GAP_MS,
+                ev.timestamp,
+                ev.seq,
+            ),
         ).fetchone()
         return row is not None
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import sqlite3
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +104,16 @@ def test_below_the_threshold_nothing_until_the_order_that_crosses_it(engine_for:
     fields = {f["name"]: f["value"] for f in alert.payload["embeds"][0]["fields"]}
     assert fields["Value"] == "720.00"
     assert fields["Lifetime value"] == "720.00"
+
+
+def test_without_a_cooldown_one_identification_gives_one_alert(engine_for: Any) -> None:
+    # The cart and the identify in one batch, at one time: the identification fires the rule,
+    # and the cart, made before it, must not fire it again.
+    engine = engine_for(replace(BIG, cooldown_s=0))
+    engine.send("track", ts=T, event="Product Added", properties={"price": 600, "quantity": 1})
+    engine.send("identify", ts=T, traits={"email": "dee@example.com"})
+    engine.apply()
+    assert len(engine.alerts()) == 1
 
 
 def test_an_order_amount_that_is_not_a_finite_number_counts_as_none(engine_for: Any) -> None:
