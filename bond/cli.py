@@ -169,13 +169,15 @@ def _parser() -> argparse.ArgumentParser:
         "simulate",
         help="synthetic households through the real collector and worker, scored on attribution",
     )
-    simulate.add_argument("--households", type=int, default=200, help="how many (default 200)")
     simulate.add_argument(
-        "--sessions", type=int, default=None, help="stop generating at this many sessions"
+        "--households", type=_positive, default=200, help="how many (default 200)"
     )
-    simulate.add_argument("--weeks", type=int, default=8, help="simulated weeks (default 8)")
     simulate.add_argument(
-        "--difficulty", type=float, default=0.5, help="0 easy .. 1 hard (default 0.5)"
+        "--sessions", type=_positive, default=None, help="stop generating at this many sessions"
+    )
+    simulate.add_argument("--weeks", type=_positive, default=8, help="simulated weeks (default 8)")
+    simulate.add_argument(
+        "--difficulty", type=_fraction, default=0.5, help="0 easy .. 1 hard (default 0.5)"
     )
     simulate.add_argument("--seed", type=int, default=7)
     simulate.add_argument("--json", action="store_true", help="print one JSON object")
@@ -272,6 +274,26 @@ def _alerts_list(args: argparse.Namespace, config: Config) -> int:
 
     _require_data(config)
     return list_alerts(config, limit=args.limit, as_json=args.json)
+
+
+def _positive(text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"it must be at least 1, not {number}")
+    return number
+
+
+def _fraction(text: str) -> float:
+    try:
+        number = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= number <= 1:
+        raise argparse.ArgumentTypeError(f"it is from 0 (easy) to 1 (hard), not {number}")
+    return number
 
 
 def _require_data(config: Config) -> None:

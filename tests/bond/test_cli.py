@@ -56,3 +56,16 @@ def test_a_data_directory_with_no_bond_data_is_refused_not_created(
     assert main(["--data-dir", str(typo), *command]) == 1
     assert "no Bond data in" in capsys.readouterr().err
     assert not typo.exists()
+
+
+@pytest.mark.parametrize(
+    "argv", [["--households", "-3"], ["--difficulty", "7"], ["--sessions", "0"]]
+)
+def test_a_simulation_that_cannot_be_run_is_refused(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Accepted before, they ran and printed None for every figure.
+    with pytest.raises(SystemExit) as exit_:
+        main(["simulate", *argv])
+    assert exit_.value.code == 2
+    assert argv[0] in capsys.readouterr().err
