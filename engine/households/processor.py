@@ -3,8 +3,10 @@
 Called once per worker batch inside its transaction. Everything it changes is written in that
 transaction, so a rolled-back batch leaves no trace and a restart continues where the last
 committed batch ended (memory.py says what is kept in memory meanwhile). Heavy work is bounded
-per batch: at most `refit_budget` refits run; the others stay due and run in a later batch that
-touches the account.
+per batch: at most `refit_budget` refits run at its end; the others stay due and run in a later
+batch that touches the account. An order is judged as it would have been live whatever the
+batching: sessions are closed as the stream's time passes their end, not at the end of the
+batch, and a refit due on the order's account runs before the order is judged.
 """
 
 from __future__ import annotations
@@ -84,6 +86,9 @@ class HouseholdProcessor:
             at = event.timestamp
             if at > watermark:
                 watermark = at
+                # Close what has ended by now, not at the end of the batch: a session is learnt
+                # before the events after it whatever the batching (see `_attribute`).
+                self._sweep(batch, watermark)
             key = event.anonymous_id or device_key(None, event.user_id)
             session = opened.get(key)
             if session is not None:
@@ -99,20 +104,38 @@ class HouseholdProcessor:
                 batch.touched.add(key)
             if event.event == CONVERSION and event.identified:
                 self._attribute(batch, event, session)
-        # Oldest activity first: stop at the first session still open (one that a late event
-        # moved back in time waits for the next batch's sweep).
+        self._sweep(batch, watermark)
+        self._refits(batch)
+        batch.flush(watermark)
+        memory.trim()
+
+    def _sweep(self, batch: _Batch, watermark: int) -> None:
+        """Close the sessions that ended by `watermark` (nothing of theirs for 30 minutes).
+
+        Oldest activity first: stop at the first session still open (one that a late event
+        moved back in time waits for a later sweep). Run whenever the watermark moves, so a
+        session is closed (learnt, and its refits due) at the same point of the stream whether
+        the worker took it in one batch or many.
+        """
+        opened = batch.memory.open
         cutoff = watermark - SESSION_GAP_MS
         while opened:
             oldest = next(iter(opened.values()))
             if oldest.last_ms >= cutoff:
                 break
             self._close(batch, oldest)
-        self._refits(batch)
-        batch.flush(watermark)
-        memory.trim()
 
     def _attribute(self, batch: _Batch, event: AppliedEvent, session: Session) -> None:
+        """Judge an order with the model as it stood at that moment.
+
+        The sessions that ended before it are learnt already (`_sweep`); a refit of its account
+        that came due is run now rather than at the end of the batch (outside the batch's refit
+        budget: it is one per order at most), so a backlog taken in a few big batches is judged
+        as it would have been live.
+        """
         account = batch.account(event.person_id)
+        if account.refit_due:
+            self._refit_now(batch, account)
         model = account.model
         logits = model.logits(session_features(session))
         probs = self.calibration.probabilities(logits, model.sessions_seen)
@@ -240,14 +263,17 @@ class HouseholdProcessor:
     def _refits(self, batch: _Batch) -> None:
         due = [a for a in batch.accounts.values() if a.refit_due]
         for account in due[: self.refit_budget]:
-            started = time.perf_counter()
-            rows = batch.memory.windows.get(batch.conn, account.person_id)
-            account.refit_due = False
-            account.dirty = True
-            if rows:
-                self._refit(batch, account, rows)
-            if self.timings is not None:
-                self.timings.refits.append(time.perf_counter() - started)
+            self._refit_now(batch, account)
+
+    def _refit_now(self, batch: _Batch, account: Account) -> None:
+        started = time.perf_counter()
+        rows = batch.memory.windows.get(batch.conn, account.person_id)
+        account.refit_due = False
+        account.dirty = True
+        if rows:
+            self._refit(batch, account, rows)
+        if self.timings is not None:
+            self.timings.refits.append(time.perf_counter() - started)
 
     def _refit(self, batch: _Batch, account: Account, rows: list[Recent]) -> None:
         features = [r.features for r in rows]
