@@ -301,6 +301,9 @@ def person_households(conn: sqlite3.Connection, person_id: int) -> dict[str, Any
                 "probabilities": {
                     str(k): max(round(v, 3), 0.001) for k, v in a.probabilities.items()
                 },
+                # What calibration leaves to someone the model does not have (a one-member
+                # model early on): with the members', it makes 1.
+                "not_told_apart": round(max(0.0, 1.0 - sum(a.probabilities.values())), 3),
             }
             for a in attributions(conn, person_id)
         ],

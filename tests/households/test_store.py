@@ -31,6 +31,9 @@ def test_a_person_shows_members_profiles_attributions_and_drift(tmp_path: Path) 
     for order in shown["attributions"]:
         assert order["probability"] == max(order["probabilities"].values())
         assert all(0 < p <= 1 for p in order["probabilities"].values())
+        # Each value is rounded (and kept above 0), so the sum is 1 to within that.
+        whole = sum(order["probabilities"].values()) + order["not_told_apart"]
+        assert abs(whole - 1) <= 0.001 * (len(order["probabilities"]) + 1)
     assert all(set(e) >= {"at_ms", "kind", "member_id", "p_value"} for e in shown["drift"])
 
 
