@@ -36,6 +36,14 @@ def an_alert(data_dir: Path) -> None:
     engine.close()
 
 
+def a_failed_alert(data_dir: Path, discord: FakeDiscord) -> None:
+    """An alert whose delivery Discord refused (until a --retry-failed)."""
+    an_alert(data_dir)
+    discord.then("404")
+    assert main(["--data-dir", str(data_dir), "alerts", "send"]) == 0
+    assert discord.delivered == []
+
+
 def test_alerts_test_sends_a_sample_and_says_whether_it_worked(
     discord: FakeDiscord, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -54,10 +62,7 @@ def test_alerts_send_retries_failed_alerts_once_the_webhook_is_fixed(
     tmp_path: Path, discord: FakeDiscord, capsys: pytest.CaptureFixture[str]
 ) -> None:
     data_dir = tmp_path / "bond-data"
-    an_alert(data_dir)
-    discord.then("404")
-    assert main(["--data-dir", str(data_dir), "alerts", "send"]) == 0
-    assert discord.delivered == []
+    a_failed_alert(data_dir, discord)
     assert main(["--data-dir", str(data_dir), "alerts", "send", "--retry-failed"]) == 0
     assert len(discord.delivered) == 1
     capsys.readouterr()
@@ -70,9 +75,7 @@ def test_beside_a_running_worker_failed_alerts_are_left_to_its_sender(
     tmp_path: Path, discord: FakeDiscord, capsys: pytest.CaptureFixture[str]
 ) -> None:
     data_dir = tmp_path / "bond-data"
-    an_alert(data_dir)
-    discord.then("404")
-    assert main(["--data-dir", str(data_dir), "alerts", "send"]) == 0
+    a_failed_alert(data_dir, discord)
     worker = WorkerLock(data_dir)  # what a running bond worker holds
     assert worker.acquire()
     try:
