@@ -52,15 +52,19 @@ def wait_until(check, *, timeout: float = 10.0, interval: float = 0.02, what: st
 class BondProcess:
     """One `bond` subcommand running as a real process, with its stderr kept for the test."""
 
-    def __init__(self, args: list[str], data_dir: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, args: list[str], data_dir: Path, env: dict[str, str | None] | None = None
+    ) -> None:
         self.args = args
         self.data_dir = data_dir
-        self.env = {
+        # None unsets a variable (an empty value is an error for Bond's secrets).
+        merged = {
             **os.environ,
             "BOND_WRITE_KEY": WRITE_KEY,
             "BOND_ADMIN_TOKEN": ADMIN_TOKEN,
             **(env or {}),
         }
+        self.env = {name: value for name, value in merged.items() if value is not None}
         self.log_path = data_dir / f"{args[0]}-{time.monotonic_ns()}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -92,7 +96,9 @@ class BondProcess:
 
 
 class Collector(BondProcess):
-    def __init__(self, data_dir: Path, port: int | None = None, env: dict[str, str] | None = None):
+    def __init__(
+        self, data_dir: Path, port: int | None = None, env: dict[str, str | None] | None = None
+    ):
         self.port = port or free_port()
         super().__init__(["serve", "--port", str(self.port)], data_dir, env)
         self.url = f"http://127.0.0.1:{self.port}"
@@ -143,7 +149,7 @@ def browser():  # type: ignore[no-untyped-def]
 class ReadApi(BondProcess):
     """A real `bond api` (the engine's read API) on a free port."""
 
-    def __init__(self, data_dir: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, data_dir: Path, env: dict[str, str | None] | None = None) -> None:
         self.port = free_port()
         super().__init__(["api", "--port", str(self.port)], data_dir, env)
         self.url = f"http://127.0.0.1:{self.port}/api"
@@ -167,7 +173,7 @@ class ReadApi(BondProcess):
             return False
 
 
-def start_worker(data_dir: Path, env: dict[str, str] | None = None) -> BondProcess:
+def start_worker(data_dir: Path, env: dict[str, str | None] | None = None) -> BondProcess:
     """A real `bond worker` on `data_dir`, returned once it has opened its state."""
     worker = BondProcess(["worker"], data_dir, env).start()
     wait_until(lambda: "worker_started" in worker.log, timeout=20, what="the worker to start")

@@ -509,7 +509,7 @@ def test_origin_allowlist_per_source(tmp_path: Path) -> None:
         '[[sources]]\nname = "shop"\nwrite_key = "shop-key"\norigins = ["https://shop.example"]\n'
         '[[sources]]\nname = "blog"\nwrite_key = "blog-key"\norigins = ["https://blog.example"]\n'
     )
-    server = Collector(tmp_path / "data", env={"BOND_CONFIG": str(config), "BOND_WRITE_KEY": ""})
+    server = Collector(tmp_path / "data", env={"BOND_CONFIG": str(config), "BOND_WRITE_KEY": None})
     server.start()
     try:
         shop = {"Origin": "https://shop.example"}

@@ -56,7 +56,8 @@ def test_batches_are_measured_against_bare_inserts(report: dict[str, Any]) -> No
     for ratio, batch_rate, bare_rate in zip(
         rounds, batch_rates, storage["rounds_events_per_s"], strict=True
     ):
-        assert ratio == pytest.approx(batch_rate * BATCH_SIZE / bare_rate, rel=0.01)
+        # Each ratio is given to 3 decimals; the rates beside it to 1.
+        assert ratio == pytest.approx(batch_rate * BATCH_SIZE / bare_rate, abs=6e-4)
     assert report["batch_vs_storage"] == pytest.approx(statistics.median(rounds), abs=1e-3)
 
 
