@@ -55,6 +55,20 @@ def browse_and_add(engine: AlertEngine, price: float, *, anon: str = "browser-1"
     )
 
 
+def order(engine: AlertEngine, minute: int, total: object) -> None:
+    """An Order Completed `minute` minutes into the day after the first visit."""
+    engine.send(
+        "track",
+        ts=T + DAY + minute * MINUTE,
+        event="Order Completed",
+        properties={"total": total, "currency": "EUR"},
+    )
+
+
+def fields_of(alert: Any) -> dict[str, str]:
+    return {f["name"]: f["value"] for f in alert.payload["embeds"][0]["fields"]}
+
+
 def test_a_valuable_visitor_identifying_gives_one_alert_with_their_stitched_history(
     engine_for: Any,
 ) -> None:
@@ -93,15 +107,10 @@ def test_below_the_threshold_nothing_until_the_order_that_crosses_it(engine_for:
     engine.send("identify", ts=T + DAY + 3 * MINUTE, traits={"email": "bo@example.com"})
     engine.apply()
     assert engine.alerts() == []
-    engine.send(
-        "track",
-        ts=T + DAY + 5 * MINUTE,
-        event="Order Completed",
-        properties={"total": 720, "currency": "EUR"},
-    )
+    order(engine, 5, 720)
     engine.apply()
     [alert] = engine.alerts()
-    fields = {f["name"]: f["value"] for f in alert.payload["embeds"][0]["fields"]}
+    fields = fields_of(alert)
     assert fields["Value"] == "720.00"
     assert fields["Lifetime value"] == "720.00"
 
@@ -123,16 +132,10 @@ def test_an_order_amount_that_is_not_a_finite_number_counts_as_none(engine_for: 
     browse_and_add(engine, 50)
     engine.send("identify", ts=T + DAY + 3 * MINUTE, traits={"email": "bo@example.com"})
     for minute, total in ((4, "NaN"), (5, "Infinity"), (6, 720)):
-        engine.send(
-            "track",
-            ts=T + DAY + minute * MINUTE,
-            event="Order Completed",
-            properties={"total": total, "currency": "EUR"},
-        )
+        order(engine, minute, total)
     engine.apply()
     [alert] = engine.alerts()
-    fields = {f["name"]: f["value"] for f in alert.payload["embeds"][0]["fields"]}
-    assert fields["Lifetime value"] == "720.00"
+    assert fields_of(alert)["Lifetime value"] == "720.00"
 
 
 def test_event_rules_match_name_and_conditions_with_a_per_person_cooldown(
@@ -155,7 +158,7 @@ def test_event_rules_match_name_and_conditions_with_a_per_person_cooldown(
     engine.apply()
     alerts = engine.alerts()
     assert len(alerts) == 2  # the third is the first person's again, within the hour
-    values = [{f["name"]: f["value"] for f in a.payload["embeds"][0]["fields"]} for a in alerts]
+    values = [fields_of(a) for a in alerts]
     assert [v["value"] for v in values] == ["650", "501"]
     engine.send("track", ts=T + 2 * 3600_000, properties={"value": 700, "currency": "EUR"}, **order)
     engine.apply()
@@ -175,7 +178,7 @@ def test_a_watched_person_coming_back_after_being_away_is_announced(engine_for: 
     engine.apply()
     [alert] = engine.alerts()
     assert alert.kind == "returned"
-    fields = {f["name"]: f["value"] for f in alert.payload["embeds"][0]["fields"]}
+    fields = fields_of(alert)
     assert fields["Away for"] == "10.0 days"
 
 
