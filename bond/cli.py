@@ -14,17 +14,6 @@ from bond.errors import BondError, StorageError
 Command = Callable[[argparse.Namespace, Config], int]
 
 
-def _port(text: str) -> int:
-    """A TCP port; the OS would take 70000 as 70000 - 65536 without a word."""
-    try:
-        port = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
-    if not 0 < port < 65536:
-        raise argparse.ArgumentTypeError(f"a port is from 1 to 65535, not {port}")
-    return port
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
@@ -39,6 +28,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+
+
+def _whole(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse type for a whole number from `low` (to `high`), written as people write
+    large numbers (1,000,000 or 1_000_000). A port of 70000 would otherwise bind 4464."""
+
+    def parse(text: str) -> int:
+        try:
+            number = int(text.replace("_", "").replace(",", ""))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if number < low or (high is not None and number > high):
+            span = f"from {low} to {high}" if high is not None else f"at least {low}"
+            raise argparse.ArgumentTypeError(f"it must be {span}, not {number}")
+        return number
+
+    return parse
+
+
+_port = _whole(1, 65535)
+_positive = _whole(1)
+_event_count = _whole(0)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -276,16 +287,6 @@ def _alerts_list(args: argparse.Namespace, config: Config) -> int:
     return list_alerts(config, limit=args.limit, as_json=args.json)
 
 
-def _positive(text: str) -> int:
-    try:
-        number = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"it must be at least 1, not {number}")
-    return number
-
-
 def _fraction(text: str) -> float:
     try:
         number = float(text)
@@ -304,16 +305,6 @@ def _require_data(config: Config) -> None:
             f"no Bond data in {config.data_dir} (no events.db or state.db): check --data-dir "
             "or BOND_DATA_DIR (--data-dir comes before the command)"
         )
-
-
-def _event_count(text: str) -> int:
-    try:
-        count = int(text.replace("_", "").replace(",", ""))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of events") from None
-    if count < 0:
-        raise argparse.ArgumentTypeError("a number of events cannot be negative")
-    return count
 
 
 def _bench_ingest(args: argparse.Namespace, config: Config) -> int:
