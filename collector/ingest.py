@@ -164,8 +164,8 @@ class Ingest:
                 continue
             events.append(event)
             if flags:
-                clamped += flags & CLAMPED
-                unsent += (flags & SENT_AT_IGNORED) // SENT_AT_IGNORED
+                clamped += bool(flags & CLAMPED)
+                unsent += bool(flags & SENT_AT_IGNORED)
             if verdict is not None:
                 if identities is None:
                     identities = IdentityReport(source.name, facts.received_at)
