@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from engine.alerts.message import Message, escape, unescape
 from engine.alerts.person import Person
 
@@ -91,7 +93,14 @@ def _steps(person: Person) -> str:
 
 
 def _plain(value: Any) -> str:
-    return value if isinstance(value, str) else repr(value)
+    # JSON, as the dashboard shows a property that is not a string (Python's repr would say
+    # `{'a': 1}` and `True` where the dashboard says `{"a":1}` and `true`).
+    if isinstance(value, str):
+        return value
+    try:
+        return orjson.dumps(value).decode()
+    except orjson.JSONEncodeError:
+        return repr(value)
 
 
 def _money(amount: float) -> str:

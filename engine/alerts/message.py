@@ -28,7 +28,11 @@ ELLIPSIS = "…"
 # (emoji shortcodes and auto-linked URLs, so a visitor cannot make a clickable link).
 _MARKDOWN = re.compile(r"([\\*_~`|>#\-\[\]()<:])")
 _EVERYONE = re.compile(r"@(?=everyone|here)", re.IGNORECASE)
-_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+# Bidi embeddings, overrides and isolates, and zero-width characters: invisible, yet they make
+# one string read as another (`x\u202egnp.exe@evil.example` shows as `xelpmaxe.live@exe.png`).
+# Each becomes a visible U+FFFD, as the dashboard shows them, so an alert cannot be misread.
+_HIDDEN = re.compile(r"[\u200b\u202a-\u202e\u2060\u2066-\u2069\ufeff]")
 NO_MENTIONS: dict[str, list[str]] = {"parse": []}
 
 COLORS = {"identified": 0x2ECC71, "returned": 0x3498DB, "event": 0xF1C40F, "test": 0x95A5A6}
@@ -36,7 +40,7 @@ COLORS = {"identified": 0x2ECC71, "returned": 0x3498DB, "event": 0xF1C40F, "test
 
 def escape(value: object) -> str:
     """Make a browser-supplied value inert: one line, no markdown, no mentions, no links."""
-    text = _CONTROL.sub(" ", str(value)).strip()
+    text = _HIDDEN.sub("\ufffd", _CONTROL.sub(" ", str(value))).strip()
     text = _MARKDOWN.sub(r"\\\1", text)
     # A zero-width space after `@` keeps `@everyone` and `@here` from reading as mentions; other
     # `@`s stay as typed, so an email copied from an alert still works.
@@ -46,6 +50,15 @@ def escape(value: object) -> str:
 def unescape(text: str) -> str:
     """`text` as Discord renders it, for places that show plain text (the read API, the CLI)."""
     return re.sub(r"\\(.)", r"\1", text).replace("\u200b", "")
+
+
+def one_line(text: str, limit: int) -> str:
+    """Plain text for a terminal: one line, no control or disguising characters, cut to `limit`.
+
+    Summaries stored before those characters were replaced still hold them, and a terminal
+    obeys a right-to-left override or a C1 control sequence as readily as Discord would.
+    """
+    return truncate(_HIDDEN.sub("\ufffd", _CONTROL.sub(" ", text)).strip(), limit)
 
 
 def truncate(text: str, limit: int) -> str:

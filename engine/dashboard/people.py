@@ -99,7 +99,7 @@ def orders(reader: IdentityReader, person_id: int) -> dict[str, Any]:
                         "timestamp": event["timestamp"],
                         "order_id": props.get("order_id"),
                         "value": value,
-                        "currency": props.get("currency"),
+                        "currency": _currency(props.get("currency")),
                         "products": _product_names(props.get("products")),
                     }
                 )
@@ -109,10 +109,27 @@ def orders(reader: IdentityReader, person_id: int) -> dict[str, Any]:
     return {
         "person_id": person_id,
         "orders": found,
-        "total": round(sum(o["value"] for o in found), 2),
+        "totals": _totals(found),
         "complete": cursor is None,
         "scanned": scanned,
     }
+
+
+def _currency(value: Any) -> str | None:
+    """An ISO 4217 code as the order sent it (any case), else None: no currency to show."""
+    if isinstance(value, str) and len(value) == 3 and value.isascii() and value.isalpha():
+        return value.upper()
+    return None
+
+
+def _totals(orders: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What the orders add up to, one sum per currency (largest first): euros and dollars
+    added together would be a number in neither."""
+    sums: dict[str | None, float] = {}
+    for order in orders:
+        sums[order["currency"]] = sums.get(order["currency"], 0.0) + order["value"]
+    ranked = sorted(sums.items(), key=lambda item: -item[1])
+    return [{"currency": currency, "value": round(value, 2)} for currency, value in ranked]
 
 
 def _product_names(products: Any) -> list[str]:

@@ -83,3 +83,12 @@ def test_any_message_fits_discords_limits(
         assert 0 < len(field["name"]) <= FIELD_NAME_MAX
         assert 0 < len(field["value"]) <= FIELD_VALUE_MAX
     assert embed_chars(embed) <= EMBEDS_TOTAL_MAX
+
+
+def test_bidi_overrides_invisible_and_c1_characters_cannot_disguise_a_value() -> None:
+    # Rendered, the first reads "xelpmaxe.live@exe.png"; U+009B is a terminal's CSI.
+    assert escape("x\u202egnp.exe@evil.example") == "x\ufffdgnp.exe@evil.example"
+    assert escape("Ann\u200b\u2066Lee\ufeff\u2069") == "Ann\ufffd\ufffdLee\ufffd\ufffd"
+    assert escape("a\x9b31mb") == "a 31mb"
+    # The zero-width space that defuses @everyone is still ours alone.
+    assert escape("@\u200beveryone") == "@\ufffdeveryone"

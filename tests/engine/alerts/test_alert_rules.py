@@ -238,3 +238,20 @@ def test_conditions_parse_or_stop_the_worker_at_start() -> None:
     for bad in ("value >>= 3", "value >= big", "plan > 'pro'", "=="):
         with pytest.raises(ConfigError):
             compile_rules((AlertRule(name="r", kind="event", event="e", where=(bad,)),))
+
+
+def test_an_event_alert_shows_properties_that_are_not_strings_as_the_dashboard_does(
+    engine_for: Any,
+) -> None:
+    rule = AlertRule(name="orders", kind="event", event="Order Completed", cooldown_s=0)
+    engine = engine_for(rule)
+    props = {"order_id": {"ref": "A-7"}, "gift": True, "note": None, "value": 12.5}
+    engine.send("track", ts=T, event="Order Completed", properties=props)
+    engine.apply()
+    [alert] = engine.alerts()
+    assert fields_of(alert) == {
+        "order\\_id": '{"ref"\\:"A\\-7"}',
+        "gift": "true",
+        "note": "null",
+        "value": "12.5",
+    }

@@ -121,7 +121,25 @@ def test_orders_and_their_total_come_from_the_newest_events(shop: HookedEngine) 
     assert [(o["order_id"], o["value"], o["currency"]) for o in found["orders"]] == [
         ("FK-1", 66.0, "EUR")
     ]
-    assert (found["total"], found["complete"]) == (66.0, True)
+    assert (found["totals"], found["complete"]) == ([{"currency": "EUR", "value": 66.0}], True)
+
+
+def test_orders_in_different_currencies_are_summed_per_currency(data_dir: Path) -> None:
+    engine = HookedEngine(data_dir)
+    engine.identify("laptop", 1_000, user="u-ada")
+    for ts, value, currency in ((2_000, 100, "EUR"), (3_000, 15, "usd"), (4_000, 5, "eur")):
+        props = {"order_id": f"o-{ts}", "value": value, "currency": currency}
+        engine.send("track", anon="laptop", ts=ts, event="Order Completed", properties=props)
+    engine.send("track", anon="laptop", ts=5_000, event="Order Completed", properties={"total": 7})
+    engine.run()
+    found = people.orders(engine.reader, engine.person(user_id="u-ada")["id"])
+    engine.close()
+    assert [o["currency"] for o in found["orders"]] == [None, "EUR", "USD", "EUR"]
+    assert found["totals"] == [
+        {"currency": "EUR", "value": 105.0},
+        {"currency": "USD", "value": 15.0},
+        {"currency": None, "value": 7.0},
+    ]
 
 
 def test_timeline_pages_follow_each_other_without_gaps(shop: HookedEngine) -> None:

@@ -2,13 +2,22 @@
 // as HTML, so whatever a browser sent us (a product name, an email) is shown literally.
 
 const SVG_NS = 'http://www.w3.org/2000/svg';
+// Bidi embeddings, overrides and isolates, and zero-width characters: invisible, yet they make
+// one string read as another (an email shown backwards). Each is shown as U+FFFD instead. Not
+// the bidi marks (U+200E, U+200F, U+061C): they reorder no letters, and Intl puts them in
+// numbers and dates for right-to-left languages.
+const HIDDEN = /[\u200b\u202a-\u202e\u2060\u2066-\u2069\ufeff]/g;
+
+function visible(value) {
+  return String(value).replace(HIDDEN, '\ufffd');
+}
 
 function build(node, props, children) {
   for (const [key, value] of Object.entries(props || {})) {
     if (value == null || value === false) continue;
     if (key === 'class') node.setAttribute('class', value);
     else if (key.startsWith('on')) node.addEventListener(key.slice(2), value);
-    else node.setAttribute(key, value === true ? '' : String(value));
+    else node.setAttribute(key, value === true ? '' : visible(value));
   }
   append(node, children);
   return node;
@@ -25,7 +34,7 @@ export function svg(tag, props, ...children) {
 export function append(node, children) {
   for (const child of children.flat(Infinity)) {
     if (child == null || child === false) continue;
-    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    node.append(child instanceof Node ? child : document.createTextNode(visible(child)));
   }
   return node;
 }

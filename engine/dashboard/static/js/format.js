@@ -20,6 +20,12 @@ export function money(value, currency) {
     .format(value);
 }
 
+// A value from a browser as text: a string as sent, anything else (an order id sent as a number
+// or an object) as JSON, the way every view and the Discord alerts show it.
+export function text(value) {
+  return typeof value === 'string' ? value : JSON.stringify(value);
+}
+
 export function percent(p) {
   return `${Math.round(p * 100)}%`;
 }

@@ -4,7 +4,7 @@
 import { get } from '../api.js';
 import { el, replace, row, table, errorBanner } from '../dom.js';
 import { activityCurves, bars, memberClass, memberColor, probabilityBar } from '../charts.js';
-import { percent, plural, shortDate } from '../format.js';
+import { percent, plural, shortDate, text } from '../format.js';
 import { personName } from '../who.js';
 
 function hourLabel(hour) {
@@ -66,12 +66,12 @@ function orderRow(attribution, indexOf) {
   const name = (id) => (indexOf.has(Number(id)) ? `Member ${indexOf.get(Number(id)) + 1}` : `Former member ${id}`);
   return row(ORDER_COLUMNS, [
     el('span', { class: 'time' }, shortDate(attribution.timestamp)),
-    attribution.order_id ? el('span', { class: 'mono' }, String(attribution.order_id)) : '—',
+    attribution.order_id ? el('span', { class: 'mono' }, text(attribution.order_id)) : '—',
     el('strong', null, `${name(attribution.member)} · ${percent(attribution.probability)}`),
     el('div', { class: 'prob' }, probabilityBar(parts),
       el('div', { class: 'prob-legend' }, parts.map((p) => el('span', null,
         el('span', { class: `swatch ${p.cls}` }), `${name(p.id)} ${percent(p.value)}`)))),
-  ], { 'data-order': attribution.order_id || '' });
+  ], { 'data-order': attribution.order_id ? text(attribution.order_id) : '' });
 }
 
 export function render(main, _context, [id]) {

@@ -3,7 +3,7 @@
 
 import { get } from '../api.js';
 import { el, replace, empty, errorBanner } from '../dom.js';
-import { dateTime, duration, money, number, plural, shortDate } from '../format.js';
+import { dateTime, duration, money, number, plural, shortDate, text } from '../format.js';
 import { avatar, personName, who } from '../who.js';
 
 const PAGE = 50;
@@ -22,15 +22,22 @@ function title(event) {
   return event.event || event.type;
 }
 
+// An amount as the engine reads one: a number, or a string that holds one; never NaN or ∞.
+function finite(value) {
+  if (typeof value !== 'number' && !(typeof value === 'string' && value.trim())) return null;
+  const n = Number(value);
+  return Number.isFinite(n) ? n : null;
+}
+
 function detail(event) {
   const props = event.properties || {};
   const parts = [];
-  if (props.name && event.type === 'track') parts.push(String(props.name));
-  for (const key of ['value', 'revenue', 'total']) {
-    if (props[key] != null) { parts.push(money(Number(props[key]), props.currency)); break; }
-  }
-  if (props.order_id) parts.push(`order ${props.order_id}`);
-  if (props.category) parts.push(String(props.category));
+  if (props.name && event.type === 'track') parts.push(text(props.name));
+  // In the order the orders list and the alerts read an amount (engine/alerts/person.py).
+  const amount = ['total', 'revenue', 'value'].map((key) => finite(props[key])).find((n) => n != null);
+  if (amount != null) parts.push(money(amount, props.currency));
+  if (props.order_id) parts.push(`order ${text(props.order_id)}`);
+  if (props.category) parts.push(text(props.category));
   return parts.join(' · ');
 }
 
@@ -70,10 +77,6 @@ function counterpart(change, personId) {
 
 function fact(label, value) {
   return el('div', { class: 'fact' }, el('span', { class: 'fact-label' }, label), el('span', { class: 'fact-value' }, value));
-}
-
-function traitValue(value) {
-  return typeof value === 'string' ? value : JSON.stringify(value);
 }
 
 export function render(main, { feed }, [id]) {
@@ -142,7 +145,7 @@ export function render(main, { feed }, [id]) {
             el('section', { class: 'card', id: 'orders' }, el('div', { class: 'card-head' }, el('h2', null, 'Orders')), orders),
             el('section', { class: 'card' }, el('div', { class: 'card-head' }, el('h2', null, 'Traits')),
               el('div', { class: 'card-body' }, traits.length
-                ? el('dl', { class: 'kv', id: 'traits' }, traits.map(([k, v]) => [el('dt', null, k), el('dd', null, traitValue(v))]))
+                ? el('dl', { class: 'kv', id: 'traits' }, traits.map(([k, v]) => [el('dt', null, k), el('dd', null, text(v))]))
                 : el('span', { class: 'faint' }, 'No traits sent'))),
             el('section', { class: 'card' }, el('div', { class: 'card-head' }, el('h2', null, 'Identity events')),
               person.identity_events.length ? el('ul', { class: 'feed-list' }, person.identity_events.map((c) =>
@@ -155,11 +158,11 @@ export function render(main, { feed }, [id]) {
               `Household: ${plural(person.household_members, 'member', 'members')}`) : null))));
     reload().catch((error) => replace(timeline, errorBanner(error)));
     get(`persons/${id}/orders`).then((found) => {
-      const currency = found.orders.length ? found.orders[0].currency : null;
-      ordersValue.textContent = found.orders.length ? money(found.total, currency) : 'none yet';
+      ordersValue.textContent = found.totals.length
+        ? found.totals.map((t) => money(t.value, t.currency)).join(' + ') : 'none yet';
       replace(orders, found.orders.length ? el('ul', { class: 'feed-list' }, found.orders.map((o) =>
         el('li', { class: 'feed-item' }, el('span', { class: 'time' }, shortDate(o.timestamp)),
-          el('div', { class: 'feed-main' }, el('div', { class: 'feed-title' }, o.order_id ? String(o.order_id) : 'Order'),
+          el('div', { class: 'feed-main' }, el('div', { class: 'feed-title' }, o.order_id ? text(o.order_id) : 'Order'),
             el('div', { class: 'feed-sub' }, o.products.join(', '))),
           el('strong', { class: 'num' }, money(o.value, o.currency)))))
         : el('span', { class: 'faint' }, 'No orders yet'),
