@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hmac
 import sqlite3
+import time
 from collections.abc import Awaitable, Callable
 
 from starlette.applications import Starlette
@@ -25,6 +26,8 @@ from bond.metrics import Counter, Registry
 from bond.storage.sqlite import connect
 from engine.alerts import outbox
 from engine.dashboard.app import create_dashboard
+from engine.dashboard.health import backlog
+from engine.dashboard.live import LogTail
 from engine.households.store import person_households
 from engine.privacy.routes import privacy_routes
 from engine.schema import migrate_identity
@@ -37,6 +40,7 @@ DEFAULT_PAGE = 50
 
 def create_read_app(config: Config) -> Starlette:
     state: dict[str, IdentityReader] = {}
+    tail = LogTail(config.events_db)
 
     def reader() -> IdentityReader:
         if "reader" not in state:
@@ -110,7 +114,11 @@ def create_read_app(config: Config) -> Starlette:
         return json_response({"alerts": [alert.public() for alert in recent]})
 
     async def status(request: Request) -> Response:
-        return json_response(reader().status())
+        # The numbers are only as fresh as the worker: say how much of the log it has not
+        # applied yet, and how long the oldest of that has waited (a stopped worker shows here).
+        current = reader().status()
+        waiting = backlog(tail, int(current["offset"]), int(time.time() * 1000))
+        return json_response({**current, **waiting})
 
     async def metrics(request: Request) -> Response:
         registry = Registry()

@@ -5,6 +5,9 @@ few minutes are kept so a chart has a past as soon as a page opens. The ingest r
 the event log's head (what was committed, whoever wrote it); the accepted, rejected and
 deduplicated counts only live in the collector process, so they are read from its /metrics over
 HTTP and are None ("unknown") while it cannot be reached.
+
+Lag alone cannot tell a worker that is catching up from one that has stopped: the age of the
+oldest event waiting to be applied, and how long the worker's offset has stood still, can.
 """
 
 from __future__ import annotations
@@ -24,6 +27,9 @@ from engine.timeline import IdentityReader
 SAMPLE_EVERY_S = 1.0
 HISTORY = 300  # five minutes of one-second samples
 SCRAPE_TIMEOUT_S = 0.5
+# The worker applies an event within milliseconds of its commit; an event waiting this long
+# means it is far behind, or (with its offset standing still as long) stopped.
+STALL_S = 10.0
 
 COUNTERS = {
     "bond_events_accepted_total": "accepted",
@@ -57,6 +63,26 @@ def scrape(url: str) -> dict[str, float] | None:
         return None
 
 
+def backlog(tail: LogTail, offset: int, now_ms: int) -> dict[str, Any]:
+    """What the worker has not applied yet: how many events, and how long the oldest of them
+    has waited since the collector received it (None when nothing waits)."""
+    head = tail.head()
+    oldest = tail.after(offset, 1) if head > offset else []
+    waited = max(now_ms - oldest[0].received_at, 0) / 1000 if oldest else None
+    return {
+        "log_head": head,
+        "lag": max(head - offset, 0),
+        "waiting_s": None if waited is None else round(waited, 1),
+    }
+
+
+def worker_state(waiting_s: float | None, still_s: float) -> str:
+    """`ok`, `behind` (events wait for long) or `stopped` (and the offset has not moved)."""
+    if waiting_s is None or waiting_s < STALL_S:
+        return "ok"
+    return "stopped" if still_s >= STALL_S else "behind"
+
+
 class Health:
     def __init__(
         self,
@@ -65,13 +91,17 @@ class Health:
         metrics_url: str,
         *,
         clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self.tail = tail
         self.reader = reader
         self.metrics_url = metrics_url
         self.clock = clock
+        self.wall = wall
         self.history: deque[dict[str, Any]] = deque(maxlen=HISTORY)
         self._taken_at: float | None = None
+        # The worker's offset and since when (self.clock) it has stood at it.
+        self._still: tuple[int, float] | None = None
         self._lock = asyncio.Lock()
 
     async def sample(self) -> dict[str, Any]:
@@ -86,17 +116,22 @@ class Health:
 
     def _measure(self, now: float, collector: dict[str, float] | None) -> dict[str, Any]:
         reader = self.reader()
-        head = self.tail.head()
         offset = int(reader.status()["offset"])
+        at = int(self.wall() * 1000)
+        waiting = backlog(self.tail, offset, at)
         previous = self.history[-1] if self.history else None
         rate = None
         if previous is not None and self._taken_at is not None:
-            rate = max(head - previous["log_head"], 0) / max(now - self._taken_at, 1e-3)
+            rate = max(waiting["log_head"] - previous["log_head"], 0) / max(
+                now - self._taken_at, 1e-3
+            )
+        if self._still is None or self._still[0] != offset:
+            self._still = (offset, now)
         return {
-            "at": int(time.time() * 1000),
-            "log_head": head,
+            "at": at,
+            **waiting,
             "offset": offset,
-            "lag": max(head - offset, 0),
+            "worker": worker_state(waiting["waiting_s"], now - self._still[1]),
             "ingest_rate": None if rate is None else round(rate, 1),
             "outbox_pending": pending(reader),
             "collector": collector,

@@ -207,3 +207,14 @@ def test_a_malformed_or_out_of_range_parameter_is_a_bad_request(
 ) -> None:
     status, error, reason = refused(client, path, **params)
     assert (status, error) == (400, "bad_request") and named in reason
+
+
+def test_status_says_how_much_of_the_log_the_worker_has_not_applied(
+    engine: Engine, client: AppClient
+) -> None:
+    status = get(client, "/status")
+    assert (status["log_head"], status["lag"], status["waiting_s"]) == (status["offset"], 0, None)
+    engine.track("tablet", 600)  # received at 600 ms after the epoch, and never applied
+    status = get(client, "/status")
+    assert (status["log_head"], status["lag"]) == (status["offset"] + 1, 1)
+    assert status["waiting_s"] > 86_400

@@ -87,3 +87,45 @@ def test_ingest_rate_is_the_logs_growth_and_lag_what_the_worker_has_not_applied(
     assert second["collector"] is None
     assert list(health.history) == [first, second]
     engine.close()
+
+
+class Wall:
+    """The wall clock the collector's `received_at` is compared with, in seconds."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_worker_that_stopped_is_told_apart_from_one_catching_up(data_dir: Path) -> None:
+    engine = HookedEngine(data_dir)
+    clock, wall = Clock(), Wall(10.0)  # events below arrived at 1, 2, 3 and 5 s
+    health = Health(
+        LogTail(engine.config.events_db),
+        lambda: engine.reader,
+        "http://127.0.0.1:9/metrics",
+        clock=clock,
+        wall=wall,
+    )
+    loop = Loop()
+
+    def sample(after_s: float) -> tuple[str, float | None, int]:
+        clock.now += after_s
+        wall.now += after_s
+        taken = loop.run(health.sample())
+        return taken["worker"], taken["waiting_s"], taken["lag"]
+
+    for ts in (1_000, 2_000, 3_000):
+        engine.page("laptop", ts, "/")
+    engine.run()
+    assert sample(0) == ("ok", None, 0)
+    engine.page("laptop", 5_000, "/")  # and then the worker applies nothing more
+    assert sample(1) == ("ok", 6.0, 1)
+    assert sample(5) == ("behind", 11.0, 1)  # long in waiting; the offset moved 6 s ago
+    assert sample(4) == ("stopped", 15.0, 1)  # 10 s without moving, and events wait
+    engine.run()
+    assert sample(1) == ("ok", None, 0)
+    loop.close()
+    engine.close()

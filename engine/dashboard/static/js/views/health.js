@@ -4,7 +4,7 @@
 import { get } from '../api.js';
 import { el, replace, errorBanner } from '../dom.js';
 import { lines, sparkline } from '../charts.js';
-import { number } from '../format.js';
+import { duration, number } from '../format.js';
 
 const KEEP = 300;
 
@@ -22,6 +22,14 @@ function tile(id, label, unit, color) {
       replace(chart, sparkline(series, { color, label }));
     },
   };
+}
+
+// Lag alone looks the same whether the worker is catching up or has stopped: say which.
+function workerNote(now) {
+  const waited = duration(now.waiting_s * 1000);
+  if (now.worker === 'stopped') return `Stopped? Nothing applied while events wait (the oldest for ${waited}): is bond worker running?`;
+  if (now.worker === 'behind') return `Behind: the oldest waiting event arrived ${waited} ago`;
+  return `worker applied through seq ${number(now.offset)}`;
 }
 
 function deltas(history, key) {
@@ -52,7 +60,8 @@ export function render(main, { feed }) {
     if (!history.length) return;
     const now = history[history.length - 1];
     ingest.update(now.ingest_rate, history.map((h) => h.ingest_rate), `log head at seq ${number(now.log_head)}`);
-    lag.update(now.lag, history.map((h) => h.lag), `worker applied through seq ${number(now.offset)}`);
+    lag.update(now.lag, history.map((h) => h.lag), workerNote(now));
+    lag.node.dataset.worker = now.worker || 'ok';
     outbox.update(now.outbox_pending, history.map((h) => h.outbox_pending), 'alerts waiting for Discord');
     const c = now.collector;
     replace(counts,
