@@ -108,3 +108,57 @@ def test_the_read_api_lists_recent_alerts_with_their_delivery_state(tmp_path: Pa
     [alert] = client.get("/api/alerts", headers=auth).json()["alerts"]
     assert (alert["rule"], alert["state"], alert["attempts"]) == ("anyone", "pending", 0)
     assert client.get("/api/alerts").status_code == 401
+
+
+def test_alerts_test_on_a_429_says_how_long_discord_asks_to_wait(
+    discord: FakeDiscord, capsys: pytest.CaptureFixture[str]
+) -> None:
+    discord.then("429", "429-via")
+    assert main(["alerts", "test"]) == 1
+    assert main(["alerts", "test"]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 2
+    for line in out:
+        assert "rate limited" in line
+        assert "Discord asks to wait 0.05 s before trying again" in line
+
+
+@pytest.mark.parametrize("action", [["list"], ["send"], ["test"]])
+def test_every_alerts_command_refuses_a_rule_the_worker_would_refuse(
+    tmp_path: Path,
+    discord: FakeDiscord,
+    capsys: pytest.CaptureFixture[str],
+    action: list[str],
+) -> None:
+    data_dir = tmp_path / "bond-data"
+    an_alert(data_dir)
+    config = tmp_path / "bond.toml"
+    config.write_text(
+        '[[alerts.rules]]\nname = "big"\nkind = "event"\nevent = "Order Completed"\n'
+        'where = ["value >>= 500"]\n'
+    )
+    args = ["--config", str(config), "--data-dir", str(data_dir), "alerts", *action]
+    assert main(args) == 1
+    assert "alert rule 'big'" in capsys.readouterr().err
+    assert discord.requests == []
+
+
+def test_alerts_list_prints_one_short_plain_line_per_alert(
+    tmp_path: Path, discord: FakeDiscord, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data_dir = tmp_path / "bond-data"
+    engine = AlertEngine(data_dir, AlertRule(name="anyone", kind="identified"))
+    name = "Dee\u202e" + "x" * 300 + "\x9b31m"
+    engine.send("identify", ts=1_000, traits={"email": "dee@example.com", "name": name})
+    engine.apply()
+    engine.close()
+    capsys.readouterr()
+    assert main(["--data-dir", str(data_dir), "alerts", "list"]) == 0
+    [line] = capsys.readouterr().out.splitlines()
+    summary = line.split("anyone: ", 1)[1]
+    assert len(summary) == 120
+    assert summary.startswith("Dee\ufffdxxx") and summary.endswith("…")
+    assert not any(c in line for c in "\u202e\x9b")
+    assert main(["--data-dir", str(data_dir), "alerts", "list", "--json"]) == 0
+    [listed] = orjson.loads(capsys.readouterr().out)["alerts"]
+    assert len(listed["summary"]) > 300  # the whole of it, for scripts
