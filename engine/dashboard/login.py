@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hmac
 import html
+import ipaddress
 import time
 from collections import deque
 from collections.abc import Callable
@@ -26,9 +27,13 @@ SESSION_COOKIE = "bond_session"
 LOGIN_COOKIE = "bond_login"
 COOKIE_PATH = "/dashboard"
 MAX_FORM_BYTES = 4096
-# Guessing the token: after this many wrong ones in a minute, the form rests for that minute.
+# Guessing the token: after this many wrong ones in a minute from one client, the form rests
+# for that minute, for that client only: one shared count would let anyone lock the admin out
+# with ten requests a minute.
 MAX_FAILURES = 10
 FAILURE_WINDOW_S = 60.0
+# Clients followed at once; past this the one whose last failure is oldest is forgotten.
+MAX_CLIENTS = 4096
 
 LOGIN_PAGE = Path(__file__).resolve().parent / "static" / "login.html"
 
@@ -36,19 +41,34 @@ LOGIN_PAGE = Path(__file__).resolve().parent / "static" / "login.html"
 class Throttle:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
-        self.failures: deque[float] = deque()
+        self.failures: dict[str, deque[float]] = {}
 
-    def retry_after(self) -> int:
-        """Seconds until another attempt is allowed (0: now)."""
+    def retry_after(self, client: str) -> int:
+        """Seconds until `client` may try again (0: now)."""
         now = self.clock()
-        while self.failures and self.failures[0] <= now - FAILURE_WINDOW_S:
-            self.failures.popleft()
-        if len(self.failures) < MAX_FAILURES:
+        failures = self.failures.get(client, deque())
+        while failures and failures[0] <= now - FAILURE_WINDOW_S:
+            failures.popleft()
+        if len(failures) < MAX_FAILURES:
             return 0
-        return max(1, int(self.failures[0] + FAILURE_WINDOW_S - now) + 1)
+        return max(1, int(failures[0] + FAILURE_WINDOW_S - now) + 1)
 
-    def failed(self) -> None:
-        self.failures.append(self.clock())
+    def failed(self, client: str) -> None:
+        if client not in self.failures and len(self.failures) >= MAX_CLIENTS:
+            del self.failures[min(self.failures, key=lambda c: self.failures[c][-1])]
+        self.failures.setdefault(client, deque(maxlen=MAX_FAILURES)).append(self.clock())
+
+
+def client_of(request: Request) -> str:
+    """Who is guessing: the peer's address, an IPv6 one by its /64 (one host holds them all)."""
+    host = request.client.host if request.client else ""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if address.version == 6:
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
 
 
 class Login:
@@ -82,7 +102,8 @@ class Login:
         form_token = fields.get("form", [None])[0]
         if not sessions.login_form_ok(request.cookies.get(LOGIN_COOKIE), form_token):
             return self._page(request, "The login form expired. Please try again.", 403)
-        wait = self.throttle.retry_after()
+        client = client_of(request)
+        wait = self.throttle.retry_after(client)
         if wait:
             response = self._page(
                 request, f"Too many wrong tokens. Try again in {wait} seconds.", 429
@@ -91,7 +112,7 @@ class Login:
             return response
         admin = self.config.admin_token or ""
         if not hmac.compare_digest(token.encode(), admin.encode()):
-            self.throttle.failed()
+            self.throttle.failed(client)
             if self.config.source_for_key(token) is not None:
                 reason = "That is a write key: it only sends events. Use the admin token."
                 return self._page(request, reason, 403)

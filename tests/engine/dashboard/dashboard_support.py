@@ -100,9 +100,13 @@ class Client:
     """Requests to the real read app in this process (httpx's ASGI transport) on one event
     loop, keeping cookies the way a browser does."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(
+        self, config: Config, *, app: Any = None, peer: tuple[str, int] = ("127.0.0.1", 123)
+    ) -> None:
+        """`app`: another client's, to be a second browser (from `peer`) on the same server."""
         self.loop = Loop()
-        transport = httpx.ASGITransport(app=create_read_app(config))
+        self.app = app or create_read_app(config)
+        transport = httpx.ASGITransport(app=self.app, client=peer)
         self.http = httpx.AsyncClient(transport=transport, base_url=BASE)
 
     @property

@@ -142,3 +142,22 @@ def test_without_an_admin_token_the_dashboard_is_off(hooked: HookedEngine) -> No
         assert "bond_login" not in page.headers.get("set-cookie", "")
         assert log_in(client, "").status_code == 403
         assert client.get("/dashboard/api/live").status_code == 401
+
+
+def test_a_guesser_elsewhere_does_not_lock_the_admin_out(
+    client: Client, hooked: HookedEngine
+) -> None:
+    guesser = Client(hooked.config, app=client.app, peer=("203.0.113.9", 4000))
+    v6_guesser = Client(hooked.config, app=client.app, peer=("2001:db8::1", 4000))
+    v6_neighbour = Client(hooked.config, app=client.app, peer=("2001:db8::2", 4000))
+    try:
+        for _ in range(MAX_FAILURES):
+            assert log_in(guesser, "guess").status_code == 401
+            assert log_in(v6_guesser, "guess").status_code == 401
+        assert log_in(guesser, "guess").status_code == 429
+        # One host holds a whole IPv6 /64: its other addresses rest too.
+        assert log_in(v6_neighbour, "guess").status_code == 429
+        assert log_in(client).status_code == 303
+    finally:
+        for other in (guesser, v6_guesser, v6_neighbour):
+            other.close()
