@@ -49,12 +49,19 @@ def clean_id(value: object) -> str | None:
 
 
 def normalize_email(value: object) -> str | None:
-    """A comparable email (trimmed, lowercased) or None when `value` is not a plausible email."""
+    """A comparable email (trimmed, lowercased) or None when `value` is not a plausible email.
+
+    No address holds a space, a control or an invisible formatting character. Taken as an
+    identity, one with a right-to-left override (`x\u202egnp.exe@evil.example`) would be shown
+    to sales as another address (`xelpmaxe.live@exe.png`), and one with a zero-width space would
+    be a second identity for the same address.
+    """
     text = clean_id(value)
     if text is None:
         return None
     text = text.lower()
     local, at, domain = text.rpartition("@")
-    if not at or not local or "." not in domain or " " in text:
+    # isprintable() is False for Unicode's "Other" and "Separator" categories, but the space.
+    if not at or not local or "." not in domain or " " in text or not text.isprintable():
         return None
     return text

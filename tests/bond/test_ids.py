@@ -46,7 +46,18 @@ def test_emails_are_trimmed_and_lowercased() -> None:
 
 
 @pytest.mark.parametrize(
-    "value", ["not-an-email", "a@b", "@example.com", "a b@example.com", "null"]
+    "value",
+    [
+        "not-an-email",
+        "a@b",
+        "@example.com",
+        "a b@example.com",
+        "null",
+        "a\tb@example.com",
+        "x\u202egnp.exe@evil.example",  # a right-to-left override: reads as another address
+        "ada\u200b@example.com",  # a zero-width space: a second identity for one address
+        "ada@example.com\u2028x",
+    ],
 )
 def test_implausible_emails_are_refused(value: str) -> None:
     assert normalize_email(value) is None
