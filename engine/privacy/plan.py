@@ -66,11 +66,24 @@ class Plan:
         return LogMatch(sorted(self.anonymous_ids), sorted(user_ids), ranges, sorted(emails))
 
     def rejected_needles(self) -> list[str]:
-        """Text whose presence in a refused event's body ties it to the person."""
+        """Text whose presence in a refused event's body ties it to the person.
+
+        A refused body is kept as the client sent it, so an id is looked for in each way
+        clients write it: compact (browsers, orjson) or with Python's `": "` separator
+        (segment-analytics-python), and as a bare number when it is one.
+        """
         match = self.log_match()
-        fragments = [f'"userid":{orjson.dumps(u.lower()).decode()}' for u in match.user_ids]
+        fragments = [
+            fragment
+            for key in ("userid", "previousid")
+            for user_id in match.user_ids
+            for fragment in _id_fragments(key, user_id)
+        ]
         fragments += [
-            f'"anonymousid":{orjson.dumps(a.lower()).decode()}' for a in match.anonymous_ids
+            fragment
+            for key in ("anonymousid", "previousid")
+            for anonymous_id in match.anonymous_ids
+            for fragment in _id_fragments(key, anonymous_id)
         ]
         return [*match.needles, *fragments]
 
@@ -83,6 +96,15 @@ class Plan:
         data["asked"] = [tuple(a) for a in data["asked"]]
         data["segments"] = [tuple(s) for s in data["segments"]]
         return Plan(**data)
+
+
+def _id_fragments(key: str, value: str) -> list[str]:
+    """`"key":value` as it can appear in JSON text, lowercased like the bodies it is matched in."""
+    values = [orjson.dumps(value.lower()).decode()]
+    if value.isascii() and value.isdigit():
+        # A number ends where the next member or the object does; "42" must not find 421.
+        values += [f"{value}{end}" for end in (",", "}", " ", "\n")]
+    return [f'"{key}"{separator}{text}' for separator in (":", ": ") for text in values]
 
 
 def make_plan(conn: sqlite3.Connection, keys: KeyRing, asked: list[tuple[str, str]]) -> Plan:

@@ -188,9 +188,11 @@ def stack(data_dir: Path, worker_env: dict[str, str] | None = None) -> Iterator[
     config = data_dir.parent / "bond.toml"
     config.write_text(ALERT_RULES)
     env = {"BOND_CONFIG": str(config)}
-    collector = Collector(data_dir, env=env).start()
+    # The processes take None to unset a variable; this one only sets.
+    process_env: dict[str, str | None] = {**env}
+    collector = Collector(data_dir, env=process_env).start()
     worker = start_worker(data_dir, {**env, **(worker_env or {})})
-    api = ReadApi(data_dir, env=env).start()
+    api = ReadApi(data_dir, env=process_env).start()
     running = Stack(collector, worker, api, env)
     try:
         yield running
