@@ -24,12 +24,12 @@ from contextlib import contextmanager
 
 from bond.ids import clean_id, normalize_email
 from bond.logs import log
-from bond.storage.eventlog import SqliteEventLog
+from bond.storage.eventlog import SqliteEventLog, StoredEvent
 from engine.alerts import outbox
 from engine.households import store as households
 from engine.privacy import audit, crypto, requests
 from engine.privacy.keys import KeyRing
-from engine.privacy.plan import Plan, make_plan
+from engine.privacy.plan import Plan, make_plan, with_unapplied
 from engine.privacy.suppression import forms
 from engine.privacy.tables import has_table, other_person_tables
 
@@ -37,6 +37,7 @@ STEPS = ("queued", "planned", "suppressed", "log_erased", "state_erased", "check
 # A test-only fault point: the process exits hard right after committing this step.
 FAULT_ENV = "BOND_FAULT_ERASURE_AFTER"
 CHECKPOINT_TRIES = 50
+UNAPPLIED_CHUNK = 5_000
 
 
 def asked_forms(kind: str, value: str) -> list[tuple[str, str]]:
@@ -64,6 +65,7 @@ class Eraser:
         plan = Plan.from_json(request.plan) if request.plan else None
         if done < STEPS.index("planned") or plan is None:
             plan = make_plan(self.conn, self.keys, asked_forms(request.kind, request.value or ""))
+            plan = with_unapplied(self.conn, self.keys, plan, self._unapplied())
             self._advance(request, "planned", plan)
         if done < STEPS.index("suppressed"):
             key = self.log.suppression_key()
@@ -79,6 +81,17 @@ class Eraser:
         if done < STEPS.index("state_erased"):
             self._erase_state(request, plan)
         self._checkpoint(request)
+
+    def _unapplied(self) -> Iterator[StoredEvent]:
+        """The events after the worker's offset, up to the log's head as it is now."""
+        row = self.conn.execute("SELECT seq FROM engine_offset WHERE id = 1").fetchone()
+        after, head = (int(row[0]) if row else 0), self.log.head()
+        while after < head:
+            events = self.log.read_after(after, UNAPPLIED_CHUNK)
+            if not events:
+                return
+            yield from (e for e in events if e.seq <= head)
+            after = events[-1].seq
 
     def _advance(self, request: requests.Request, step: str, plan: Plan) -> None:
         with self._transaction():

@@ -13,13 +13,15 @@ transaction that finishes the erasure.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 
 import orjson
 
-from bond.storage.eventlog import LogMatch
+from bond.storage.eventlog import LogMatch, StoredEvent
 from engine.privacy.keys import KeyRing
-from engine.store import read_identifiers
+from engine.privacy.suppression import email_in
+from engine.store import anonymous_key, read_identifiers
 
 _CHUNK = 10_000
 
@@ -120,6 +122,112 @@ def make_plan(conn: sqlite3.Connection, keys: KeyRing, asked: list[tuple[str, st
         if row is not None:
             roots.add(_root(conn, int(row[0])))
     return _fill(conn, keys, plan, roots)
+
+
+def with_unapplied(
+    conn: sqlite3.Connection, keys: KeyRing, plan: Plan, events: Iterable[StoredEvent]
+) -> Plan:
+    """The plan grown by what the event log holds of the person beyond the worker's offset.
+
+    A worker behind the log (a backlog, a restart) has not yet linked a browser on which the
+    person just identified: its events would be applied after the erasure as an anonymous
+    visitor's, their pages and products included. A browser whose unapplied events name the
+    person, and nobody else, is theirs: anonymous so far in state.db (its persons join the
+    plan) or not there at all (its anonymous id does). So is a user id an unapplied identify
+    gives them that no one holds yet.
+    """
+    known: dict[str, bool] = {}  # a backlog names the same users many times
+
+    def held(user_id: str) -> bool:
+        if user_id not in known:
+            known[user_id] = _held("user_id", user_id, conn, keys)
+        return known[user_id]
+
+    browsers, user_ids = _named_in(plan, events, held)
+    extra: set[int] = set()
+    unknown: list[str] = []
+    for anonymous_id in sorted(browsers):
+        owners = _owners(conn, anonymous_id)
+        if owners is None:
+            unknown.append(anonymous_id)
+        elif owners and not _identified(conn, owners - set(plan.roots)):
+            extra |= owners
+    if extra - set(plan.roots):
+        plan = _fill(conn, keys, Plan(asked=plan.asked), set(plan.roots) | extra)
+    plan.anonymous_ids += [a for a in unknown if a not in plan.anonymous_ids]
+    plan.user_ids += sorted(user_ids - set(plan.user_ids))
+    return plan
+
+
+def _named_in(
+    plan: Plan, events: Iterable[StoredEvent], held: Callable[[str], bool]
+) -> tuple[set[str], set[str]]:
+    """Anonymous ids whose events name the person and no one else, and the new user ids an
+    identify gave them.
+
+    An identify with their email and another person's user id is that person's (the user id
+    wins, as in the identity graph), so it names someone else.
+    """
+    user_ids = {*plan.user_ids, *(v for k, v in plan.asked if k == "user_id")}
+    emails = {*plan.emails, *(v for k, v in plan.asked if k == "email")}
+    theirs: set[str] = set()
+    others: set[str] = set()
+    given: set[str] = set()
+    for event in events:
+        email = _email_of(event)
+        user_id = event.user_id
+        foreign = user_id is not None and user_id not in user_ids and held(user_id)
+        names_them = not foreign and (
+            user_id in user_ids or (email is not None and email in emails)
+        )
+        if names_them and user_id is not None and user_id not in user_ids:
+            given.add(user_id)
+        if event.anonymous_id is None:
+            continue
+        if names_them:
+            theirs.add(event.anonymous_id)
+        elif user_id is not None or email is not None:
+            others.add(event.anonymous_id)
+    return theirs - others, given
+
+
+def _email_of(event: StoredEvent) -> str | None:
+    if event.type != "identify":
+        return None
+    try:
+        body = orjson.loads(event.body)
+    except orjson.JSONDecodeError:
+        return None
+    return email_in(event.type, body) if isinstance(body, dict) else None
+
+
+def _owners(conn: sqlite3.Connection, anonymous_id: str) -> set[int] | None:
+    """The persons owning a browser's ranges; None when state.db does not know the browser."""
+    row = conn.execute(
+        "SELECT id FROM browsers WHERE key = ?", (anonymous_key(anonymous_id),)
+    ).fetchone()
+    if row is None:
+        return None
+    return {
+        _root(conn, int(r[0]))
+        for r in conn.execute("SELECT person_id FROM segments WHERE browser_id = ?", (row[0],))
+    }
+
+
+def _identified(conn: sqlite3.Connection, persons: set[int]) -> bool:
+    marks = ",".join("?" * len(persons))
+    row = conn.execute(
+        f"SELECT max(identified) FROM persons WHERE id IN ({marks})", sorted(persons)
+    ).fetchone()
+    return bool(row[0])
+
+
+def _held(kind: str, value: str, conn: sqlite3.Connection, keys: KeyRing) -> bool:
+    row = conn.execute(
+        "SELECT 1 FROM identifier_index WHERE kind = ? AND digest = ?",
+        (kind, keys.blind(kind, value)),
+    ).fetchone()
+    return row is not None
 
 
 def plan_for_person(conn: sqlite3.Connection, keys: KeyRing, person_id: int) -> Plan:

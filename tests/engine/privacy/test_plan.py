@@ -16,10 +16,13 @@ from tests.engine.privacy.privacy_support import (
     ANN_NEEDLES,
     ANN_PHONE,
     ANN_USER,
+    BOB_EMAIL,
+    BOB_USER,
     event,
     found_in_bytes,
     found_in_tables,
     post,
+    run_cli,
     stack,
     two_people,
 )
@@ -94,3 +97,51 @@ def test_erasure_finds_a_numeric_user_id_and_no_longer_one(data_dir: Path) -> No
         assert erasure["result"]["counts"]["rejected_events"] == 1
         [kept] = rejected_bodies(data_dir)
         assert json.loads(kept)["userId"] == 421  # someone else's refused event stays
+
+
+def test_erasure_takes_the_browsers_she_identified_on_that_the_worker_has_not_applied(
+    data_dir: Path,
+) -> None:
+    tablet, laptop = "ann-tablet-31f0", "ann-laptop-77c2"
+    with stack(data_dir) as running:
+        assert post(running.collector, two_people()).status_code == 200
+        # Her laptop's browsing is applied as an anonymous visitor's, then the worker stops
+        # (a deploy, a crash) while she logs in there and browses and logs in on a tablet.
+        post(running.collector, [event(30, "page", 90, anonymousId=laptop, name="Sale")])
+        running.caught_up()
+        running.worker.stop()
+        waiting = [
+            event(31, "identify", 91, anonymousId=laptop, traits={"email": ANN_EMAIL}),
+            event(32, "page", 100, anonymousId=tablet, name="Wishlist of ann-tablet"),
+            event(33, "track", 101, anonymousId=tablet, event="Product Viewed"),
+            event(34, "identify", 102, anonymousId=tablet, traits={"email": ANN_EMAIL}),
+            # Bob, logged in on his own tablet, types her email into a gift form: his user id
+            # wins, so that tablet is not hers.
+            event(36, "page", 103, anonymousId="bob-tablet", name="Gifts"),
+            event(
+                37,
+                "identify",
+                104,
+                anonymousId="bob-tablet",
+                userId=BOB_USER,
+                traits={"email": ANN_EMAIL},
+            ),
+        ]
+        assert post(running.collector, waiting).status_code == 200
+        bob_before = running.timeline(running.person(email=BOB_EMAIL)["id"])  # type: ignore[index]
+
+        erased = run_cli(data_dir, "erase", ANN_EMAIL, env=running.env)
+        assert erased.returncode == 0, erased.stderr
+        running.restart_worker()
+        running.caught_up()
+
+        assert found_in_tables(data_dir, (*ANN_NEEDLES, tablet, laptop)) == []
+        assert running.person(anonymous_id=tablet) is None
+        assert running.person(anonymous_id=laptop) is None
+        assert running.timeline(running.person(email=BOB_EMAIL)["id"]) == bob_before  # type: ignore[index]
+        # His gift-form identify mentioned her email and went with her; his tablet stays.
+        assert running.person(anonymous_id="bob-tablet") is not None
+        # The tablet is hers: what it sends later is dropped too.
+        post(running.collector, [event(35, "page", 200, anonymousId=tablet, name="Again")])
+        running.caught_up()
+        assert running.person(anonymous_id=tablet) is None
