@@ -7,6 +7,7 @@ rather than leave a limit at its default.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any, Literal, TypeVar
 from bond.errors import ConfigError
 
 IpPolicy = Literal["keep", "truncate", "drop"]
+IP_POLICIES: tuple[IpPolicy, ...] = ("keep", "truncate", "drop")
 AlertKind = Literal["identified", "returned", "event"]
 T = TypeVar("T")
 
@@ -178,23 +180,28 @@ def _from_toml(raw: dict[str, Any], *, where: str) -> Config:
     if "admin_token" in raw:
         config = replace(config, admin_token=_typed(raw["admin_token"], str, "admin_token"))
     if "collector" in raw:
-        config = replace(config, collector=_section(CollectorConfig, raw["collector"], where))
+        collector = _section(CollectorConfig, "collector", raw["collector"], where)
+        config = replace(config, collector=collector)
     if "engine" in raw:
-        config = replace(config, engine=_section(EngineConfig, raw["engine"], where))
+        config = replace(config, engine=_section(EngineConfig, "engine", raw["engine"], where))
     if "sources" in raw:
+        if not isinstance(raw["sources"], list):
+            raise ConfigError(f"{where}: sources must be [[sources]] tables, one per site or app")
         config = replace(config, sources=tuple(_source(s, where) for s in raw["sources"]))
     if "alerts" in raw:
         config = replace(config, alerts=_alerts(raw["alerts"], where))
     return config
 
 
-def _section(cls: type[T], raw: Any, where: str) -> T:
+def _section(cls: type[T], section: str, raw: Any, where: str) -> T:
     if not isinstance(raw, dict):
-        raise ConfigError(f"{where}: [{cls.__name__}] must be a table")
+        raise ConfigError(f"{where}: [{section}] must be a table")
     known = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
     _reject_unknown(raw, set(known), where)
     defaults = cls()
-    values = {name: _typed(raw[name], type(getattr(defaults, name)), name) for name in raw}
+    values = {
+        name: _typed(raw[name], type(getattr(defaults, name)), f"{section}.{name}") for name in raw
+    }
     return replace(defaults, **values)  # type: ignore[type-var]
 
 
@@ -217,7 +224,7 @@ def _source(raw: Any, where: str) -> Source:
         write_key=_typed(raw["write_key"], str, "sources.write_key"),
         origins=tuple(o.rstrip("/") for o in origins),
         require_signed_identify=_typed(
-            raw.get("require_signed_identify", False), bool, "require_signed_identify"
+            raw.get("require_signed_identify", False), bool, "sources.require_signed_identify"
         ),
         signing_secret=_typed(
             raw.get("signing_secret"), (str, type(None)), "sources.signing_secret"
@@ -253,19 +260,23 @@ def _alert_rule(raw: Any, where: str) -> AlertRule:
     return AlertRule(
         name=name,
         kind=raw["kind"],
-        threshold=float(_typed(raw.get("threshold", 0.0), (int, float), "threshold")),
+        threshold=float(_typed(raw.get("threshold", 0.0), (int, float), "alerts.rules.threshold")),
         emails=tuple(e.strip().lower() for e in _strings(raw.get("emails", []), "emails")),
         domains=tuple(
             d.strip().lower().lstrip("@") for d in _strings(raw.get("domains", []), "domains")
         ),
         min_lifetime_value=None
         if lifetime is None
-        else float(_typed(lifetime, (int, float), "min_lifetime_value")),
-        away_s=_typed(raw.get("away_s", AlertRule.away_s), int, "away_s"),
+        else float(_typed(lifetime, (int, float), "alerts.rules.min_lifetime_value")),
+        away_s=_typed(raw.get("away_s", AlertRule.away_s), int, "alerts.rules.away_s"),
         event=_typed(raw.get("event"), (str, type(None)), "alerts.rules.event"),
         where=tuple(_strings(raw.get("where", []), "where")),
-        cooldown_s=_typed(raw.get("cooldown_s", AlertRule.cooldown_s), int, "cooldown_s"),
-        require_verified=_typed(raw.get("require_verified", False), bool, "require_verified"),
+        cooldown_s=_typed(
+            raw.get("cooldown_s", AlertRule.cooldown_s), int, "alerts.rules.cooldown_s"
+        ),
+        require_verified=_typed(
+            raw.get("require_verified", False), bool, "alerts.rules.require_verified"
+        ),
     )
 
 
@@ -298,6 +309,7 @@ def _apply_env(config: Config, env: dict[str, str]) -> Config:
         config = replace(config, sources=(replace(first, write_key=env["BOND_WRITE_KEY"]), *rest))
     if env.get("BOND_ALLOWED_ORIGINS"):
         origins = tuple(o.strip().rstrip("/") for o in env["BOND_ALLOWED_ORIGINS"].split(","))
+        _check_origins(origins, "BOND_ALLOWED_ORIGINS")
         first, *rest = config.sources
         config = replace(config, sources=(replace(first, origins=origins), *rest))
     if env.get("BOND_SIGNING_SECRET"):
@@ -309,16 +321,46 @@ def _apply_env(config: Config, env: dict[str, str]) -> Config:
         required = _env_bool(env["BOND_REQUIRE_SIGNED_IDENTIFY"], "BOND_REQUIRE_SIGNED_IDENTIFY")
         config = replace(config, sources=(replace(first, require_signed_identify=required), *rest))
     if env.get("BOND_DISCORD_WEBHOOK_URL"):
-        alerts = replace(config.alerts, webhook_url=env["BOND_DISCORD_WEBHOOK_URL"])
+        url = env["BOND_DISCORD_WEBHOOK_URL"]
+        if not _is_http_url(url):
+            raise ConfigError(
+                "BOND_DISCORD_WEBHOOK_URL (alerts.webhook_url) must be an http(s) URL"
+            )
+        alerts = replace(config.alerts, webhook_url=url)
         config = replace(config, alerts=alerts)
     if env.get("BOND_RETENTION_DAYS"):
         days = env["BOND_RETENTION_DAYS"]
-        if not days.isdigit():
+        if not (days.strip().isascii() and days.strip().isdigit()):
             raise ConfigError(f"BOND_RETENTION_DAYS must be a whole number of days, not {days!r}")
         config = replace(config, engine=replace(config.engine, retention_days=int(days)))
+    return _apply_collector_env(config, env)
+
+
+def _apply_collector_env(config: Config, env: dict[str, str]) -> Config:
+    collector = config.collector
+    if "BOND_COLLECTOR_HOST" in env:
+        host = env["BOND_COLLECTOR_HOST"].strip()
+        if not host:
+            raise ConfigError("BOND_COLLECTOR_HOST is set but empty: give it a value or unset it")
+        collector = replace(collector, host=host)
+    if env.get("BOND_COLLECTOR_PORT"):
+        port = _env_port(env["BOND_COLLECTOR_PORT"], "BOND_COLLECTOR_PORT")
+        collector = replace(collector, port=port)
     if env.get("BOND_IP"):
-        config = replace(config, collector=replace(config.collector, ip=env["BOND_IP"]))  # type: ignore[arg-type]
-    return config
+        ip = env["BOND_IP"].strip()
+        if ip not in IP_POLICIES:
+            raise ConfigError(
+                f"BOND_IP (collector.ip) must be keep, truncate or drop, not {env['BOND_IP']!r}"
+            )
+        collector = replace(collector, ip=ip)
+    return replace(config, collector=collector)
+
+
+def _env_port(value: str, name: str) -> int:
+    text = value.strip()
+    if not (text.isascii() and text.isdigit() and 0 < int(text) < 65536):
+        raise ConfigError(f"{name} (collector.port) must be from 1 to 65535, not {value!r}")
+    return int(text)
 
 
 def _env_bool(value: str, name: str) -> bool:
@@ -331,35 +373,94 @@ def _env_bool(value: str, name: str) -> bool:
 
 
 def _check(config: Config) -> None:
-    if config.collector.ip not in ("keep", "truncate", "drop"):
-        raise ConfigError(
-            f"collector.ip must be keep, truncate or drop, not {config.collector.ip!r}"
-        )
-    keys = [s.write_key for s in config.sources]
+    if config.admin_token is not None and not config.admin_token.strip():
+        raise ConfigError("admin_token is empty: give it a value or leave it out")
+    _check_sources(config.sources)
+    _check_collector(config.collector)
+    _check_engine(config.engine)
+    _check_alerts(config.alerts)
+
+
+def _check_sources(sources: tuple[Source, ...]) -> None:
+    if not sources:
+        raise ConfigError("at least one source is needed")
+    keys = [s.write_key for s in sources]
     if len(set(keys)) != len(keys):
         raise ConfigError("two sources share a write key; each source needs its own")
-    if not config.sources:
-        raise ConfigError("at least one source is needed")
-    for source in config.sources:
+    # Events are stored, counted and deduplicated under the source's name.
+    names = [s.name for s in sources]
+    if len(set(names)) != len(names):
+        raise ConfigError("two sources share a name; each source needs its own")
+    for source in sources:
+        # Empty, a write key matches no request and a secret signs with no key at all.
+        for setting in ("name", "write_key", "signing_secret"):
+            value = getattr(source, setting)
+            if value is not None and not value.strip():
+                raise ConfigError(f"sources.{setting} is empty: give it a value or leave it out")
+        _check_origins(source.origins, f"source {source.name!r}: sources.origins")
         if source.require_signed_identify and not source.signing_secret:
             raise ConfigError(
                 f"source {source.name!r} requires signed identifies but has no signing_secret "
                 "(BOND_SIGNING_SECRET sets the first source's)"
             )
-    if config.engine.retention_days < 0:
-        raise ConfigError("engine.retention_days cannot be negative (0 keeps raw events)")
-    limits = config.collector
-    if not 0 < limits.port < 65536:
-        raise ConfigError(f"collector.port must be from 1 to 65535, not {limits.port}")
-    if limits.max_event_bytes > limits.max_body_bytes:
+
+
+# What browsers send as Origin: a scheme, a host and maybe a port, never a path.
+_ORIGIN = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/?#\s]+")
+
+
+def _check_origins(origins: tuple[str, ...], setting: str) -> None:
+    for origin in origins:
+        if origin != "*" and not _ORIGIN.fullmatch(origin):
+            raise ConfigError(
+                f"{setting}: {origin!r} is not an origin; write it as browsers send it, "
+                "such as 'https://shop.example' (scheme, host, port if any, no path), "
+                "or '*' for any"
+            )
+
+
+# Limits of zero or below refuse every request (a queue of 0 answers every event 503).
+_AT_LEAST_ONE = (
+    "max_event_bytes",
+    "max_body_bytes",
+    "max_batch_events",
+    "max_decompressed_bytes",
+    "queue_max_events",
+)
+
+
+def _check_collector(collector: CollectorConfig) -> None:
+    if not collector.host.strip():
+        raise ConfigError("collector.host is empty (0.0.0.0 listens on every IPv4 interface)")
+    if collector.ip not in IP_POLICIES:
+        raise ConfigError(f"collector.ip must be keep, truncate or drop, not {collector.ip!r}")
+    if not 0 < collector.port < 65536:
+        raise ConfigError(f"collector.port must be from 1 to 65535, not {collector.port}")
+    for name in _AT_LEAST_ONE:
+        if getattr(collector, name) < 1:
+            raise ConfigError(
+                f"collector.{name} must be at least 1, not {getattr(collector, name)}"
+            )
+    for name in ("future_tolerance_ms", "skew_tolerance_ms"):
+        if getattr(collector, name) < 0:
+            raise ConfigError(
+                f"collector.{name} cannot be negative, not {getattr(collector, name)}"
+            )
+    if collector.max_event_bytes > collector.max_body_bytes:
         raise ConfigError("collector.max_event_bytes cannot exceed collector.max_body_bytes")
-    _check_alerts(config.alerts)
+
+
+def _check_engine(engine: EngineConfig) -> None:
+    if engine.retention_days < 0:
+        raise ConfigError("engine.retention_days cannot be negative (0 keeps raw events)")
+    for name in ("batch_size", "max_user_ids_per_person"):
+        if getattr(engine, name) < 1:
+            raise ConfigError(f"engine.{name} must be at least 1, not {getattr(engine, name)}")
 
 
 def _check_alerts(alerts: AlertsConfig) -> None:
     # The URL is a secret: say what is wrong with it without repeating it.
-    url = alerts.webhook_url
-    if url is not None and not url.startswith(("https://", "http://")):
+    if alerts.webhook_url is not None and not _is_http_url(alerts.webhook_url):
         raise ConfigError("alerts.webhook_url must be an http(s) URL")
     if not alerts.timeout_s > 0:
         raise ConfigError(f"alerts.timeout_s must be above 0 seconds, not {alerts.timeout_s}")
@@ -377,6 +478,11 @@ def _check_alerts(alerts: AlertsConfig) -> None:
             )
         if rule.cooldown_s < 0 or rule.away_s < 0:
             raise ConfigError(f"alert rule {rule.name!r}: cooldown_s and away_s cannot be negative")
+
+
+def _is_http_url(url: str) -> bool:
+    scheme, _, rest = url.partition("://")
+    return scheme in ("http", "https") and bool(rest.strip())
 
 
 def _reject_unknown(raw: dict[str, Any], known: set[str], where: str) -> None:

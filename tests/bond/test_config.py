@@ -61,6 +61,24 @@ def test_bond_config_variable_names_the_file(tmp_path: Path) -> None:
         ("not toml = = 1", "cannot read config file"),
         ("[collector]\nport = 70000\n", "collector.port must be from 1 to 65535, not 70000"),
         ("[alerts]\ntimeout_s = 0\n", "alerts.timeout_s must be above 0 seconds"),
+        # Accepted before: a queue of 0 answered every event 503 while /healthz said ok.
+        ("[collector]\nqueue_max_events = 0\n", "collector.queue_max_events must be at least 1"),
+        ("[collector]\nmax_batch_events = -1\n", "collector.max_batch_events must be at least 1"),
+        ("[collector]\nskew_tolerance_ms = -1\n", "collector.skew_tolerance_ms cannot be negative"),
+        ("[engine]\nbatch_size = 0\n", "engine.batch_size must be at least 1"),
+        ("[collector]\nport = 8000.5\n", "collector.port must be an integer"),
+        ("collector = 5\n", r"\[collector\] must be a table"),
+        ("sources = 5\n", "sources must be \\[\\[sources\\]\\] tables"),
+        ('admin_token = ""\n', "admin_token is empty"),
+        ('[[sources]]\nname = "a"\nwrite_key = ""\n', "sources.write_key is empty"),
+        (
+            '[[sources]]\nname = "a"\nwrite_key = "k"\n[[sources]]\nname = "a"\nwrite_key = "j"\n',
+            "two sources share a name",
+        ),
+        (
+            '[[sources]]\nname = "a"\nwrite_key = "k"\norigins = ["shop.example"]\n',
+            "'shop.example' is not an origin",
+        ),
     ],
 )
 def test_mistakes_fail_loudly_with_the_reason(tmp_path: Path, text: str, message: str) -> None:
@@ -103,3 +121,31 @@ def test_a_secret_set_but_empty_is_refused_not_left_at_its_default(name: str) ->
     # Empty, BOND_WRITE_KEY used to leave the demo key that everyone knows in place.
     with pytest.raises(ConfigError, match=f"{name} is set but empty"):
         load(None, env={name: "  "})
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"BOND_IP": "hash"}, "BOND_IP (collector.ip) must be keep, truncate or drop"),
+        (
+            {"BOND_DISCORD_WEBHOOK_URL": "discord.com/api/webhooks/1/s3cret"},
+            "BOND_DISCORD_WEBHOOK_URL (alerts.webhook_url) must be an http(s) URL",
+        ),
+        ({"BOND_ALLOWED_ORIGINS": "https://a.example,shop.example"}, "BOND_ALLOWED_ORIGINS"),
+        ({"BOND_COLLECTOR_PORT": "70000"}, "BOND_COLLECTOR_PORT (collector.port)"),
+    ],
+)
+def test_a_wrong_variable_is_named_with_the_setting_it_sets(
+    env: dict[str, str], message: str
+) -> None:
+    # The error named only the setting: the operator looked for it in bond.toml in vain.
+    with pytest.raises(ConfigError) as raised:
+        load(None, env=env)
+    assert message in str(raised.value)
+    assert "s3cret" not in str(raised.value)
+
+
+def test_the_collector_address_may_come_from_the_environment() -> None:
+    # `bond demo --port` hands it to the read API this way, for the dashboard's health view.
+    config = load(None, env={"BOND_COLLECTOR_HOST": "0.0.0.0", "BOND_COLLECTOR_PORT": "9123"})
+    assert (config.collector.host, config.collector.port) == ("0.0.0.0", 9123)
