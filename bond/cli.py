@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -28,6 +30,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader left (`bond export ... | head`). Nothing more can reach it, and Python's
+        # own flush of stdout at exit would fail again, with a traceback, unless it goes nowhere.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 def _whole(low: int, high: int | None = None) -> Callable[[str], int]:
@@ -52,59 +59,111 @@ _positive = _whole(1)
 _event_count = _whole(0)
 
 
+def _duration(*, zero: bool) -> Callable[[str], float]:
+    """An argparse type for a finite number of seconds, above 0 (or from 0 with `zero`)."""
+
+    def parse(text: str) -> float:
+        try:
+            number = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+        if not (math.isfinite(number) and (number >= 0 if zero else number > 0)):
+            span = "0 or more" if zero else "more than 0"
+            raise argparse.ArgumentTypeError(f"it must be {span} seconds, not {text}")
+        return number
+
+    return parse
+
+
+_seconds = _duration(zero=True)
+_positive_seconds = _duration(zero=False)
+
+
+_DATA_DIR_HELP = "where the databases live (default: ./bond-data, or BOND_DATA_DIR)"
+_CONFIG_HELP = "bond.toml to read (default: ./bond.toml, or BOND_CONFIG)"
+
+
+def _data_options() -> argparse.ArgumentParser:
+    """--data-dir and --config for the commands that read them, so that they may also follow
+    the command (`bond worker --data-dir DIR`); given there, they win over those before it."""
+    options = argparse.ArgumentParser(add_help=False)
+    options.add_argument("--config", default=argparse.SUPPRESS, help=_CONFIG_HELP)
+    options.add_argument("--data-dir", default=argparse.SUPPRESS, help=_DATA_DIR_HELP)
+    return options
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bond", description="Real-time identity resolution.")
     parser.add_argument("--version", action="version", version=f"bond {__version__}")
-    parser.add_argument("--config", help="bond.toml to read (default: ./bond.toml, or BOND_CONFIG)")
-    parser.add_argument(
-        "--data-dir", help="where the databases live (default: ./bond-data, or BOND_DATA_DIR)"
-    )
+    parser.add_argument("--config", help=_CONFIG_HELP)
+    parser.add_argument("--data-dir", help=_DATA_DIR_HELP)
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+    data = [_data_options()]
 
     serve = commands.add_parser(
-        "serve", help="run the collector (ingest, SDK files, health, metrics)"
+        "serve", help="run the collector (ingest, SDK files, health, metrics)", parents=data
     )
-    serve.add_argument("--host", default=None, help="interface to bind (default 127.0.0.1)")
-    serve.add_argument("--port", type=_port, default=None, help="port to bind (default 8000)")
+    serve.add_argument(
+        "--host", default=None, help="interface to bind (default: [collector] host, 127.0.0.1)"
+    )
+    serve.add_argument(
+        "--port", type=_port, default=None, help="port to bind (default: [collector] port, 8000)"
+    )
     serve.set_defaults(run=_serve)
 
-    worker = commands.add_parser("worker", help="run the engine worker (identity graph, hooks)")
+    worker = commands.add_parser(
+        "worker", help="run the engine worker (identity graph, hooks)", parents=data
+    )
     worker.set_defaults(run=_worker)
 
-    api = commands.add_parser("api", help="run the read API (persons, timelines) under /api")
+    api = commands.add_parser(
+        "api", help="run the read API (persons, timelines) under /api", parents=data
+    )
     api.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
     api.add_argument("--port", type=_port, default=8001, help="port to bind (default 8001)")
     api.set_defaults(run=_api)
 
-    person = commands.add_parser("person", help="print a person's stitched timeline")
+    person = commands.add_parser("person", help="print a person's stitched timeline", parents=data)
     person.add_argument("who", help="an email, user id or anonymous id")
-    person.add_argument("--limit", type=int, default=50, help="newest events to show (default 50)")
+    person.add_argument(
+        "--limit", type=_positive, default=50, help="newest events to show (default 50)"
+    )
     person.set_defaults(run=_person)
 
     erase = commands.add_parser(
-        "erase", help="erase a person: keys, events, identity graph, households, alerts"
+        "erase",
+        help="erase a person: keys, events, identity graph, households, alerts",
+        parents=data,
     )
     erase.add_argument("who", help="the person's email or user id")
     erase.add_argument(
-        "--wait", type=float, default=60.0, help="seconds to wait for a running worker (60)"
+        "--wait", type=_seconds, default=60.0, help="seconds to wait for a running worker (60)"
     )
     erase.set_defaults(run=_erase)
 
     unsuppress = commands.add_parser(
-        "unsuppress", help="accept events with an erased identifier again (after a mistake)"
+        "unsuppress",
+        help="accept events with an erased identifier again (after a mistake)",
+        parents=data,
     )
     unsuppress.add_argument("who", help="the email, user id or anonymous id")
     unsuppress.set_defaults(run=_unsuppress)
 
-    export = commands.add_parser("export", help="print everything held about a person as JSON")
+    export = commands.add_parser(
+        "export", help="print everything held about a person as JSON", parents=data
+    )
     export.add_argument("who", help="the person's email or user id")
     export.set_defaults(run=_export)
 
     demo = commands.add_parser(
-        "demo", help="run everything: collector, worker, read API and the demo storefront"
+        "demo",
+        help="run everything: collector, worker, read API and the demo storefront",
+        parents=data,
     )
     demo.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
-    demo.add_argument("--port", type=_port, default=None, help="collector port (default 8000)")
+    demo.add_argument(
+        "--port", type=_port, default=None, help="collector port (default: [collector] port, 8000)"
+    )
     demo.add_argument("--api-port", type=_port, default=8001, help="read API port (default 8001)")
     demo.add_argument(
         "--shop-port", type=_port, default=8080, help="storefront port (default 8080)"
@@ -113,15 +172,19 @@ def _parser() -> argparse.ArgumentParser:
 
     alerts = commands.add_parser("alerts", help="Discord alerts: check the webhook, send, list")
     alert_kinds = alerts.add_subparsers(title="actions", metavar="ACTION", required=True)
-    alert_test = alert_kinds.add_parser("test", help="send a sample message to the webhook")
+    alert_test = alert_kinds.add_parser(
+        "test", help="send a sample message to the webhook", parents=data
+    )
     alert_test.set_defaults(run=_alerts_test)
-    alert_send = alert_kinds.add_parser("send", help="deliver pending alerts now")
+    alert_send = alert_kinds.add_parser("send", help="deliver pending alerts now", parents=data)
     alert_send.add_argument(
         "--retry-failed", action="store_true", help="also retry failed ones (webhook fixed)"
     )
     alert_send.set_defaults(run=_alerts_send)
-    alert_list = alert_kinds.add_parser("list", help="recent alerts and their delivery state")
-    alert_list.add_argument("--limit", type=int, default=20, help="how many (default 20)")
+    alert_list = alert_kinds.add_parser(
+        "list", help="recent alerts and their delivery state", parents=data
+    )
+    alert_list.add_argument("--limit", type=_positive, default=20, help="how many (default 20)")
     alert_list.add_argument("--json", action="store_true", help="print one JSON object")
     alert_list.set_defaults(run=_alerts_list)
 
@@ -131,9 +194,17 @@ def _parser() -> argparse.ArgumentParser:
         "ingest", help="collector throughput and latency vs a trivial endpoint"
     )
     ingest.add_argument("--json", action="store_true", help="print one JSON object")
-    ingest.add_argument("--seconds", type=float, default=5.0, help="length of each measurement")
     ingest.add_argument(
-        "--connections", type=int, default=64, help="concurrent keep-alive connections"
+        "--seconds",
+        type=_positive_seconds,
+        default=5.0,
+        help="length of each measurement (default 5)",
+    )
+    ingest.add_argument(
+        "--connections",
+        type=_positive,
+        default=64,
+        help="concurrent keep-alive connections (default 64)",
     )
     ingest.add_argument(
         "--history",
@@ -149,7 +220,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     concurrency.add_argument("--json", action="store_true", help="print one JSON object")
     concurrency.add_argument(
-        "--seconds", type=float, default=3.0, help="length of each server's measurement per level"
+        "--seconds",
+        type=_positive_seconds,
+        default=3.0,
+        help="length of each server's measurement per level (default 3)",
     )
     concurrency.add_argument(
         "--history", type=_event_count, default=None, help="as for bench ingest"
@@ -160,7 +234,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     stitch.add_argument("--json", action="store_true", help="print one JSON object")
     stitch.add_argument(
-        "--trials", type=int, default=20, help="identifies per history size (default 20)"
+        "--trials", type=_positive, default=20, help="identifies per history size (default 20)"
     )
     stitch.set_defaults(run=_bench_stitch)
     dashboard = bench_kinds.add_parser(
@@ -168,9 +242,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     dashboard.add_argument("--json", action="store_true", help="print one JSON object")
     dashboard.add_argument(
-        "--events", type=int, default=1_000_000, help="events in the large state (default 1M)"
+        "--events", type=_positive, default=1_000_000, help="events in the large state (default 1M)"
     )
-    dashboard.add_argument("--repeat", type=int, default=50, help="calls per measurement")
+    dashboard.add_argument(
+        "--repeat", type=_positive, default=50, help="calls per measurement (default 50)"
+    )
     dashboard.add_argument(
         "--keep", metavar="DIR", help="build the states here and reuse them on the next run"
     )
@@ -207,8 +283,7 @@ def _parser() -> argparse.ArgumentParser:
 def _serve(args: argparse.Namespace, config: Config) -> int:
     from bond.serving import serve_collector
 
-    serve_collector(config, host=args.host, port=args.port)
-    return 0
+    return serve_collector(config, host=args.host, port=args.port)
 
 
 def _worker(args: argparse.Namespace, config: Config) -> int:
@@ -303,7 +378,7 @@ def _require_data(config: Config) -> None:
     if not (config.events_db.exists() or config.state_db.exists()):
         raise StorageError(
             f"no Bond data in {config.data_dir} (no events.db or state.db): check --data-dir "
-            "or BOND_DATA_DIR (--data-dir comes before the command)"
+            "or BOND_DATA_DIR"
         )
 
 

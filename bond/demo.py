@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import secrets
 import signal
+import socket
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ from typing import Any
 from bond.bench.processes import running
 from bond.config import Config
 from bond.errors import BondError
+from bond.serving import bind_failure, http_url, listen_socket
 
 SITE_DIR = Path(__file__).resolve().parent.parent / "demo_site"
 # The placeholders of the snippet in sdk/README.md. A site owner replaces them by hand; the
@@ -67,6 +69,10 @@ class _ShopHandler(SimpleHTTPRequestHandler):
         return
 
 
+class _IPv6HTTPServer(ThreadingHTTPServer):
+    address_family = socket.AF_INET6
+
+
 class ShopServer:
     """The demo storefront served on `host:port` (0 picks a free port) from a background thread."""
 
@@ -75,11 +81,13 @@ class ShopServer:
     ) -> None:
         handler = partial(_ShopHandler, collector_url=collector_url, write_key=write_key)
         try:
-            self.httpd = ThreadingHTTPServer((host, port), handler)
+            server = _IPv6HTTPServer if ":" in host else ThreadingHTTPServer
+            self.httpd = server((host, port), handler)
         except OSError as exc:
-            raise BondError(f"cannot serve the demo shop on {host}:{port}: {exc}") from exc
+            reason = bind_failure(exc, port, "--shop-port")
+            raise BondError(f"cannot serve the demo shop on {host}:{port}: {reason}") from exc
         self.httpd.daemon_threads = True
-        self.url = f"http://{host}:{self.httpd.server_address[1]}"
+        self.url = http_url(host, self.httpd.server_address[1])
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="demo-shop")
 
     def start(self) -> ShopServer:
@@ -87,8 +95,10 @@ class ShopServer:
         return self
 
     def stop(self) -> None:
-        self.httpd.shutdown()
-        self._thread.join()
+        # Never started (the demo failed before it opened): shutdown() would wait forever.
+        if self._thread.is_alive():
+            self.httpd.shutdown()
+            self._thread.join()
         self.httpd.server_close()
 
 
@@ -114,6 +124,11 @@ def run_demo(
     api_port: int,
     shop_port: int,
 ) -> int:
+    if len({port, api_port, shop_port}) < 3:
+        raise BondError(
+            f"the demo needs three different ports, not --port {port}, --api-port {api_port} "
+            f"and --shop-port {shop_port}"
+        )
     data_dir = config.data_dir.resolve()
     logs = data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -121,12 +136,30 @@ def run_demo(
     common = ["bond.cli", "--data-dir", str(data_dir)]
     if config_file:
         common += ["--config", config_file]
-    env = {"BOND_ADMIN_TOKEN": token}
-    collector_url = f"http://{host}:{port}"
-    api_url = f"http://{host}:{api_port}/api"
+    # The read API's health view finds the collector through the configuration, which
+    # --host and --port do not reach by themselves.
+    env = {
+        "BOND_ADMIN_TOKEN": token,
+        "BOND_COLLECTOR_HOST": host,
+        "BOND_COLLECTOR_PORT": str(port),
+    }
+    collector_url = http_url(host, port)
+    api_url = f"{http_url(host, api_port)}/api"
     stop = threading.Event()
 
     with ExitStack() as stack:
+        # Every port is taken before anything starts, so that a busy one is refused at once.
+        shop = ShopServer(
+            collector_url=collector_url,
+            write_key=config.sources[0].write_key,
+            host=host,
+            port=shop_port,
+        )
+        stack.callback(shop.stop)
+        # A child's readiness is any answer at its address: one from another server already
+        # there would pass for it, and the demo would print that server's addresses as its own.
+        _require_free(host, port, "--port")
+        _require_free(host, api_port, "--api-port")
         children = {
             "collector": stack.enter_context(
                 _child(
@@ -148,19 +181,13 @@ def run_demo(
                 )
             ),
         }
-        shop = ShopServer(
-            collector_url=collector_url,
-            write_key=config.sources[0].write_key,
-            host=host,
-            port=shop_port,
-        ).start()
-        stack.callback(shop.stop)
+        shop.start()
         stack.enter_context(_stop_on_signals(stop))
         print(
             f"Bond demo on {data_dir}\n"
             f"  storefront  {shop.url}/\n"
             f"  collector   {collector_url}/  (SDK at {collector_url}/sdk/v1/bond.js)\n"
-            f"  dashboard   http://{host}:{api_port}/dashboard/  (log in with the admin token)\n"
+            f"  dashboard   {http_url(host, api_port)}/dashboard/  (log in with the admin token)\n"
             f"  read API    {api_url}/status  (Bearer admin token: {token_source})\n"
             f"  logs        {logs}/\n"
             "Press Ctrl-C to stop.",
@@ -172,6 +199,14 @@ def run_demo(
                     raise BondError(f"the {name} exited with {proc.returncode}; see {logs}/")
     print("Bond demo stopped.", flush=True)
     return 0
+
+
+def _require_free(host: str, port: int, flag: str) -> None:
+    try:
+        listen_socket(host, port).close()
+    except OSError as exc:
+        reason = bind_failure(exc, port, flag)
+        raise BondError(f"cannot start the demo on {host}:{port}: {reason}") from exc
 
 
 @contextmanager

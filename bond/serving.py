@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import gc
+import socket
 from dataclasses import replace
 
 import uvicorn
@@ -10,8 +12,12 @@ import uvicorn
 from bond.config import Config
 from bond.logs import log
 
+# What uvicorn.run exits with when the app's lifespan refused to start.
+STARTUP_FAILURE = 3
 
-def serve_collector(config: Config, *, host: str | None = None, port: int | None = None) -> None:
+
+def serve_collector(config: Config, *, host: str | None = None, port: int | None = None) -> int:
+    """Run the collector until it is stopped; the exit status for the command line."""
     from collector.app import create_app
 
     collector = replace(
@@ -20,21 +26,63 @@ def serve_collector(config: Config, *, host: str | None = None, port: int | None
         port=port if port is not None else config.collector.port,
     )
     config = replace(config, collector=collector)
-    app = create_app(config)
-    tune_for_ingest()
-    log("listening", app="collector", url=f"http://{collector.host}:{collector.port}")
-    uvicorn.run(
-        app,
-        host=collector.host,
-        port=collector.port,
-        # Named rather than "auto", which falls back to the pure-Python ones without a word.
-        http="httptools",
-        loop="uvloop",
-        # Our own JSON lines summarise each request; uvicorn's access log would repeat them.
-        access_log=False,
-        log_level="warning",
-        timeout_graceful_shutdown=10,
-    )
+    url = http_url(collector.host, collector.port)
+    # Bound before anything starts, so that a taken port is one clear line and a failed exit,
+    # not 'listening' followed by uvicorn's own plain-text error.
+    try:
+        sock = listen_socket(collector.host, collector.port)
+    except OSError as exc:
+        log("listen_failed", app="collector", url=url, reason=bind_failure(exc, collector.port))
+        return 1
+    with sock:
+        app = create_app(config)
+        tune_for_ingest()
+        log("listening", app="collector", url=url)
+        server = uvicorn.Server(
+            uvicorn.Config(
+                app,
+                # Named rather than "auto", which falls back to the pure-Python ones without a word.
+                http="httptools",
+                loop="uvloop",
+                # Our own JSON lines summarise each request; uvicorn's access log would repeat them.
+                access_log=False,
+                log_level="warning",
+                timeout_graceful_shutdown=10,
+            )
+        )
+        server.run(sockets=[sock])
+    return 0 if server.started else STARTUP_FAILURE
+
+
+def http_url(host: str, port: int) -> str:
+    """The address of `host:port` as a URL, where an IPv6 address goes in brackets."""
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def listen_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to `host:port` as uvicorn binds one; OSError when it cannot be."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def bind_failure(
+    exc: OSError, port: int, change: str = "--port, or port in bond.toml's [collector]"
+) -> str:
+    """Why `port` could not be bound, in words an operator can act on; `change` says where
+    another port is chosen."""
+    if exc.errno == errno.EADDRINUSE:
+        return (
+            f"port {port} is already in use: stop what listens there, or choose another "
+            f"port ({change})"
+        )
+    return f"cannot listen there: {exc.strerror or exc}; check the host and port"
 
 
 def tune_for_ingest() -> None:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from bond.cli import _parser, main
+from conftest import ROOT, start_worker
 
 
 @pytest.mark.parametrize("bench", ["ingest", "concurrency"])
@@ -69,3 +73,59 @@ def test_a_simulation_that_cannot_be_run_is_refused(
         main(["simulate", *argv])
     assert exit_.value.code == 2
     assert argv[0] in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["person", "ann@example.com", "--limit", "0"],
+        ["alerts", "list", "--limit", "-1"],
+        ["erase", "ann@example.com", "--wait", "-5"],
+        ["bench", "stitch", "--trials", "0"],
+        ["bench", "ingest", "--seconds", "0"],
+        ["bench", "ingest", "--connections", "0"],
+        ["bench", "concurrency", "--seconds", "nan"],
+        ["bench", "dashboard", "--repeat", "0"],
+    ],
+)
+def test_a_count_or_duration_that_means_nothing_is_refused(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Accepted before: `person --limit 0` showed one event, the benches started with nothing
+    # to measure. Parsed only, so that a regression fails here instead of running a bench.
+    with pytest.raises(SystemExit) as exit_:
+        _parser().parse_args(argv)
+    assert exit_.value.code == 2
+    assert argv[-2] in capsys.readouterr().err
+
+
+def test_the_data_directory_may_also_follow_the_command(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `bond worker --data-dir DIR` answered "unrecognized arguments: --data-dir DIR".
+    typo = tmp_path / "bond-dat"
+    assert main(["--data-dir", "ignored", "person", "ann", "--data-dir", str(typo)]) == 1
+    assert f"no Bond data in {typo}" in capsys.readouterr().err
+
+
+LIST = ["alerts", "list", "--json"]
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback(tmp_path: Path) -> None:
+    # `bond export ... | head` ended in a BrokenPipeError traceback.
+    start_worker(tmp_path / "data").stop()
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # gone before the first byte, as `head` is once it has its lines
+    try:
+        listed = subprocess.run(
+            [sys.executable, "-m", "bond.cli", "--data-dir", str(tmp_path / "data"), *LIST],
+            cwd=ROOT,
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        os.close(write_end)
+    assert listed.returncode == 1
+    assert listed.stderr == ""

@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import re
 import signal
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
 import httpx
+import pytest
 
 from bond.config import Config
 from bond.demo import SITE_DIR, ShopServer, admin_token, fill_snippet
 from conftest import ADMIN_TOKEN, ROOT, WRITE_KEY, BondProcess, free_port, wait_until
+from tests.bond.network_support import ipv6_loopback
 
 
 def readme_snippet() -> str:
@@ -88,6 +92,14 @@ def test_bond_demo_serves_everything_and_stops_cleanly_on_sigterm(tmp_path: Path
     ]
 
 
+def up(url: str, demo: BondProcess) -> bool:
+    assert demo.proc is not None and demo.proc.poll() is None, demo.log
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
 def applied(api_port: int) -> int | None:
     status = httpx.get(
         f"http://127.0.0.1:{api_port}/api/status",
@@ -95,3 +107,96 @@ def applied(api_port: int) -> int | None:
         timeout=5,
     )
     return int(status.json()["offset"]) if status.status_code == 200 else None
+
+
+def test_bond_demo_refuses_a_port_another_server_answers_on(tmp_path: Path) -> None:
+    # The collector's readiness check took the other server's answer for its own: the demo
+    # printed that server's address as its collector, then died.
+    other = ShopServer(collector_url="http://127.0.0.1:9", write_key="k").start()
+    try:
+        taken = other.url.rpartition(":")[2]
+        demo = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "bond.cli",
+                "--data-dir",
+                str(tmp_path / "data"),
+                "demo",
+                f"--port={taken}",
+                f"--api-port={free_port()}",
+                f"--shop-port={free_port()}",
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        other.stop()
+    assert demo.returncode == 1
+    assert "Bond demo on" not in demo.stdout
+    assert f"port {taken} is already in use" in demo.stderr and "(--port)" in demo.stderr
+
+
+def test_bond_demo_refuses_one_port_for_two_servers(tmp_path: Path) -> None:
+    # The collector answered the read API's readiness check: the demo printed its banner, and
+    # then died of the read API's failure.
+    port = free_port()
+    argv = ["demo", f"--port={port}", f"--api-port={port}", f"--shop-port={free_port()}"]
+    demo = subprocess.run(
+        [sys.executable, "-m", "bond.cli", "--data-dir", str(tmp_path / "data"), *argv],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert demo.returncode == 1
+    assert "Bond demo on" not in demo.stdout
+    assert "three different ports" in demo.stderr
+    assert not (tmp_path / "data").exists()
+
+
+@pytest.mark.skipif(not ipv6_loopback(), reason="no IPv6 loopback on this machine")
+def test_bond_demo_on_an_ipv6_address_serves_its_urls_in_brackets(tmp_path: Path) -> None:
+    # The storefront could not listen on ::1 at all, and the addresses it would have printed
+    # and pasted into the snippet (http://::1:PORT) were no URLs.
+    ports = {name: free_port() for name in ("port", "api-port", "shop-port")}
+    args = ["demo", "--host", "::1", *(f"--{name}={port}" for name, port in ports.items())]
+    demo = BondProcess(args, tmp_path / "data").start()
+    try:
+        shop = f"http://[::1]:{ports['shop-port']}/"
+        wait_until(lambda: up(shop, demo), timeout=30, what="the storefront on ::1")
+        page = httpx.get(shop, timeout=5).text
+    finally:
+        assert demo.stop(signal.SIGTERM) == 0, demo.log
+    assert f"'http://[::1]:{ports['port']}'" in page
+
+
+def test_the_demo_dashboard_reads_the_collector_on_the_demo_port(tmp_path: Path) -> None:
+    # With --port, the read API looked for the collector's metrics on the default port 8000,
+    # and the health view said "unknown" for as long as the demo ran.
+    ports = {name: free_port() for name in ("port", "api-port", "shop-port")}
+    args = ["demo", *(f"--{name}={port}" for name, port in ports.items())]
+    demo = BondProcess(args, tmp_path / "data").start()
+    base = f"http://127.0.0.1:{ports['api-port']}"
+    try:
+        # The storefront opens once the collector and the read API are up.
+        wait_until(lambda: up(f"http://127.0.0.1:{ports['shop-port']}/", demo), timeout=30)
+        with httpx.Client(base_url=base, timeout=5) as browser:
+            form = browser.get("/dashboard/login").text
+            form_token = form.split('name="form" value="', 1)[1].split('"', 1)[0]
+            browser.post(
+                "/dashboard/login",
+                data={"form": form_token, "token": ADMIN_TOKEN},
+                headers={"Origin": base},
+            )
+
+            def collector_seen() -> bool:
+                health = browser.get("/dashboard/api/health")
+                assert health.status_code == 200, health.text
+                return health.json()["now"]["collector"] is not None
+
+            wait_until(collector_seen, timeout=15, interval=0.2, what="the collector's metrics")
+    finally:
+        assert demo.stop(signal.SIGTERM) == 0, demo.log
