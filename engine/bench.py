@@ -350,7 +350,7 @@ def run(*, trials: int, as_json: bool) -> int:
         f"{load_after:.1f} after"
     )
     print(
-        f"bond p99, largest / smallest history: {flat:.2f}x (target <= "
+        f"bond p99, highest / lowest of the history sizes: {flat:.2f}x (target <= "
         f"{TARGETS['flat_p99_ratio']}), target p99 < {TARGETS['stitch_p99_ms']:g} ms"
     )
     print(
