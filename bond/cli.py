@@ -296,8 +296,7 @@ def _worker(args: argparse.Namespace, config: Config) -> int:
 def _api(args: argparse.Namespace, config: Config) -> int:
     from engine.api import serve_read_api
 
-    serve_read_api(config, host=args.host, port=args.port)
-    return 0
+    return serve_read_api(config, host=args.host, port=args.port)
 
 
 def _person(args: argparse.Namespace, config: Config) -> int:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import errno
 import gc
 import socket
+from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
 import uvicorn
 
@@ -26,30 +28,53 @@ def serve_collector(config: Config, *, host: str | None = None, port: int | None
         port=port if port is not None else config.collector.port,
     )
     config = replace(config, collector=collector)
-    url = http_url(collector.host, collector.port)
-    # Bound before anything starts, so that a taken port is one clear line and a failed exit,
-    # not 'listening' followed by uvicorn's own plain-text error.
+
+    def app() -> Callable[..., Any]:
+        made = create_app(config)
+        tune_for_ingest()
+        return made
+
+    return serve(
+        "collector",
+        app,
+        collector.host,
+        collector.port,
+        change="--port, or port in bond.toml's [collector]",
+        # Named rather than "auto", which falls back to the pure-Python ones without a word.
+        http="httptools",
+        loop="uvloop",
+        timeout_graceful_shutdown=10,
+    )
+
+
+def serve(
+    name: str,
+    make_app: Callable[[], Callable[..., Any]],
+    host: str,
+    port: int,
+    *,
+    change: str = "--port",
+    path: str = "",
+    **options: Any,
+) -> int:
+    """Run the app `make_app` makes on `host:port` until it is stopped; the exit status.
+
+    The socket is bound before the app is made, so that a taken port is one clear line
+    (`listen_failed`, saying where `change` chooses another) and a failed exit, not `listening`
+    followed by uvicorn's own plain-text error. `options` go to uvicorn.Config.
+    """
+    url = http_url(host, port) + path
     try:
-        sock = listen_socket(collector.host, collector.port)
+        sock = listen_socket(host, port)
     except OSError as exc:
-        log("listen_failed", app="collector", url=url, reason=bind_failure(exc, collector.port))
+        log("listen_failed", app=name, url=url, reason=bind_failure(exc, port, change))
         return 1
     with sock:
-        app = create_app(config)
-        tune_for_ingest()
-        log("listening", app="collector", url=url)
-        server = uvicorn.Server(
-            uvicorn.Config(
-                app,
-                # Named rather than "auto", which falls back to the pure-Python ones without a word.
-                http="httptools",
-                loop="uvloop",
-                # Our own JSON lines summarise each request; uvicorn's access log would repeat them.
-                access_log=False,
-                log_level="warning",
-                timeout_graceful_shutdown=10,
-            )
-        )
+        app = make_app()
+        log("listening", app=name, url=url)
+        # Our own JSON lines summarise each request; uvicorn's access log would repeat them.
+        settings = {"access_log": False, "log_level": "warning", **options}
+        server = uvicorn.Server(uvicorn.Config(app, **settings))
         server.run(sockets=[sock])
     return 0 if server.started else STARTUP_FAILURE
 
@@ -72,9 +97,7 @@ def listen_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def bind_failure(
-    exc: OSError, port: int, change: str = "--port, or port in bond.toml's [collector]"
-) -> str:
+def bind_failure(exc: OSError, port: int, change: str) -> str:
     """Why `port` could not be bound, in words an operator can act on; `change` says where
     another port is chosen."""
     if exc.errno == errno.EADDRINUSE:

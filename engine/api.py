@@ -218,19 +218,16 @@ def _id_param(request: Request, name: str) -> int | None:
     return number
 
 
-def serve_read_api(config: Config, *, host: str, port: int) -> None:
-    import uvicorn
+def serve_read_api(config: Config, *, host: str, port: int) -> int:
+    """Run the read API and dashboard until stopped; the exit status for the command line."""
+    from bond.serving import serve
 
-    from bond.logs import log
-
-    app = create_read_app(config)
-    log("listening", app="read_api", url=f"http://{host}:{port}/api")
-    # An open dashboard's live feed never ends by itself; on shutdown it gets two seconds.
-    uvicorn.run(
-        app,
-        host=host,
-        port=port,
-        access_log=False,
-        log_level="warning",
+    return serve(
+        "read_api",
+        lambda: create_read_app(config),
+        host,
+        port,
+        path="/api",
+        # An open dashboard's live feed never ends by itself; on shutdown it gets two seconds.
         timeout_graceful_shutdown=2,
     )

@@ -20,6 +20,7 @@ from starlette.staticfiles import StaticFiles
 from bond.config import Config
 from bond.errors import BadRequest, NotFound, RequestError, Unauthorized, Unavailable
 from bond.http import handle_request_error, json_response
+from bond.serving import http_url
 from engine.dashboard import alerts, households, people, stitches
 from engine.dashboard.headers import SecurityHeaders
 from engine.dashboard.health import Health
@@ -43,7 +44,7 @@ def create_dashboard(config: Config, reader: Callable[[], IdentityReader]) -> St
     sessions = Sessions(config.admin_token) if config.admin_token else None
     login = Login(config, sessions)
     tail = LogTail(config.events_db)
-    metrics_url = f"http://{config.collector.host}:{config.collector.port}/metrics"
+    metrics_url = f"{http_url(config.collector.host, config.collector.port)}/metrics"
     health = Health(tail, reader, metrics_url)
     feed = Feed(tail, reader, health)
     streams = {"open": 0}

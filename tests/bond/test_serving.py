@@ -13,18 +13,23 @@ from conftest import BondProcess, free_port, wait_until
 from tests.bond.network_support import ipv6_loopback
 
 
-def test_a_port_already_in_use_is_one_json_line_and_a_failed_exit(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("command", "app"), [(["serve"], "collector"), (["api"], "read_api")], ids=["serve", "api"]
+)
+def test_a_port_already_in_use_is_one_json_line_and_a_failed_exit(
+    tmp_path: Path, command: list[str], app: str
+) -> None:
     port = free_port()
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", port))
         taken.listen()
-        serve = BondProcess(["serve", "--port", str(port)], tmp_path / "data").start()
-        assert serve.proc is not None
-        code = serve.proc.wait(timeout=60)
+        process = BondProcess([*command, "--port", str(port)], tmp_path / "data").start()
+        assert process.proc is not None
+        code = process.proc.wait(timeout=60)
     # Before, it logged `listening`, then uvicorn's own plain-text error, and exited 3.
     assert code == 1
-    lines = [orjson.loads(line) for line in serve.log.splitlines()]
-    assert [line["event"] for line in lines] == ["listen_failed"], serve.log
+    lines = [orjson.loads(line) for line in process.log.splitlines()]
+    assert [(line["event"], line["app"]) for line in lines] == [("listen_failed", app)], process.log
     assert f"port {port} is already in use" in lines[0]["reason"]
     assert not (tmp_path / "data" / "events.db").exists()
 
