@@ -22,7 +22,7 @@ from bond.config import Config
 from bond.errors import StorageError
 from bond.logs import log
 from bond.storage.eventlog import SqliteEventLog, StoredEvent
-from bond.storage.sqlite import connect, data_version
+from bond.storage.sqlite import connect, data_version, rollback
 from engine.graph import IdentityGraph
 from engine.hooks import AppliedEvent, Hook
 from engine.privacy.erase import run_pending
@@ -113,8 +113,8 @@ class Worker:
                 )
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
-                self.store.reset()
+                self.store.reset()  # its cache holds the batch's changes: read them again
+                rollback(conn)
                 raise
         except sqlite3.Error as exc:
             raise StorageError(f"cannot apply events to the identity state: {exc}") from exc

@@ -55,8 +55,19 @@ def write_transaction(
         yield
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        rollback(conn)
         raise
+
+
+def rollback(conn: sqlite3.Connection) -> None:
+    """Roll back the open transaction, unless SQLite already has.
+
+    After a full disk or an I/O error SQLite rolls the transaction back by itself, and a
+    ROLLBACK then fails with "no transaction is active", an error that would replace the one
+    that tells the operator what happened.
+    """
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
 
 
 def data_version(conn: sqlite3.Connection) -> int:

@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from bond.ids import clean_id, normalize_email
 from bond.logs import log
 from bond.storage.eventlog import SqliteEventLog, StoredEvent
+from bond.storage.sqlite import write_transaction
 from engine.alerts import outbox
 from engine.households import store as households
 from engine.privacy import audit, crypto, requests
@@ -129,13 +130,11 @@ class Eraser:
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
-        self.conn.execute("BEGIN IMMEDIATE")
         try:
-            yield
-            self.conn.execute("COMMIT")
+            with write_transaction(self.conn):
+                yield
         except BaseException:
-            self.conn.execute("ROLLBACK")
-            self.keys.reset()
+            self.keys.reset()  # its cache may hold keys the transaction made
             raise
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 
+from bond.storage.sqlite import write_transaction
 from engine.privacy import crypto
 from engine.privacy.keys import KeyRing, ensure_index_secret
 
@@ -22,8 +23,7 @@ def seal_legacy(conn: sqlite3.Connection) -> bool:
     if not _exists(conn):
         return False
     conn.execute("PRAGMA secure_delete = ON")
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with write_transaction(conn):
         if _exists(conn):  # another process may have done it while this one waited
             ensure_index_secret(conn)
             ring = KeyRing(conn)
@@ -33,10 +33,6 @@ def seal_legacy(conn: sqlite3.Connection) -> bool:
             _timeline(conn, ring)
             ring.flush()
             conn.execute(f"DROP TABLE {_PLAINTEXT}")
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     return True
 

@@ -9,8 +9,10 @@ from typing import Any
 
 import httpx
 import orjson
+import pytest
 
 from bond.config import Config
+from bond.errors import StorageError
 from bond.storage.eventlog import NewEvent
 from conftest import (
     WRITE_KEY,
@@ -204,3 +206,35 @@ def test_an_event_the_worker_cannot_read_does_not_stop_it(data_dir: Path) -> Non
         assert [line["seq"] for line in logs.records("event_unreadable")] == [1, 2]
     finally:
         engine.close()
+
+
+def test_a_batch_a_full_disk_refused_says_so_and_is_applied_once_later(tmp_path: Path) -> None:
+    engine = Engine(tmp_path / "data", batch_size=500)
+    try:
+        for n in range(300):
+            engine.identify(f"anon-{n}", 1_000 + n, user=f"user-{n}", email=f"p{n}@example.com")
+            engine.track(f"anon-{n}", 2_000 + n)
+        conn = engine.worker.conn
+        # state.db may not grow: SQLite answers as it does to a full disk, and rolls the
+        # transaction back itself.
+        (pages,) = conn.execute("PRAGMA page_count").fetchone()
+        conn.execute(f"PRAGMA max_page_count = {pages}")
+        with pytest.raises(StorageError, match="database or disk is full"):
+            engine.worker.run_once()
+        conn.execute("PRAGMA max_page_count = 1073741823")  # the space is back
+        engine.run()
+        assert engine.worker.offset == 600
+    finally:
+        engine.close()
+    replay = tmp_path / "replay"
+    replay.mkdir()
+    with (
+        sqlite3.connect(tmp_path / "data" / "events.db") as source,
+        sqlite3.connect(replay / "events.db") as copy,
+    ):
+        source.backup(copy)
+    fresh = Worker(Config(data_dir=replay))
+    while fresh.run_once():
+        pass
+    fresh.close()
+    assert dump(replay / "state.db") == dump(tmp_path / "data" / "state.db")

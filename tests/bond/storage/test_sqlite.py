@@ -1,12 +1,13 @@
 from __future__ import annotations
 
+import sqlite3
 import threading
 from pathlib import Path
 
 import pytest
 
 from bond.errors import StorageError
-from bond.storage.sqlite import connect, migrate
+from bond.storage.sqlite import connect, migrate, write_transaction
 from conftest import captured_logs
 
 
@@ -72,3 +73,21 @@ def test_an_upgrade_is_logged_with_its_duration_and_a_new_database_is_not(tmp_pa
     ] == [("migrating", "one", 1), ("migrated", "one", 2)]
     assert logged.records("migrating")[0]["to"] == 2
     assert logged.records("migrated")[0]["seconds"] >= 0
+
+
+def test_a_transaction_sqlite_rolled_back_itself_keeps_its_own_error(tmp_path: Path) -> None:
+    # A full disk, as a database that may not grow shows it: SQLite ends the transaction itself.
+    conn = connect(tmp_path / "events.db")
+    conn.execute("CREATE TABLE t (x BLOB)")
+    (pages,) = conn.execute("PRAGMA page_count").fetchone()
+    conn.execute(f"PRAGMA max_page_count = {pages}")
+    with (
+        pytest.raises(sqlite3.OperationalError, match="database or disk is full"),
+        write_transaction(conn),
+    ):
+        conn.execute("INSERT INTO t VALUES (randomblob(100000))")
+    assert not conn.in_transaction
+    conn.execute("PRAGMA max_page_count = 1073741823")
+    with write_transaction(conn):
+        conn.execute("INSERT INTO t VALUES (x'00')")
+    assert conn.execute("SELECT count(*) FROM t").fetchone() == (1,)
