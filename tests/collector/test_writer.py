@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import resource
 import shutil
 import signal
 import sqlite3
@@ -263,3 +264,41 @@ def test_a_commit_process_that_cannot_be_started_leaks_no_pipe(
     with ThreadPoolExecutor(1) as pool:
         pool.submit(lambda: asyncio.run(run())).result(timeout=30)
     assert len(os.listdir("/proc/self/fd")) == before
+
+
+def test_health_is_503_while_the_disk_takes_no_more_and_says_why(collector: Collector) -> None:
+    db = collector.data_dir / "events.db"
+    wal = db.with_name("events.db-wal")
+    assert httpx.post(f"{collector.url}/v1/batch", content=batch(5, "before")).status_code == 200
+    # A reader's snapshot keeps the WAL from starting over, so once it has grown past its old
+    # size every commit extends it. Then the commit process may write no further than its end:
+    # what a full disk does to it.
+    reader = sqlite3.connect(db, isolation_level=None)
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM events").fetchone()
+    size = wal.stat().st_size
+    sent = iter(range(1_000))
+
+    def grown() -> bool:
+        posted = httpx.post(f"{collector.url}/v1/batch", content=batch(200, f"g{next(sent)}"))
+        assert posted.status_code == 200
+        return wal.stat().st_size > size
+
+    wait_until(grown, interval=0, what="the WAL to grow")
+    child = commit_process(collector)
+    soft, hard = resource.prlimit(child, resource.RLIMIT_FSIZE)
+    resource.prlimit(child, resource.RLIMIT_FSIZE, (wal.stat().st_size, hard))
+    try:
+        for size_of_batch in (1, 600):  # one statement, and a transaction of several
+            posted = httpx.post(f"{collector.url}/v1/batch", content=batch(size_of_batch, "full"))
+            assert posted.status_code == 503
+            health = httpx.get(f"{collector.url}/healthz", timeout=10)
+            assert health.status_code == 503
+            assert "disk I/O error" in health.json()["reason"]
+    finally:
+        resource.prlimit(child, resource.RLIMIT_FSIZE, (soft, hard))
+        reader.close()
+    failures = [line for line in collector.log.splitlines() if "event_log_write_failed" in line]
+    assert failures and all("disk I/O error" in line for line in failures)
+    wait_until(lambda: httpx.get(f"{collector.url}/healthz").status_code == 200, what="recovery")
+    assert httpx.post(f"{collector.url}/v1/batch", content=batch(600, "full")).status_code == 200
