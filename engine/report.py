@@ -11,6 +11,7 @@ import orjson
 from bond.config import Config
 from bond.errors import NotFound
 from bond.storage.sqlite import connect
+from engine.dashboard.live import LogTail
 from engine.schema import migrate_identity
 from engine.timeline import IdentityReader
 
@@ -18,6 +19,22 @@ from engine.timeline import IdentityReader
 # from browsers, and a terminal would obey them (clear the screen, retitle the window, overwrite
 # the line). JSON escapes C0 but not DEL or C1, so every line goes through this, not some fields.
 _VISIBLE = {code: f"\\x{code:02x}" for code in (*range(0x20), *range(0x7F, 0xA0))}
+
+
+def _unapplied(config: Config, offset: int) -> str:
+    """What to add to "no person known" when the worker has not applied the whole log: the
+    person may be in the part it has not read (a worker stopped, or never started)."""
+    tail = LogTail(config.events_db)
+    try:
+        lag = max(tail.head() - offset, 0)
+    finally:
+        tail.close()
+    if not lag:
+        return ""
+    return (
+        f" yet: the worker has not applied the newest {lag:,} event(s) of the log "
+        "(is bond worker running on this data directory?)"
+    )
 
 
 def print_person(config: Config, who: str, *, limit: int, out: TextIO = sys.stdout) -> None:
@@ -31,7 +48,10 @@ def print_person(config: Config, who: str, *, limit: int, out: TextIO = sys.stdo
         )
         profile = reader.profile(person_id) if person_id is not None else None
         if person_id is None or profile is None:
-            raise NotFound(f"no person known by the email, user id or anonymous id {who!r}")
+            unapplied = _unapplied(config, int(reader.status()["offset"]))
+            raise NotFound(
+                f"no person known by the email, user id or anonymous id {who!r}{unapplied}"
+            )
         page = reader.timeline(person_id, limit)
     finally:
         conn.close()

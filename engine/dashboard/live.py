@@ -48,6 +48,11 @@ class LogTail:
     def latest(self, limit: int = LIVE_PAGE) -> list[StoredEvent]:
         return self.after(max(self.head() - limit, 0), limit)
 
+    def close(self) -> None:
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
 
 def live_events(
     events: Sequence[StoredEvent], reader: IdentityReader, applied_through: int

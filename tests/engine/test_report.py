@@ -49,6 +49,17 @@ def test_bond_person_says_when_nobody_matches(engine: Engine) -> None:
     assert "no person known" in result.stderr
 
 
+def test_bond_person_says_when_the_worker_has_not_applied_the_log(engine: Engine) -> None:
+    engine.identify("laptop", 1_780_000_060_000, user="u-42", email="ada@example.com")
+    result = bond_person(engine, "ada@example.com")
+    assert result.returncode == 1
+    assert "has not applied the newest 1 event(s)" in result.stderr
+    assert "is bond worker running" in result.stderr
+
+    engine.run()
+    assert bond_person(engine, "ada@example.com").returncode == 0
+
+
 def test_bond_person_shows_browser_control_characters_as_literal_text(engine: Engine) -> None:
     browser = "lap\x9b2Jtop"  # C1 CSI: some terminals obey it even inside UTF-8
     engine.track(browser, 1_780_000_000_000, event="Evil\x1b[2J\x1b[31mNAME\rOVER")
