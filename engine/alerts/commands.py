@@ -85,6 +85,8 @@ def list_alerts(config: Config, *, limit: int, as_json: bool) -> int:
     if as_json:
         print(orjson.dumps({"alerts": alerts}).decode())
         return 0
+    if not alerts:
+        print("No alerts yet: none of the rules has matched anyone.")
     for alert in alerts:
         error = f"  ({one_line(alert['last_error'], SUMMARY_MAX)})" if alert["last_error"] else ""
         summary = one_line(alert["summary"], SUMMARY_MAX)

@@ -162,3 +162,14 @@ def test_alerts_list_prints_one_short_plain_line_per_alert(
     assert main(["--data-dir", str(data_dir), "alerts", "list", "--json"]) == 0
     [listed] = orjson.loads(capsys.readouterr().out)["alerts"]
     assert len(listed["summary"]) > 300  # the whole of it, for scripts
+
+
+def test_alerts_list_says_when_there_are_none(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data_dir = tmp_path / "bond-data"
+    AlertEngine(data_dir, AlertRule(name="anyone", kind="identified")).close()
+    assert main(["--data-dir", str(data_dir), "alerts", "list"]) == 0
+    assert capsys.readouterr().out == "No alerts yet: none of the rules has matched anyone.\n"
+    assert main(["--data-dir", str(data_dir), "alerts", "list", "--json"]) == 0
+    assert orjson.loads(capsys.readouterr().out) == {"alerts": []}
