@@ -116,7 +116,7 @@ class Ingest:
         if headers.origin and not source.allows_origin(headers.origin.rstrip("/")):
             raise Forbidden(
                 f"origin {headers.origin} may not send to source {source.name!r}; add it to that "
-                "source's origins in bond.toml"
+                "source's origins in bond.toml (BOND_ALLOWED_ORIGINS sets the first source's)"
             )
         messages, path_type = self._messages(envelope, kind)
         facts, warnings = self._facts(scope, headers, envelope.sent_at, source)
