@@ -235,7 +235,9 @@ class IdentityGraph:
     def _refuse(
         self, reason: Refusal, person_id: int, other: int | None, ts: int, seq: int
     ) -> None:
-        first_seen = self.store.person(person_id).first_seen
+        seen = self.store.person(person_id).first_seen
+        # A newcomer refused a shared browser has no events counted yet: seen first now.
+        first_seen = ts if seen is None else min(seen, ts)
         self.changes.append(
             IdentityChange("refused", person_id, other, reason.value, 0, 0, first_seen, ts, seq)
         )

@@ -104,6 +104,8 @@ def test_shared_computer_without_reset_keeps_histories_apart(engine: Engine) -> 
     refusal = engine.changes()[-1]
     assert (refusal["kind"], refusal["reason"]) == ("refused", "shared_browser")
     assert (refusal["person_id"], refusal["other_person_id"]) == (bob["id"], alice["id"])
+    # Bob is new with this identify: he was first seen then, not never.
+    assert refusal["first_seen"] == 400
 
 
 def test_shared_computer_events_applied_before_the_second_identify_move_to_it(
