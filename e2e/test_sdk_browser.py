@@ -759,3 +759,64 @@ def test_an_in_page_anchor_is_no_page_view_but_a_hash_route_is(
         "anchor.html#/cart",
         "anchor.html#!/checkout",
     ]
+
+
+# What Prototype.js up to 1.6 (still on old shops) gives every array: a toJSON that returns
+# the array already serialized, so JSON.stringify turns arrays into strings.
+PROTOTYPE_JS = """
+Array.prototype.toJSON = function () {
+  return '[' + this.map((x) => JSON.stringify(x)).join(', ') + ']';
+};
+"""
+
+
+def test_a_page_with_prototype_js_still_delivers_its_events_with_their_arrays(
+    collector: Collector, site: Site, context: BrowserContext, tab: Tab
+) -> None:
+    context.add_init_script(PROTOTYPE_JS)
+    tab.page.goto(site.page("prototype.html", collector.url, flushInterval=50))
+    tab.page.evaluate("bond.track('Cart Viewed', {skus: ['a-1', 'b-2']})")
+    events = wait_stored(collector, lambda evs: len(evs) == 2, "both events")
+    assert names(events) == ["page", "Cart Viewed"]
+    assert events[1]["properties"] == {"skus": ["a-1", "b-2"]}
+
+
+def test_a_sandboxed_frame_without_cookies_still_sends(
+    collector: Collector, site: Site, tab: Tab
+) -> None:
+    # Where Shopify runs a site's custom pixels: scripts allowed, but no origin of its own, so
+    # document.cookie and localStorage both throw.
+    site.page("pixel.html", collector.url, "<script>bond.track('Checkout Started')</script>")
+    frame = "<iframe sandbox='allow-scripts' src='pixel.html'></iframe>"
+    (site.root / "shop.html").write_text(f"<!doctype html><title>shop</title>{frame}")
+    tab.page.goto(f"{site.url}/shop.html")
+    events = wait_stored(collector, lambda evs: len(evs) == 2, "the frame's events")
+    assert names(events) == ["page", "Checkout Started"]
+    assert events[0]["anonymousId"] == events[1]["anonymousId"]
+    assert events[0]["properties"]["path"] == "/pixel.html"
+
+
+# A site's fetch wrapper that adds a header and assumes every call passes one (the SDK's does
+# not): it throws instead of returning a promise, here for the first two calls.
+THROWING_FETCH = """
+let broken = 2;
+const fetch1 = window.fetch;
+window.fetch = (url, init) => {
+  if (broken-- > 0) init.headers['X-CSRF-Token'] = 'token';
+  return fetch1(url, init);
+};
+"""
+
+
+def test_a_site_fetch_wrapper_that_throws_is_a_network_error_not_a_page_error(
+    collector: Collector, site: Site, context: BrowserContext
+) -> None:
+    context.add_init_script(THROWING_FETCH)
+    tab = Tab(context.new_page())
+    errors: list[str] = []
+    tab.page.on("pageerror", lambda error: errors.append(str(error)))
+    tab.page.goto(site.page("wrapped.html", collector.url, flushInterval=50))
+    events = wait_stored(collector, lambda evs: len(evs) == 1, "the page view, once fetch works")
+    assert names(events) == ["page"]
+    tab.wait_log("retry 1 0 TypeError")
+    assert errors == [], "the SDK threw into the page"

@@ -1,9 +1,10 @@
 // Tracking that needs no code from the site: page views on load and on SPA navigation, clicks on
 // elements marked data-bond-event, and identify from any submitted form with an email field.
+import { d, w } from './dom.js';
+
 const EMAIL = /^\S+@\S+\.\S+$/;
 
 export const autotrack = (api, cfg, on, nav) => {
-  const d = document;
   if (cfg.trackPages !== false) {
     for (const k of ['pushState', 'replaceState']) {
       const orig = history[k];
@@ -12,9 +13,9 @@ export const autotrack = (api, cfg, on, nav) => {
         nav();
       };
     }
-    on(window, 'popstate', nav);
+    on(w, 'popstate', nav);
     // A page restored from the back-forward cache runs no script again, yet it is a page view.
-    on(window, 'pageshow', (e) => e.persisted && api.page());
+    on(w, 'pageshow', (e) => e.persisted && api.page());
     nav();
   }
   on(d, 'click', (e) => {

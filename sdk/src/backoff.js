@@ -9,4 +9,4 @@ export const backoff = (attempt, rand) => {
 // 'retry' keeps it for later, 'drop' removes it for good, since the collector would refuse it
 // again however often it were sent.
 export const verdict = (s) =>
-  s < 300 && s ? 'ok' : !s || s == 408 || s == 429 || s > 499 ? 'retry' : 'drop';
+  !s || s == 408 || s == 429 || s > 499 ? 'retry' : s < 300 ? 'ok' : 'drop';

@@ -1,3 +1,5 @@
+import { json } from './util.js';
+
 // The longest prefix of msgs that fits one request: browsers allow 64 KB in flight for beacons
 // and keepalive requests together. (The collector's 2,500 events per batch is never reached:
 // the context alone makes every event several hundred bytes.) The first 1 KB is left for the
@@ -5,4 +7,4 @@
 // collector (by fetch: a beacon refuses it), which rejects it with a reason, instead of blocking
 // the queue.
 export const chunk = (msgs, max = 6e4, size = 1e3) =>
-  msgs.filter((m, i) => (size += new Blob([JSON.stringify(m)]).size + 1) <= max || !i);
+  msgs.filter((m, i) => (size += new Blob([json(m)]).size + 1) <= max || !i);

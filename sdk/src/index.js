@@ -1,13 +1,11 @@
 import { autotrack } from './autotrack.js';
 import { cookieJar } from './cookie.js';
+import { d, n, w } from './dom.js';
 import { anonId, sessionId } from './id.js';
 import { queue } from './queue.js';
 import { sender } from './sender.js';
-import { BOT, cleanId, uuid } from './util.js';
+import { BOT, cleanId, json, uuid } from './util.js';
 
-const w = window;
-const d = document;
-const n = navigator;
 const tab = uuid();
 let cfg, Q, out, pageUrl;
 let jar = { get() {}, set() {} };
@@ -39,7 +37,8 @@ const guard = (f) => (...a) => {
     log(e);
   }
 };
-const on = (el, type, f) => el.addEventListener(type, guard(f), true);
+// Listens in the capture phase (1), before a site's handler can stop the event.
+const on = (el, type, f) => el.addEventListener(type, guard(f), 1);
 
 // Why nothing may be stored or sent right now, if so.
 const blocked = () =>
@@ -100,7 +99,12 @@ const send = (type, fields, sig) => {
 // From here on ids and queue live on disk and may be sent; before (requireConsent) they lived
 // in memory only. Returns 1 for ready().
 const persist = () => {
-  jar = cookieJar(d);
+  // A sandboxed frame (Shopify's custom pixels, say) throws on any use of document.cookie: the
+  // id then lives without a cookie, and events are sent all the same.
+  try {
+    d.cookie;
+    jar = cookieJar(d);
+  } catch (e) {}
   if (m.bond_id) jar.set(m.bond_id);
   for (const k in m) S.set(k, m[k], 1);
   return (ls = 1);
@@ -115,12 +119,7 @@ const forget = (keys) => {
 const api = {
   init(key, o) {
     if (cfg) return;
-    cfg = {
-      flushAt: 20,
-      flushInterval: 1e3,
-      ...o,
-    };
-    const url = cfg.host + '/v1/batch';
+    const url = (cfg = o).host + '/v1/batch';
     Q = queue(S, tab, 500);
     if (!cfg.requireConsent || S.get('bond_consent', 1)) persist();
     out = sender({
@@ -129,15 +128,19 @@ const api = {
       log,
       // Consent may have come from another tab: it is on disk then.
       ready: () => (ls || (S.get('bond_consent', 1) && persist())) && n.onLine && !blocked(),
-      wrap: (batch) => JSON.stringify({ writeKey: key, sentAt: new Date().toISOString(), batch }),
+      wrap: (batch) => json({ writeKey: key, sentAt: new Date().toISOString(), batch }),
       // No keepalive: Chromium fails a keepalive body over 64 KB at once (an oversized event would
       // be retried forever), and keepalive requests take from the 64 KB in flight that unload's
       // beacons need. A request cut off by the page leaving loses nothing: its events are still
       // queued, and unload sends them by beacon.
-      post: (body) => fetch(url, { method: 'POST', body })
-        .then(async (r) => ({ s: r.status, h: r.headers.get('Retry-After'), t: await r.text() })),
+      // Async, so that a site's fetch wrapper that throws instead of rejecting is a network
+      // error all the same, retried later, not an exception in the page.
+      post: async (body, r) => (
+        (r = await fetch(url, { method: 'POST', body })),
+        { s: r.status, h: r.headers.get('Retry-After'), t: await r.text() }
+      ),
       beacon: (body) => n.sendBeacon?.(url, body),
-    }, cfg.flushAt, cfg.flushInterval);
+    }, o.flushAt, o.flushInterval);
     on(w, 'pagehide', out.unload);
     on(d, 'visibilitychange', () => d.hidden && out.unload());
     on(w, 'online', out.run);

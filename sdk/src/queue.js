@@ -1,4 +1,4 @@
-import { parse } from './util.js';
+import { json, parse } from './util.js';
 
 // The unsent queue lives in storage, shared by the site's tabs, so a crash, a redirect or a closed
 // tab loses nothing and the next page load resumes it. Tabs may run in different processes, where
@@ -21,7 +21,7 @@ export const queue = (store, tab, max, now = Date.now) => {
       const old = keys();
       let lost = 0;
       for (; old.length >= max; lost++) store.del(old.shift());
-      store.set(`bond_e${now()}${n++}_${m.messageId}`, JSON.stringify(m));
+      store.set(`bond_e${now()}${n++}_${m.messageId}`, json(m));
       return lost;
     },
     drop(ids) {

@@ -2,10 +2,11 @@ import { backoff, verdict } from './backoff.js';
 import { chunk } from './chunk.js';
 
 // Moves events from the stored queue to the collector, one request per round: a round starts
-// when `at` events wait or `every` ms have passed. A failure holds every tab back for a backoff,
-// or for the collector's Retry-After; the hold is stored so the next page respects it too.
+// when `at` events wait (the flushAt option, 20 by default) or `every` ms have passed
+// (flushInterval, 1 s). A failure holds every tab back for a backoff, or for the collector's
+// Retry-After; the hold is stored so the next page respects it too.
 // io: {Q, S, log, ready(), wrap(batch) -> body, post(body) -> Promise<{s, h, t}>, beacon(body) -> bool}
-export const sender = (io, at, every, timer = setTimeout, now = Date.now, rand = Math.random) => {
+export const sender = (io, at = 20, every = 1e3, timer = setTimeout, now = Date.now, rand = Math.random) => {
   const { Q, S, log } = io;
   let pending;
   let busy;

@@ -14,6 +14,13 @@ export const cleanId = (v) => ((v = String(v ?? '').trim()), PLACEHOLDER.test(v)
 export const uuid = () => '10000000-1000-4000-8000-100000000000'.replace(/[018]/g,
   (c) => (c ^ (crypto.getRandomValues(new Uint8Array(1))[0] & (15 >> (c / 4)))).toString(16));
 
+// JSON as the collector reads it, even on pages that give arrays a toJSON (Prototype.js up to
+// 1.6): JSON.stringify would turn every array, the batch itself included, into a string. The
+// replacer sees the value before toJSON as this[k] and puts the array back; Dates keep theirs.
+export const json = (v) => JSON.stringify(v, function (k, v) {
+  return Array.isArray((k = this[k])) ? k : v;
+});
+
 export const parse = (s) => {
   try {
     return JSON.parse(s);

@@ -40,3 +40,16 @@ test('an oversized event goes alone rather than blocking the queue', () => {
   assert.equal(parts[0][0], big);
   assert.equal(parts[1].length, 2);
 });
+
+test('sizes are those of the JSON sent, even where arrays have a toJSON (Prototype.js 1.6)', () => {
+  // Pre-serialized arrays, quotes escaped, would count several times their size.
+  const ms = Array.from({ length: 10 }, () => msg({ properties: { list: Array(1000).fill('"') } }));
+  Array.prototype.toJSON = function () {
+    return '[' + this.map((x) => JSON.stringify(x)).join(', ') + ']';
+  };
+  try {
+    assert.deepEqual(chunk(ms), ms);
+  } finally {
+    delete Array.prototype.toJSON;
+  }
+});

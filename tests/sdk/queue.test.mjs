@@ -70,3 +70,17 @@ test('only one tab holds the lock until it unlocks or its lease lapses', async (
   await clock.advance(LEASE + 1);
   assert.ok(a.lock());
 });
+
+test('arrays in properties stay arrays on a page with Prototype.js 1.6', () => {
+  const q = queue(memStore(), 'tab', 10);
+  const m = msg({ properties: { products: [{ sku: 'a' }, { sku: 'b' }] } });
+  Array.prototype.toJSON = function () {
+    return '[' + this.map((x) => JSON.stringify(x)).join(', ') + ']';
+  };
+  try {
+    q.add(m);
+  } finally {
+    delete Array.prototype.toJSON;
+  }
+  assert.deepEqual(q.all(), [m]);
+});

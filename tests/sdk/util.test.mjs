@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { BOT, cleanId, parse, uuid } from '../../sdk/src/util.js';
+import { BOT, cleanId, json, parse, uuid } from '../../sdk/src/util.js';
 
 test('placeholder values are never ids', () => {
   for (const v of [null, undefined, '', '   ', 0, '0', -1, NaN, 'null', 'NULL', 'undefined', 'anonymous',
@@ -66,4 +66,24 @@ test('crawlers are told by their user agent', () => {
 
 test('phones whose brand contains "bot" (Cubot) and other browsers are people', () => {
   for (const ua of PEOPLE) assert.ok(!BOT.test(ua), ua);
+});
+
+// What Prototype.js up to 1.6 (still on old shops) puts on every array: JSON, pre-serialized.
+const prototypeJs = (f) => {
+  Array.prototype.toJSON = function () {
+    return '[' + this.map((x) => JSON.stringify(x)).join(', ') + ']';
+  };
+  try {
+    return f();
+  } finally {
+    delete Array.prototype.toJSON;
+  }
+};
+
+test('json keeps arrays arrays on a page that gives them a toJSON, and Dates their own', () => {
+  const value = { batch: [{ items: [1, [2, 'x']], at: new Date(0) }] };
+  const text = prototypeJs(() => json(value));
+  assert.deepEqual(JSON.parse(text), { batch: [{ items: [1, [2, 'x']], at: '1970-01-01T00:00:00.000Z' }] });
+  assert.equal(prototypeJs(() => json([])), '[]');
+  assert.equal(json(value), JSON.stringify(value), 'elsewhere it is JSON.stringify');
 });
