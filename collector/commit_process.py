@@ -133,6 +133,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     try:
         event_log = SqliteEventLog(args.events_db, checkpoints=False)
+        # Bounded (see bond/storage/dedup.py), and done while the collector starts rather
+        # than in its first request's commit.
+        event_log.prepare_appends()
     except StorageError as exc:
         _write_all(args.output, ack_frame(READY._replace(error=str(exc))))
         return 1

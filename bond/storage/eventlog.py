@@ -16,7 +16,7 @@ from typing import Any, NamedTuple, Protocol, cast
 
 from bond.errors import StorageError
 from bond.storage.dedup import LAST_SEQ, RecentKeys, dedup_key
-from bond.storage.dedup_runs import CHUNK_KEYS, TOP_LEVEL, SortedKeys
+from bond.storage.dedup_runs import CHUNK_KEYS, PARTS, TOP_LEVEL, SortedKeys
 from bond.storage.sqlite import (
     connect,
     data_version,
@@ -214,6 +214,26 @@ MIGRATIONS = [
         bits BLOB NOT NULL
     );
     """,
+    # How far each part of the digests in memory was merged, so that a restart reads back only
+    # the digests past it, rather than all since the last round of merges ended; and the
+    # digests in memory as a closing process left them, so that the next reads them at once
+    # rather than from the rows (see dedup.py).
+    f"""
+    CREATE TABLE dedup_parts (
+        part INTEGER PRIMARY KEY,  -- the digests' first byte
+        merged_seq INTEGER NOT NULL  -- the runs hold every digest of the part up to this offset
+    );
+    CREATE TABLE dedup_memory (
+        head INTEGER NOT NULL,  -- it holds every digest past its part's offset up to here
+        newest INTEGER NOT NULL,  -- the latest receipt time of an event whose digest it holds
+        keys BLOB NOT NULL
+    );
+    INSERT INTO dedup_parts (part, merged_seq)
+        WITH RECURSIVE n(part) AS (
+            SELECT 0 UNION ALL SELECT part + 1 FROM n WHERE part < {PARTS - 1}
+        )
+        SELECT part, (SELECT merged_seq FROM dedup_state) FROM n;
+    """,
 ]
 
 _COLUMNS = (
@@ -326,9 +346,7 @@ class SqliteEventLog:
             )
         largest = _INSERT_SIZES[-1]
         try:
-            if self._recent is None:
-                self._recent = RecentKeys.load(self._conn, self.path, limit=self._dedup_memory)
-            recent = self._recent
+            recent = self._recent or self._load_recent()
             head, added = recent.head, list[bytes]()
             try:
                 if len(events) <= largest and not rejected and events:
@@ -347,10 +365,23 @@ class SqliteEventLog:
             except BaseException:
                 recent.forget(added, head)
                 raise
-            recent.merge_if_due()
+            recent.merge_if_due(len(added))
             return inserted
         except sqlite3.Error as exc:
             raise StorageError(f"cannot append to the event log: {exc}") from exc
+
+    def prepare_appends(self) -> None:
+        """Read back what appending needs, which the first append does otherwise: for the log's
+        one writer, before it says it is ready. Its work is bounded by the memory's limit."""
+        if self._recent is None:
+            try:
+                self._load_recent()
+            except sqlite3.Error as exc:
+                raise StorageError(f"cannot read the event log's digests: {exc}") from exc
+
+    def _load_recent(self) -> RecentKeys:
+        self._recent = RecentKeys.load(self._conn, self.path, limit=self._dedup_memory)
+        return self._recent
 
     def _insert_rejected(self, rejected: Sequence[RejectedEvent], head: int) -> None:
         self._conn.executemany(

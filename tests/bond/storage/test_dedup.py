@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import signal
 import sqlite3
+import subprocess
+import sys
 from contextlib import closing
 from pathlib import Path
 
 import pytest
 
+from bond.bench.history import fill
 from bond.errors import StorageError
 from bond.storage.dedup import dedup_key
 from bond.storage.dedup_runs import PARTS, RunFilter, SortedRuns
@@ -196,3 +201,127 @@ def test_the_stored_filter_covers_what_another_writer_merged(tmp_path: Path) -> 
     ready_filter(later)
     assert later.append([new(f"b{i}") for i in range(200)], []) == 0
     other.close()
+
+
+# A writer in a process of its own, stopped as the collector's commit process can be: closed,
+# or killed with nothing stored at its stop. Each group's count of new events goes to stdout.
+_WRITER = """
+import json, os, signal, sys
+from pathlib import Path
+from bond.storage.eventlog import NewEvent, SqliteEventLog
+
+path, memory, stop = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+log = SqliteEventLog(path, dedup_memory=memory)
+groups = json.load(sys.stdin)
+def event(m):
+    return NewEvent("web", m, "track", "a", None, "E", 1, 2, None, None, b"{}")
+print(json.dumps([log.append([event(m) for m in group], []) for group in groups]), flush=True)
+if stop == "kill":
+    os.kill(os.getpid(), signal.SIGKILL)
+log.close()
+"""
+ROOT = Path(__file__).parents[3]
+
+
+def writer(path: Path, groups: list[list[str]], *, stop: str, memory: int) -> list[int]:
+    """Append `groups` in a process of its own, then stop it (`clean` or `kill`)."""
+    done = subprocess.run(
+        [sys.executable, "-c", _WRITER, str(path), str(memory), stop],
+        input=json.dumps(groups),
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == (-signal.SIGKILL if stop == "kill" else 0), done.stderr
+    return list(json.loads(done.stdout))
+
+
+def groups_of(prefix: str, count: int, size: int = 50) -> list[list[str]]:
+    return [[f"{prefix}{i}" for i in range(s, min(s + size, count))] for s in range(0, count, size)]
+
+
+def chunks_written(path: Path) -> int:
+    return table(
+        path, "SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = 'dedup_chunks'"
+    )
+
+
+@pytest.mark.parametrize("stop", ["clean", "kill"])
+def test_the_first_append_after_restarts_reads_back_and_merges_a_bounded_amount(
+    tmp_path: Path, stop: str
+) -> None:
+    # As the audit found it: restarts in the middle of rounds of merges, each of which used to
+    # go back to the offset of the last round that ended and merge its parts all over again.
+    path, memory = tmp_path / "events.db", 1_000
+    for prefix, count in (("a", 6 * memory), ("b", 3 * memory // 2), ("c", 3 * memory // 2)):
+        assert sum(writer(path, groups_of(prefix, count), stop=stop, memory=memory)) == count
+    log = SqliteEventLog(path, dedup_memory=memory)
+    before = chunks_written(path)
+    assert log.append([new("first")], []) == 1
+    # A merge writes a chunk or more; a part a chunk here (a few digests each).
+    assert chunks_written(path) - before <= 4
+    assert log._recent is not None  # white box: what loading read
+    # Read back from the rows: nothing after a clean stop, and after a kill about what memory
+    # held and what a round takes to come back to the part merged longest ago.
+    assert log._recent.loaded <= (0 if stop == "clean" else 3 * memory)
+    assert log._recent.count <= 2 * memory
+    assert log.append([new(f"{p}{i}") for p in "abc" for i in range(0, 1_500, 7)], []) == 0
+    log.close()
+
+
+def test_duplicates_stay_exact_across_clean_and_hard_restarts(tmp_path: Path) -> None:
+    path, memory = tmp_path / "events.db", 500
+    sent: list[str] = []
+    for n, stop in enumerate(("kill", "clean", "kill", "kill", "clean", "kill")):
+        fresh = [f"p{n}-{i}" for i in range(1_200)]
+        # Sent again first: long ago (in the runs by now), and just before the stop (in the
+        # rows, or in the memory a clean stop stored).
+        again = [*sent[::13], *sent[-200:]]
+        groups = [[*again[:100], fresh[0]], again[100:], *groups_of(f"p{n}-", 1_200)]
+        stored = writer(path, groups, stop=stop, memory=memory)
+        assert (stored[0], stored[1], sum(stored)) == (1, 0, 1_200)
+        sent += fresh
+    log = SqliteEventLog(path, dedup_memory=memory)
+    assert log.append([new(m) for m in sent[::5]], []) == 0
+    assert sorted(ids(log)) == sorted(sent)
+    log.close()
+
+
+def test_a_backlog_in_memory_is_merged_a_few_parts_an_append(tmp_path: Path) -> None:
+    # A log whose one merged offset lagged far behind, as upgraded logs' can: its digests are
+    # all read back, and the memory's limit is five times smaller.
+    path = tmp_path / "events.db"
+    fill(path, 5_000, in_memory=5_000)
+    log = SqliteEventLog(path, dedup_memory=1_000)
+    for n in range(200):
+        before = chunks_written(path)
+        assert log.append([new(f"n{n}")], []) == 1
+        assert chunks_written(path) - before <= 4  # a part is a chunk here
+    assert log._recent is not None and log._recent.count <= 1_000
+    history = [new(f"history-{i}")._replace(source="default") for i in range(1, 5_001, 3)]
+    assert log.append(history, []) == 0
+    log.close()
+
+
+def test_the_memory_a_clean_stop_stored_serves_until_a_merge_replaces_it(tmp_path: Path) -> None:
+    path = tmp_path / "events.db"
+    writer(path, groups_of("a", 300), stop="clean", memory=10_000)  # no merge: all in memory
+    assert table(path, "SELECT length(keys) / 16 FROM dedup_memory") == 300
+    # Read back at once, then killed after appends that merged nothing: the next process
+    # needs the stored memory and the rows after it.
+    assert writer(path, [["a1", "b0"], ["b1", "a299"]], stop="kill", memory=10_000) == [1, 1]
+    log = SqliteEventLog(path, dedup_memory=10_000)
+    assert log.append([new("a0"), new("b1"), new("c0")], []) == 1
+    assert log._recent is not None and log._recent.loaded == 2  # the rows of b0 and b1
+    log.close()
+    # A merge moves a part's offset past what the stored memory was kept for: it goes.
+    assert writer(path, [[f"d{i}" for i in range(20)]], stop="kill", memory=0) == [20]
+    assert table(path, "SELECT count(*) FROM dedup_memory") == 0
+    log = SqliteEventLog(path, dedup_memory=0)
+    assert log.append([new("a5"), new("b0"), new("c0"), new("d7"), new("e0")], []) == 1
+    assert sorted(ids(log)) == sorted(
+        ["b0", "b1", "c0", "e0", *(f"a{i}" for i in range(300)), *(f"d{i}" for i in range(20))]
+    )
+    log.close()
