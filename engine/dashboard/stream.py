@@ -10,6 +10,10 @@ each second also keeps proxies from closing a quiet stream.
 
 An event the worker has not applied yet waits up to HOLD_S for it, so it arrives with its
 person; past that it is shown without one (the worker may be down: the feed stays live).
+
+A stream more than CATCH_UP events (or identity events) behind skips to the newest that many:
+a page back after a long time away, or more arriving than a poll sends (MAX_BATCH events,
+STITCH_BATCH identity events), which left it further behind at every poll.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from typing import Any
 import orjson
 
 from engine.dashboard.health import Health
-from engine.dashboard.live import LogTail, live_events
+from engine.dashboard.live import MAX_BATCH, LogTail, live_events
 from engine.dashboard.stitches import newest_id, stitches_after
 from engine.timeline import IdentityReader
 
@@ -74,16 +78,14 @@ class Feed:
 
     async def stream(self, position: Position) -> AsyncGenerator[bytes, None]:
         yield f"retry: {RECONNECT_MS}\n\n".encode()
-        # A page that comes back after a long time away catches up on the newest only: it
-        # keeps no more than that, and a day of events would take the stream minutes to send.
-        newest = start_position(self.tail, self.reader())
-        position.seq = max(position.seq, newest.seq - CATCH_UP)
-        position.stitch = max(position.stitch, newest.stitch - CATCH_UP)
         waiting_since: float | None = None
         last_health = self.clock() - HEALTH_EVERY_S
+        behind = True  # a page may come back after a long time away
         while True:
             now = self.clock()
             reader = self.reader()
+            if behind:
+                self._skip_to_newest(position, reader)
             out: list[bytes] = []
             events = self.tail.after(position.seq)
             if events:
@@ -100,6 +102,10 @@ class Feed:
                     shown = live_events(events[:ready], reader, applied)
                     out.append(message("events", shown, position.encode()))
             stitches, position.stitch = stitches_after(reader, position.stitch, STITCH_BATCH)
+            # A full read may leave more than a poll sends: above MAX_BATCH / poll_s events a
+            # second (a busy shop, a worker catching up), the stream fell further behind for as
+            # long as the rate lasted, hours late yet shown as live.
+            behind = len(events) >= MAX_BATCH or len(stitches) >= STITCH_BATCH
             if stitches:
                 out.append(message("stitches", stitches, position.encode()))
             if now - last_health >= HEALTH_EVERY_S:
@@ -108,3 +114,10 @@ class Feed:
             if out:
                 yield b"".join(out)
             await asyncio.sleep(self.poll_s)
+
+    def _skip_to_newest(self, position: Position, reader: IdentityReader) -> None:
+        """Skip to the newest CATCH_UP events and stitches: a page keeps no more than that, and
+        a backlog of a day would take the stream minutes to send."""
+        newest = start_position(self.tail, reader)
+        position.seq = max(position.seq, newest.seq - CATCH_UP)
+        position.stitch = max(position.stitch, newest.stitch - CATCH_UP)

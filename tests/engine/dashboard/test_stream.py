@@ -13,7 +13,7 @@ import pytest
 
 from conftest import ADMIN_TOKEN, WRITE_KEY, BondProcess, Collector, ReadApi
 from engine.dashboard.health import Health
-from engine.dashboard.live import LogTail
+from engine.dashboard.live import MAX_BATCH, LogTail
 from engine.dashboard.stream import CATCH_UP, HOLD_S, Feed, Position, message, start_position
 from tests.engine.dashboard.dashboard_support import HookedEngine, Loop
 
@@ -205,5 +205,35 @@ def test_a_stream_resumed_from_long_ago_catches_up_on_the_newest_only(
             if m["event"] == "events":
                 sent += [e["seq"] for e in orjson.loads(m["data"])]
     assert sent == list(range(31, CATCH_UP + 31))
+    loop.run(stream.aclose())
+    loop.close()
+
+
+def test_a_stream_given_more_than_it_sends_a_poll_stays_near_the_newest(
+    engine: HookedEngine,
+) -> None:
+    tail = LogTail(engine.config.events_db)
+    clock = Ticking()
+    health = Health(tail, lambda: engine.reader, "http://127.0.0.1:9/metrics", clock=clock)
+    feed = Feed(tail, lambda: engine.reader, health, clock=clock, poll_s=0)
+    stream: AsyncGenerator[bytes, None] = feed.stream(start_position(tail, engine.reader))
+    loop = Loop()
+    loop.run(anext(stream))
+    behind = []
+    for poll in range(5):
+        # Twice what a poll sends arrives between two polls (2,000 events a second).
+        for n in range(2 * MAX_BATCH):
+            engine.page(f"browser-{n % 40}", poll * 10_000 + n, "/")
+        engine.run()
+        sent = [
+            e["seq"]
+            for m in parse(loop.run(anext(stream)))
+            if m["event"] == "events"
+            for e in orjson.loads(m["data"])
+        ]
+        assert sent == list(range(sent[0], sent[0] + MAX_BATCH))  # in order, none twice
+        behind.append(tail.head() - sent[-1])
+    # Before, one more poll's surplus each time: 200, 400, ... 1,000 events behind.
+    assert max(behind) <= CATCH_UP
     loop.run(stream.aclose())
     loop.close()
