@@ -28,30 +28,49 @@ class Tally:
 
     A line per request costs a JSON encoding and a write to stderr, more than a request's own
     work at thousands a second, and buries the lines an operator needs. What is routine is
-    counted here under short keys; anything notable still gets its own line from `log`. The
-    line goes out `interval_s` after the first count of a window, so an idle process is silent.
+    counted here under short keys; anything notable still gets its own line from `log`, up to
+    a few of each kind per interval (`own_line`). The line goes out `interval_s` after the first
+    count of a window, so an idle process is silent.
     """
 
     def __init__(self, event: str, interval_s: float = 1.0) -> None:
         self.event = event
         self.interval_s = interval_s
         self._counts: dict[tuple[object, ...], int] = {}
+        self._lines: dict[tuple[object, ...], int] = {}
         self._since = 0.0
         self._timer: asyncio.TimerHandle | None = None
 
     def add(self, key: tuple[object, ...], amount: int = 1) -> None:
         """Count under `key`, written as its parts joined by spaces; call from the loop's thread."""
+        self._open()
         counts = self._counts
-        if not counts:
+        counts[key] = counts.get(key, 0) + amount
+
+    def own_line(self, key: tuple[object, ...], lines: int) -> bool:
+        """Whether an outcome of kind `key` still gets a line of its own in this window: the
+        first `lines` do, the rest are counted under `key` in the window's line. A client that
+        sends the same bad request a thousand times a second is one problem, not a thousand
+        lines that bury the others."""
+        self._open()
+        seen = self._lines.get(key, 0)
+        if seen < lines:
+            self._lines[key] = seen + 1
+            return True
+        self.add(key)
+        return False
+
+    def _open(self) -> None:
+        if self._timer is None:
             self._since = time.monotonic()
             self._timer = asyncio.get_running_loop().call_later(self.interval_s, self.flush)
-        counts[key] = counts.get(key, 0) + amount
 
     def flush(self) -> None:
         """Write the window's line now (the timer does; so does a shutdown)."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        self._lines = {}
         if self._counts:
             counts = {" ".join(map(str, key)): n for key, n in self._counts.items()}
             self._counts = {}

@@ -48,6 +48,9 @@ from collector.writer import Writer
 from engine.privacy.suppression import SuppressionList, email_in
 
 _new_facts = tuple.__new__
+# Lines a second for each kind of problem (route, status, reason); the rest are counted in the
+# ingest_summary line.
+PROBLEM_LINES = 5
 
 
 class Ingest:
@@ -93,7 +96,7 @@ class Ingest:
         # Errors echo the origin too: a browser SDK must see a 401 or 413 to stop retrying.
         await _respond(send, status, orjson.dumps(body), headers.origin, extra)
         self.metrics.requests.inc(1, route, str(status))
-        if notes is not None:
+        if notes is not None and self.tally.own_line(_kind(route, status, notes), PROBLEM_LINES):
             ms = round((time.perf_counter() - started) * 1000, 2)
             log("ingest", route=route, status=status, ms=ms, **notes)
 
@@ -302,6 +305,17 @@ def _with_shared(event: dict[str, Any], shared: dict[str, dict[str, Any]]) -> by
             event[name] = {**values, **own}
         # anything else is left for validation to refuse
     return orjson.dumps(event)
+
+
+def _kind(route: str, status: int, notes: dict[str, Any]) -> tuple[object, ...]:
+    """A problem's kind, for counting the lines past PROBLEM_LINES: its route, status, and
+    reason (the error's, or the rejected events' reasons, or what else it noted)."""
+    reason = (
+        notes.get("reason")
+        or ",".join(sorted(notes.get("reasons", ())))
+        or ",".join(sorted(key for key in notes if key not in ("source", "accepted", "rejected")))
+    )
+    return (route, status, reason)
 
 
 def _basic_auth_key(header: str | None) -> str | None:

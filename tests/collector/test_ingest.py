@@ -17,7 +17,9 @@ import orjson
 import pytest
 
 from bond.config import load
+from bond.logs import Tally
 from collector.app import create_app
+from collector.ingest import PROBLEM_LINES
 from conftest import WRITE_KEY, Collector, captured_logs, wait_until
 
 TYPES = ["identify", "track", "page", "screen", "group", "alias"]
@@ -334,6 +336,32 @@ def test_a_bug_is_answered_as_json_and_logged_without_the_event(
     assert line["at"].startswith("test_ingest.py:")
     assert "ada@example.com" not in logs.text
     assert 'bond_requests_total{route="single",status="500"} 1' in metrics
+
+
+def test_a_client_repeating_a_bad_request_gets_a_few_lines_a_second_and_a_count(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "none.toml").write_text("")
+    env = {"BOND_DATA_DIR": str(tmp_path / "data"), "BOND_WRITE_KEY": WRITE_KEY}
+    app = create_app(load(tmp_path / "none.toml", env=env))
+    # A window that ends when the test says, so that every request falls in one.
+    app.ingest.tally = Tally("ingest_summary", interval_s=3600)
+
+    async def send() -> None:
+        # Refused before any commit, so the app needs no running writer (no lifespan).
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://collector") as client:
+            for _ in range(PROBLEM_LINES + 7):
+                body = {**event(), "writeKey": "wrong-key-value"}
+                response = await client.post("/v1/track", content=orjson.dumps(body))
+                assert response.status_code == 401
+        app.ingest.tally.flush()
+
+    with captured_logs() as logs:
+        asyncio.run(send())
+    assert len(logs.records("ingest")) == PROBLEM_LINES
+    [summary] = logs.records("ingest_summary")
+    assert summary["counts"] == {"single 401 unauthorized": 7}
 
 
 def test_ip_is_truncated_and_user_agent_kept(server: Collector) -> None:
