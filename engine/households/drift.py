@@ -16,13 +16,19 @@ sessions must step up where the change began, the quiet before it improbable at 
 existing one was there before, on browsers seen before, so refining the model is not mistaken
 for a change.
 
-Leaves lower surprise, so the likelihood cannot show them; a member's share of the sessions
-does. `Shares` runs one CUSUM per settled member on each session's likelihood under the mixture
-with that member's share cut to LEFT_SHARE of it, against the mixture as it is: a session the
-others clearly made is evidence the member left, one of its own strong evidence against, one the
-model cannot tell apart (or that none of the members explains) next to none. The alarm is the
-leave: its threshold is set for few false alarms over a household's life, so it needs no second
-test, and its delay is the sessions of the others that make the silence improbable.
+Leaves lower surprise, so the likelihood cannot show them; a member's rate of sessions does.
+The account's sessions are a marked Poisson process, each member's at its own rate (its share
+of the account's rate, measured in time with a fading memory, `Rate`). `Shares` runs one CUSUM
+per settled member of the log likelihood ratio of "its rate fell to LEFT_SHARE of what it was"
+against "it stayed", fed per session: the time since the account's last session, in which the
+member would have had share x rate x gap sessions, is evidence that it left, and the session
+itself evidence against in proportion to the member's responsibility for it (a session the
+model cannot tell apart, or that none of the members explains, next to none). Counting the
+time, not only the sessions of the others, is what makes a quiet household's leave show: the
+last round summed each session's ratio under the mixture with the member's share cut, which
+gathers evidence only as fast as the others browse. A silence of the whole account is a
+holiday as much as a leave, so one gap counts for at most SILENCE_CAP. The alarm is the leave:
+its threshold is set for few false alarms over a household's life, so it needs no second test.
 """
 
 from __future__ import annotations
@@ -39,15 +45,18 @@ WARMUP = 10  # sessions of an account before novelty means anything: the model i
 NEWCOMER_SHARE = 0.2  # w: the share of sessions a newcomer is assumed to take
 OWN_BROWSER = 0.7  # how many of a newcomer's sessions are on browsers of their own
 NOVELTY_ALARM = 3.0  # nats of accumulated evidence for a newcomer that ask for a refit
-LEFT_SHARE = 0.1  # a member who left is modelled as keeping a tenth of their share
+LEFT_SHARE = 0.1  # a member who left is modelled as keeping a tenth of their rate
 LEAVE_ALARM = 6.5  # nats of accumulated evidence that a member left
+SILENCE_CAP = 3.0  # nats one silence of the whole account can add to a leave, at most
+RATE_MEMORY_MS = 28 * 86_400_000  # the account's session rate fades over about four weeks
+MIN_EXPOSURE_MS = 7 * 86_400_000  # a rate measured over less than this says little yet
 SETTLED_MEMBER = 8  # sessions of a member before its silence can mean it left
 NEW_P = 0.01  # how improbable a new member's quiet before its step must be (with a new browser)
 NEW_BROWSER_SLACK = 3  # a browser first used this few sessions before a step is new with it
 NEW_BROWSER_SHARE = 0.4  # of a newcomer's sessions since, at least, are on browsers new with them
 MIN_SESSIONS = 3  # sessions of a new member before its arrival can be judged
 JUDGED_AFTER = 12  # sessions of a new member after which its arrival is judged for good
-MIN_REFERENCE = 8  # sessions before a step, at least, for the quiet there to mean anything
+MIN_REFERENCE = 10  # sessions before a step, at least, for the quiet there to mean anything
 
 
 class Change(NamedTuple):
@@ -113,17 +122,60 @@ class Novelty:
 
 
 @dataclass
+class Rate:
+    """The account's sessions per millisecond, counted with a fading memory of RATE_MEMORY_MS.
+
+    The first session only starts the clock; `count` and `exposure` are the faded number of
+    sessions since and the faded time they took.
+    """
+
+    clock: int | None = None
+    count: float = 0.0
+    exposure: float = 0.0
+
+    def expected(self, now_ms: int) -> float:
+        """How many sessions the account had due between its last session and `now_ms`."""
+        if self.clock is None or self.exposure < MIN_EXPOSURE_MS:
+            return 0.0
+        return max(now_ms - self.clock, 0) * self.count / self.exposure
+
+    def add(self, now_ms: int) -> None:
+        if self.clock is None:
+            self.clock = now_ms
+            return
+        # Sessions close in the order they end, so one may start before the last one seen.
+        gap = max(now_ms - self.clock, 0)
+        fade = math.exp(-gap / RATE_MEMORY_MS)
+        self.count = self.count * fade + 1.0
+        self.exposure = self.exposure * fade + RATE_MEMORY_MS * (1.0 - fade)
+        self.clock = max(self.clock, now_ms)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"clock": self.clock, "count": self.count, "exposure": self.exposure}
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Rate:
+        return cls(raw["clock"], float(raw["count"]), float(raw["exposure"]))
+
+
+@dataclass
 class Shares:
-    """One CUSUM per member for its share of the sessions collapsing (see the docstring)."""
+    """One CUSUM per member for its rate of sessions collapsing (see the module docstring)."""
 
     cusum: dict[int, float] = field(default_factory=dict)
     since: dict[int, int] = field(default_factory=dict)  # session count where the sum left zero
     sessions: dict[int, int] = field(default_factory=dict)  # sessions given to the member
+    rate: Rate = field(default_factory=Rate)
 
     def add(
-        self, member: int, resp: dict[int, float], shares: dict[int, float], at: int
+        self,
+        member: int,
+        resp: dict[int, float],
+        shares: dict[int, float],
+        at: int,
+        start_ms: int,
     ) -> list[Change]:
-        """Feed session `at`, given to `member`; each member's share as the model has it now.
+        """Feed session `at`, given to `member`, begun at `start_ms`; the members' shares now.
 
         `resp` is each member's responsibility for the session; what they leave unexplained
         (a newcomer) is evidence neither way. A session the model cannot tell apart weighs
@@ -131,17 +183,15 @@ class Shares:
         to another for a while look gone.
         """
         self.sessions[member] = self.sessions.get(member, 0) + 1
-        unexplained = max(0.0, 1.0 - sum(resp.values()))
+        # A session none of the members explains may be one of them in a new guise, so the
+        # silence it ends counts only as far as the members explain it.
+        explained = min(sum(resp.values()), 1.0)
+        due = explained * self.rate.expected(start_ms)  # the account's sessions since the last
         left = []
         for other, share in shares.items():
             if self.sessions.get(other, 0) < SETTLED_MEMBER or not 0.0 < share < 1.0:
                 continue
-            # The session's likelihood ratio under the mixture with this member's share cut to
-            # LEFT_SHARE of it (the others' scaled up) against the mixture as it is.
-            mine = resp.get(other, 0.0)
-            others = 1.0 - mine - unexplained
-            grown = (1.0 - LEFT_SHARE * share) / (1.0 - share)
-            step = math.log(LEFT_SHARE * mine + grown * others + unexplained)
+            step = _leave_step(resp.get(other, 0.0), share * due)
             total = self.cusum.get(other, 0.0) + step
             if total <= 0.0:
                 self.cusum.pop(other, None)
@@ -149,10 +199,12 @@ class Shares:
                 continue
             self.cusum[other] = total
             since = self.since.setdefault(other, at)
-            if total > LEAVE_ALARM:
+            # Whoever the session is given to was just here, however long its silence before.
+            if total > LEAVE_ALARM and other != member:
                 absent = at - since + 1
                 left.append(Change("leave", other, since, math.exp(absent * math.log1p(-share))))
                 self.forget(other)
+        self.rate.add(start_ms)
         return left
 
     def keep_only(self, members: Sequence[int]) -> None:
@@ -169,6 +221,7 @@ class Shares:
             "cusum": [[m, v] for m, v in self.cusum.items()],
             "since": [[m, v] for m, v in self.since.items()],
             "sessions": [[m, v] for m, v in self.sessions.items()],
+            "rate": self.rate.to_dict(),
         }
 
     @classmethod
@@ -177,7 +230,24 @@ class Shares:
             {int(m): float(v) for m, v in raw["cusum"]},
             {int(m): int(v) for m, v in raw["since"]},
             {int(m): int(v) for m, v in raw["sessions"]},
+            # A state saved before the account's rate was kept starts measuring it now.
+            Rate.from_dict(raw["rate"]) if "rate" in raw else Rate(),
         )
+
+
+def _leave_step(mine: float, due: float) -> float:
+    """Log likelihood ratio of one session and the silence before it, member left : stayed.
+
+    The account's sessions are a marked Poisson process, each member's at its own rate. If the
+    member left, its rate is LEFT_SHARE of what it was: the session is
+    1 - (1 - LEFT_SHARE) * `mine` as likely (`mine` its responsibility for it), and the time
+    since the account's last session, in which the member would have had `due` sessions, is
+    (1 - LEFT_SHARE) * `due` nats likelier to have passed without one. A silence of the whole
+    account (a holiday) is as much evidence of every member leaving, so one silence counts for
+    at most SILENCE_CAP.
+    """
+    silence = min((1.0 - LEFT_SHARE) * due, SILENCE_CAP)
+    return silence + math.log1p(-(1.0 - LEFT_SHARE) * mine)
 
 
 def arrived(

@@ -4,7 +4,7 @@ The state is each member's decayed sufficient statistics (likelihood.py says wha
 so the real-time path is online EM with a forgetting factor, in the spirit of MiniBatchKMeans
 with decay: score the finished session, fade every statistic by DECAY, add the session weighted
 by its responsibilities. Fading is one multiplication of a common scale, and scoring and adding
-touch only the session's own device and categories, in plain Python: at most four members and a
+touch only the session's own device and categories, in plain Python: at most five members and a
 handful of categories are cheaper that way than as array operations. Now and then a batch refit
 (refit.py) re-estimates the members from recent sessions and chooses how many there are.
 """

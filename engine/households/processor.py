@@ -184,7 +184,7 @@ class HouseholdProcessor:
         total = sum(model.n)
         shares = {m: n / total for m, n in zip(model.member_ids, model.n, strict=True)}
         given = dict(zip(model.member_ids, resp, strict=True))
-        for change in account.shares.add(member, given, shares, seen):
+        for change in account.shares.add(member, given, shares, seen, session.start_ms):
             self._record(batch, account, change, session.start_ms, model.k)
             account.change_at = change.change_at  # a refit lets the one who left fade faster
             account.refit_due = True

@@ -36,7 +36,7 @@ from engine.households.likelihood import (
 )
 from engine.households.model import HouseholdModel
 
-MAX_MEMBERS = 4
+MAX_MEMBERS = 5  # four people and one who joins them (about 9% of US households are 5+)
 MIN_MEMBER_WEIGHT = 3.0  # a member needs this many (decayed) sessions to be believed
 SESSIONS_PER_MEMBER = 5  # no K with fewer sessions than this per member is tried
 BIC_SCALE = 0.25

@@ -82,3 +82,26 @@ def test_two_phones_in_use_at_once_tip_look_alikes_into_two_members() -> None:
         one_after_other = [replace(f, device="a" if i < 20 else "b") for i, f in enumerate(alike)]
         assert _fit(side_by_side).k == 2
         assert _fit(one_after_other).k == 1
+
+
+def test_a_fifth_person_is_a_member_of_their_own() -> None:
+    # Four people and one who joined them, each on a phone of their own at their own hours.
+    rng = np.random.default_rng(11)
+    people = [
+        (7.0, ["garden", "books"]),
+        (11.0, ["kitchen", "home"]),
+        (15.0, ["toys", "sports"]),
+        (19.0, ["beauty", "fashion"]),
+        (23.0, ["gaming", "electronics"]),
+    ]
+    sessions = [
+        person_session(rng, hour, f"phone-{i}", "mobile", tastes)
+        for _ in range(30)
+        for i, (hour, tastes) in enumerate(people)
+    ]
+    model = HouseholdModel()
+    for _ in range(6):  # a refit moves the count by one at most
+        model = refit(model, sessions, np.ones(len(sessions))).model
+    assert model.k == 5
+    members = {_member_of(model, s) for s in sessions[:5]}
+    assert len(members) == 5
