@@ -55,6 +55,12 @@ def browse_and_add(engine: AlertEngine, price: float, *, anon: str = "browser-1"
     )
 
 
+def cheap_cart_then_identify(engine: AlertEngine) -> None:
+    """A cart well under BIG's threshold, then Bo identifies: no alert until an order."""
+    browse_and_add(engine, 50)
+    engine.send("identify", ts=T + DAY + 3 * MINUTE, traits={"email": "bo@example.com"})
+
+
 def order(engine: AlertEngine, minute: int, total: object) -> None:
     """An Order Completed `minute` minutes into the day after the first visit."""
     engine.send(
@@ -103,8 +109,7 @@ def test_a_valuable_visitor_identifying_gives_one_alert_with_their_stitched_hist
 
 def test_below_the_threshold_nothing_until_the_order_that_crosses_it(engine_for: Any) -> None:
     engine = engine_for(BIG)
-    browse_and_add(engine, 50)
-    engine.send("identify", ts=T + DAY + 3 * MINUTE, traits={"email": "bo@example.com"})
+    cheap_cart_then_identify(engine)
     engine.apply()
     assert engine.alerts() == []
     order(engine, 5, 720)
@@ -129,8 +134,7 @@ def test_an_order_amount_that_is_not_a_finite_number_counts_as_none(engine_for: 
     # float() reads "NaN" and "Infinity": summed in, either would make the lifetime value NaN,
     # which is false against every threshold.
     engine = engine_for(BIG)
-    browse_and_add(engine, 50)
-    engine.send("identify", ts=T + DAY + 3 * MINUTE, traits={"email": "bo@example.com"})
+    cheap_cart_then_identify(engine)
     for minute, total in ((4, "NaN"), (5, "Infinity"), (6, 720)):
         order(engine, minute, total)
     engine.apply()
