@@ -19,6 +19,7 @@ from bond.storage.dedup import dedup_key
 from bond.storage.dedup_runs import PARTS, RunFilter, SortedRuns
 from bond.storage.eventlog import NewEvent, RejectedEvent, SqliteEventLog
 from bond.storage.sqlite import connect
+from conftest import ROOT
 
 DAY_MS = 86_400_000
 
@@ -220,7 +221,6 @@ if stop == "kill":
     os.kill(os.getpid(), signal.SIGKILL)
 log.close()
 """
-ROOT = Path(__file__).parents[3]
 
 
 def writer(path: Path, groups: list[list[str]], *, stop: str, memory: int) -> list[int]:
