@@ -115,12 +115,9 @@ def make_plan(conn: sqlite3.Connection, keys: KeyRing, asked: list[tuple[str, st
     for kind, value in asked:
         if kind == "anonymous_id":
             continue
-        row = conn.execute(
-            "SELECT person_id FROM identifier_index WHERE kind = ? AND digest = ?",
-            (kind, keys.blind(kind, value)),
-        ).fetchone()
-        if row is not None:
-            roots.add(_root(conn, int(row[0])))
+        holder = _holder(conn, keys, kind, value)
+        if holder is not None:
+            roots.add(_root(conn, holder))
     return _fill(conn, keys, plan, roots)
 
 
@@ -140,7 +137,7 @@ def with_unapplied(
 
     def held(user_id: str) -> bool:
         if user_id not in known:
-            known[user_id] = _held("user_id", user_id, conn, keys)
+            known[user_id] = _holder(conn, keys, "user_id", user_id) is not None
         return known[user_id]
 
     browsers, user_ids = _named_in(plan, events, held)
@@ -222,12 +219,13 @@ def _identified(conn: sqlite3.Connection, persons: set[int]) -> bool:
     return bool(row[0])
 
 
-def _held(kind: str, value: str, conn: sqlite3.Connection, keys: KeyRing) -> bool:
+def _holder(conn: sqlite3.Connection, keys: KeyRing, kind: str, value: str) -> int | None:
+    """The person an identifier is indexed to, as the worker last merged it (not the root)."""
     row = conn.execute(
-        "SELECT 1 FROM identifier_index WHERE kind = ? AND digest = ?",
+        "SELECT person_id FROM identifier_index WHERE kind = ? AND digest = ?",
         (kind, keys.blind(kind, value)),
     ).fetchone()
-    return row is not None
+    return int(row[0]) if row else None
 
 
 def plan_for_person(conn: sqlite3.Connection, keys: KeyRing, person_id: int) -> Plan:
