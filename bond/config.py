@@ -87,12 +87,17 @@ class AlertRule:
     # One browsing spree is one alert: the rule stays quiet for this person this long after firing.
     cooldown_s: int = 3600
     require_verified: bool = False
+    # The ISO 4217 code the rule's amounts are in (its own, else `[alerts] currency`). None: each
+    # currency on its own, never added together.
+    currency: str | None = None
 
 
 @dataclass(frozen=True)
 class AlertsConfig:
     webhook_url: str | None = field(default=None, repr=False)
     timeout_s: float = 10.0
+    # The currency of every rule that does not name its own.
+    currency: str | None = None
     rules: tuple[AlertRule, ...] = ()
 
 
@@ -235,18 +240,35 @@ def _source(raw: Any, where: str) -> Source:
 def _alerts(raw: Any, where: str) -> AlertsConfig:
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: [alerts] must be a table")
-    _reject_unknown(raw, {"webhook_url", "timeout_s", "rules"}, where)
+    _reject_unknown(raw, {"webhook_url", "timeout_s", "currency", "rules"}, where)
     rules = raw.get("rules", [])
     if not isinstance(rules, list):
         raise ConfigError(f"{where}: alerts.rules must be a list of [[alerts.rules]] tables")
+    currency = _currency(raw.get("currency"), "alerts.currency")
     return AlertsConfig(
         webhook_url=_typed(raw.get("webhook_url"), (str, type(None)), "alerts.webhook_url"),
         timeout_s=float(_typed(raw.get("timeout_s", 10.0), (int, float), "alerts.timeout_s")),
-        rules=tuple(_alert_rule(r, where) for r in rules),
+        currency=currency,
+        rules=tuple(_alert_rule(r, where, currency) for r in rules),
     )
 
 
-def _alert_rule(raw: Any, where: str) -> AlertRule:
+# An ISO 4217 code: three letters. Written in any case, kept in upper case as orders are read.
+_CURRENCY = re.compile(r"[A-Za-z]{3}")
+
+
+def _currency(value: Any, setting: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _CURRENCY.fullmatch(value):
+        raise ConfigError(
+            f"{setting} must be a three-letter ISO 4217 currency code such as "
+            f'"EUR" or "USD", not {value!r}'
+        )
+    return value.upper()
+
+
+def _alert_rule(raw: Any, where: str, currency: str | None) -> AlertRule:
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: each [[alerts.rules]] entry must be a table")
     _reject_unknown(raw, {f.name for f in fields(AlertRule)}, where)
@@ -277,6 +299,7 @@ def _alert_rule(raw: Any, where: str) -> AlertRule:
         require_verified=_typed(
             raw.get("require_verified", False), bool, "alerts.rules.require_verified"
         ),
+        currency=_currency(raw.get("currency"), f"alert rule {name!r}: currency") or currency,
     )
 
 

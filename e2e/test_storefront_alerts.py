@@ -87,7 +87,7 @@ def test_a_big_checkout_alerts_sales_exactly_once_with_the_stitched_history(
     # The five views before the order; the thank-you page counts too when the worker applies it
     # in the same batch as the order.
     assert fields["Page views"] in ("5", "6")
-    assert fields["Value"] == "66.00"
+    assert fields["Value"] == "66.00 EUR"
     assert fields["Top products"] == "Indigo Bowl, Fig & Cedar Candle"
     assert "Checkout Started" in embed["description"]
     assert f"person {person['id']}" in embed["footer"]["text"]

@@ -1,4 +1,8 @@
-"""What each kind of alert says. Every value from a browser goes through `escape`."""
+"""What each kind of alert says. Every value from a browser goes through `escape`.
+
+Money is shown per currency, as the dashboard shows a person's totals ("300.00 EUR + 250.00
+USD"), never as one sum of several currencies; an amount sent without a currency has no code.
+"""
 
 from __future__ import annotations
 
@@ -8,22 +12,24 @@ from typing import Any
 import orjson
 
 from engine.alerts.message import Message, escape, unescape
+from engine.alerts.money import Amounts, Currency
 from engine.alerts.person import Person
 
 MAX_PROPERTIES = 10
 
 
-def identified(rule: str, person: Person, at: int) -> Message:
+def identified(rule: str, person: Person, at: int, *, currency: str | None = None) -> Message:
+    """`currency` is the rule's: the value it weighed is shown in it."""
     fields = [
-        ("Value", _money(person.value)),
+        ("Value", _value(person.value, currency)),
         ("Anonymous visits", str(person.anonymous_visits)),
         ("Page views", str(person.page_views)),
         ("First seen", _when(person.first_seen)),
     ]
     if person.cart_value:
-        fields.append(("Cart", _money(person.cart_value)))
+        fields.append(("Cart", _amounts(person.cart_value)))
     if person.lifetime_value:
-        fields.append(("Lifetime value", _money(person.lifetime_value)))
+        fields.append(("Lifetime value", _amounts(person.lifetime_value)))
     if person.top_products:
         fields.append(("Top products", ", ".join(escape(p) for p in person.top_products)))
     if person.top_categories:
@@ -41,7 +47,7 @@ def identified(rule: str, person: Person, at: int) -> Message:
 def returned(rule: str, person: Person, away_ms: int, at: int) -> Message:
     fields = [("Away for", _duration(away_ms)), ("First seen", _when(person.first_seen))]
     if person.lifetime_value:
-        fields.append(("Lifetime value", _money(person.lifetime_value)))
+        fields.append(("Lifetime value", _amounts(person.lifetime_value)))
     return Message(
         "returned",
         title=f"{_who(person)} is back",
@@ -69,7 +75,7 @@ def sample() -> Message:
         "test",
         title="Bond alerts are connected",
         description="This is a test message from `bond alerts test`. Real alerts look like this.",
-        fields=[("Value", _money(640)), ("Anonymous visits", "3"), ("Page views", "17")],
+        fields=[("Value", _money(640, "EUR")), ("Anonymous visits", "3"), ("Page views", "17")],
         footer="rule: test",
     )
 
@@ -103,8 +109,19 @@ def _plain(value: Any) -> str:
         return repr(value)
 
 
-def _money(amount: float) -> str:
-    return f"{amount:,.2f}"
+def _value(value: Amounts, currency: str | None) -> str:
+    """The value a rule weighed: in its currency, or in each currency if it names none."""
+    return _amounts(value) if currency is None else _money(value.in_currency(currency), currency)
+
+
+def _amounts(amounts: Amounts) -> str:
+    shown = [_money(amount, currency) for currency, amount in amounts.ranked()]
+    return " + ".join(shown) or _money(0.0, None)
+
+
+def _money(amount: float, currency: Currency) -> str:
+    # The code is one the engine read as three ASCII letters: nothing in it to escape.
+    return f"{amount:,.2f} {currency}" if currency else f"{amount:,.2f}"
 
 
 def _iso(ms: int) -> str:

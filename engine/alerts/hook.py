@@ -110,7 +110,7 @@ class _Batch:
             return
         message: Message | None = None
         if rule.kind == "identified" and rule.worth_it(who):
-            message = compose.identified(rule.name, who, at)
+            message = compose.identified(rule.name, who, at, currency=rule.currency)
         elif rule.kind == "returned" and rule.watches(who):
             message = compose.returned(rule.name, who, away_ms, at)
         elif rule.kind == "event" and event is not None:

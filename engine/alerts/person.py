@@ -8,6 +8,9 @@ e-commerce spec: an order's `total`, `revenue` or `value`; a cart from `Checkout
 Only the newest `HISTORY_LIMIT` events are read, so an alert costs the same for a person with
 a very long history; lifetime value counts the orders among them (or a `lifetime_value` trait
 the site sends, when larger).
+
+Every amount is kept in its own currency (see `money`): a cart, an order and a lifetime value are
+each one amount per currency, never a sum across them.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+from engine.alerts.money import Amounts, Currency, currency_code
 from engine.timeline import MAX_PAGE, Cursor, IdentityReader
 from engine.verification import is_verified
 
@@ -42,9 +46,9 @@ class Person:
     first_seen: int | None
     anonymous_visits: int
     page_views: int
-    cart_value: float
-    order_value: float
-    lifetime_value: float
+    cart_value: Amounts
+    order_value: Amounts  # the latest order's
+    lifetime_value: Amounts
     top_products: tuple[str, ...]
     top_categories: tuple[str, ...]
     last_steps: tuple[str, ...]
@@ -54,9 +58,9 @@ class Person:
         return self.emails[0] if self.emails else None
 
     @property
-    def value(self) -> float:
-        """What the identified rule compares with its threshold."""
-        return max(self.cart_value, self.order_value, self.lifetime_value)
+    def value(self) -> Amounts:
+        """What the identified rule compares with its threshold: per currency, the largest."""
+        return Amounts.largest(self.cart_value, self.order_value, self.lifetime_value)
 
 
 def load_person(conn: sqlite3.Connection, person_id: int) -> Person | None:
@@ -66,7 +70,7 @@ def load_person(conn: sqlite3.Connection, person_id: int) -> Person | None:
         return None
     history = _history(reader, person_id)  # oldest first
     traits: dict[str, Any] = profile["traits"]
-    orders = [order for e in history if (order := order_value(e)) is not None]
+    orders = [order for e in history if (order := _order(e)) is not None]
     products = Counter(p for e in history if (p := _product(e)))
     categories = Counter(c for e in history if (c := _category(e)))
     return Person(
@@ -79,8 +83,8 @@ def load_person(conn: sqlite3.Connection, person_id: int) -> Person | None:
         anonymous_visits=_anonymous_visits(history),
         page_views=sum(1 for e in history if e["type"] == "page"),
         cart_value=_cart_value(history),
-        order_value=orders[-1] if orders else 0.0,
-        lifetime_value=max(sum(orders), number(traits.get("lifetime_value")) or 0.0),
+        order_value=Amounts.total(orders[-1:]),
+        lifetime_value=_lifetime_value(orders, traits),
         top_products=tuple(p for p, _ in products.most_common(TOP)),
         top_categories=tuple(c for c, _ in categories.most_common(TOP)),
         last_steps=tuple(_step(e) for e in history[-LAST_STEPS:]),
@@ -117,18 +121,38 @@ def _anonymous_visits(history: list[dict[str, Any]]) -> int:
     return visits
 
 
-def _cart_value(history: list[dict[str, Any]]) -> float:
-    cart = 0.0
+def _cart_value(history: list[dict[str, Any]]) -> Amounts:
+    cart: dict[Currency, float] = {}
     for event in history:
         name, props = event.get("event"), event.get("properties") or {}
+        currency = currency_code(props.get("currency"))
         if name in ORDER_EVENTS:
-            cart = 0.0
+            cart = {}
         elif name in CART_EVENTS:
-            cart = _money(props) or _products_total(props.get("products")) or cart
+            amount = _money(props) or _products_total(props.get("products"))
+            if amount:
+                cart = {currency: amount}
         elif name in ("Product Added", "Product Removed"):
             line = (number(props.get("price")) or 0.0) * (number(props.get("quantity")) or 1.0)
-            cart = max(cart + (line if name == "Product Added" else -line), 0.0)
-    return cart
+            line = line if name == "Product Added" else -line
+            cart[currency] = max(cart.get(currency, 0.0) + line, 0.0)
+    return Amounts(cart)
+
+
+def _order(event: dict[str, Any]) -> tuple[float, Currency] | None:
+    """An order's value and its currency; None if the event is no order."""
+    value = order_value(event)
+    if value is None:
+        return None
+    return value, currency_code((event.get("properties") or {}).get("currency"))
+
+
+def _lifetime_value(orders: list[tuple[float, Currency]], traits: dict[str, Any]) -> Amounts:
+    """The orders summed per currency; a `lifetime_value` trait, sent without a currency, is
+    weighed against the orders sent without one."""
+    summed = Amounts.total(orders)
+    trait = number(traits.get("lifetime_value"))
+    return summed if trait is None else Amounts.largest(summed, Amounts({None: trait}))
 
 
 def order_value(event: dict[str, Any]) -> float | None:

@@ -6,6 +6,10 @@
   starts a visit after at least `away_s` without events;
 - event: an event with this name whose properties meet every `where` condition.
 
+Amounts are read in the rule's `currency` (its own, else `[alerts] currency`) and never added
+across currencies; an event rule's conditions on amounts hold only for events in that currency.
+A rule with no currency reads its amounts in each currency on its own (see `money.Amounts`).
+
 Each rule has a per-person cooldown, kept in `alert_cooldowns` and written in the worker's
 transaction like the alert itself, so one browsing spree is one alert even across batches.
 Times are event times, so a backlog applied at once is judged as it happened.
@@ -22,6 +26,7 @@ from typing import Any
 
 from bond.config import AlertRule
 from bond.errors import ConfigError
+from engine.alerts.money import AMOUNT_KEYS, currency_code
 from engine.alerts.person import Person, number
 
 _CONDITION = re.compile(r"^\s*([A-Za-z_$][\w$.]*)\s*(==|!=|>=|<=|>|<)\s*(.+?)\s*$")
@@ -62,6 +67,11 @@ class Condition:
             raise ConfigError(f"alert rule {rule!r}: {op} needs a number in {text!r}")
         return Condition(tuple(path.split(".")), op, expected)
 
+    @property
+    def on_amount(self) -> bool:
+        """Whether this compares an amount of money (`total`, `price`…) with a number."""
+        return isinstance(self.expected, float) and self.path[-1] in AMOUNT_KEYS
+
     def holds(self, properties: dict[str, Any]) -> bool:
         value: Any = properties
         for key in self.path:
@@ -90,12 +100,27 @@ class Rule:
     def kind(self) -> str:
         return self.config.kind
 
+    @property
+    def currency(self) -> str | None:
+        return self.config.currency
+
     def admits(self, person: Person) -> bool:
         """Whether the rule may fire for this person: `require_verified` wants a signed identity."""
         return person.verified or not self.config.require_verified
 
     def matches_event(self, event: str | None, properties: dict[str, Any]) -> bool:
-        return event == self.config.event and all(c.holds(properties) for c in self.conditions)
+        return (
+            event == self.config.event
+            and self._in_currency(properties)
+            and all(c.holds(properties) for c in self.conditions)
+        )
+
+    def _in_currency(self, properties: dict[str, Any]) -> bool:
+        """Whether the event is in the rule's currency, when its conditions weigh money:
+        `value >= 500` in a EUR rule means 500 euros, not 900 dollars or 900 of no currency."""
+        if self.currency is None or not any(c.on_amount for c in self.conditions):
+            return True
+        return currency_code(properties.get("currency")) == self.currency
 
     def watches(self, person: Person) -> bool:
         """Whether a returned rule follows this person."""
@@ -105,11 +130,15 @@ class Rule:
         if any(email.rpartition("@")[2] in rule.domains for email in person.emails):
             return True
         floor = rule.min_lifetime_value
-        return floor is not None and person.identified and person.lifetime_value >= floor
+        return (
+            floor is not None
+            and person.identified
+            and person.lifetime_value.reaches(floor, self.currency)
+        )
 
     def worth_it(self, person: Person) -> bool:
         """Whether an identified rule fires for this newly identified person."""
-        return person.identified and person.value >= self.config.threshold
+        return person.identified and person.value.reaches(self.config.threshold, self.currency)
 
 
 def compile_rules(rules: tuple[AlertRule, ...]) -> list[Rule]:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from bond import config
+from bond.cli import main
 from bond.config import AlertRule
 from bond.errors import ConfigError
 
@@ -92,3 +93,32 @@ def test_a_bad_webhook_url_is_refused_without_repeating_it(tmp_path: Path) -> No
     with pytest.raises(ConfigError) as raised:
         load(tmp_path, '[alerts]\nwebhook_url = "discord s3cret"\n')
     assert "s3cret" not in str(raised.value)
+
+
+def test_a_rule_takes_its_own_currency_or_the_alerts_one(tmp_path: Path) -> None:
+    alerts = load(
+        tmp_path,
+        '[alerts]\ncurrency = "eur"\n'
+        '[[alerts.rules]]\nname = "a"\nkind = "identified"\n'
+        '[[alerts.rules]]\nname = "b"\nkind = "identified"\ncurrency = "USD"\n',
+    ).alerts
+    assert alerts.currency == "EUR"
+    assert [(rule.name, rule.currency) for rule in alerts.rules] == [("a", "EUR"), ("b", "USD")]
+    [rule] = load(tmp_path, '[[alerts.rules]]\nname = "c"\nkind = "identified"\n').alerts.rules
+    assert rule.currency is None  # each currency on its own
+
+
+@pytest.mark.parametrize("code", ['"US$"', '"EURO"', '""', '"€"', '" EUR"', "978"])
+def test_a_currency_that_is_not_a_code_stops_the_worker_naming_the_rule(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], code: str
+) -> None:
+    path = tmp_path / "bond.toml"
+    path.write_text(
+        f'[[alerts.rules]]\nname = "big checkout"\nkind = "identified"\ncurrency = {code}\n'
+    )
+    assert main(["--config", str(path), "--data-dir", str(tmp_path / "bond-data"), "worker"]) == 1
+    assert capsys.readouterr().err.startswith(
+        "bond: alert rule 'big checkout': currency must be a three-letter ISO 4217 currency code"
+    )
+    with pytest.raises(ConfigError, match=re.escape("alerts.currency must be a three-letter")):
+        load(tmp_path, f"[alerts]\ncurrency = {code}\n")

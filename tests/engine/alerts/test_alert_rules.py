@@ -116,8 +116,8 @@ def test_below_the_threshold_nothing_until_the_order_that_crosses_it(engine_for:
     engine.apply()
     [alert] = engine.alerts()
     fields = fields_of(alert)
-    assert fields["Value"] == "720.00"
-    assert fields["Lifetime value"] == "720.00"
+    assert fields["Value"] == "720.00 EUR"
+    assert fields["Lifetime value"] == "720.00 EUR"
 
 
 def test_without_a_cooldown_one_identification_gives_one_alert(engine_for: Any) -> None:
@@ -139,7 +139,7 @@ def test_an_order_amount_that_is_not_a_finite_number_counts_as_none(engine_for: 
         order(engine, minute, total)
     engine.apply()
     [alert] = engine.alerts()
-    assert fields_of(alert)["Lifetime value"] == "720.00"
+    assert fields_of(alert)["Lifetime value"] == "720.00 EUR"
 
 
 def test_event_rules_match_name_and_conditions_with_a_per_person_cooldown(
