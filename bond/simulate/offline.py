@@ -24,7 +24,8 @@ from bond.storage.sqlite import connect
 from collector.validate import parse_time
 from engine.hooks import AppliedEvent
 from engine.households import store
-from engine.households.calibration import Calibration, fit, load, save
+from engine.households.calibration import Calibration, load, save
+from engine.households.calibration_fit import fit
 from engine.households.processor import HouseholdProcessor, Timings
 from engine.households.store import migrate_households
 

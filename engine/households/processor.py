@@ -21,13 +21,13 @@ import numpy as np
 from engine.hooks import AppliedEvent
 from engine.households import store
 from engine.households.account import Account
+from engine.households.arrival import arrived
 from engine.households.calibration import Calibration
 from engine.households.drift import (
     MIN_SESSIONS,
     OWN_BROWSER,
     WARMUP,
     Change,
-    arrived,
     newcomer_probability,
 )
 from engine.households.features import session_features

@@ -24,7 +24,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from engine.households.features import DEVICE_TYPES, SessionFeatures
 from engine.households.likelihood import (
@@ -275,6 +274,10 @@ def _carry_ids(
     next_id = old.next_member_id
     if old_resp is None:
         return list(range(1, k + 1)), max(next_id, k + 1)
+    # Imported at an account's first refit, not when the worker starts: scipy.optimize takes
+    # over a second to import, which a worker restarted after a crash would otherwise wait.
+    from scipy.optimize import linear_sum_assignment
+
     overlap = old_resp.T @ resp  # (K_old, K_new): sessions both would give the same member
     rows, cols = linear_sum_assignment(-overlap)
     ids: list[int | None] = [None] * k

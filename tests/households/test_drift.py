@@ -10,16 +10,15 @@ from bond.simulate.offline import run
 from bond.storage.sqlite import connect
 from engine.hooks import AppliedEvent
 from engine.households import store
+from engine.households.arrival import NEW_P, arrived
 from engine.households.calibration import load
 from engine.households.drift import (
     LEAVE_ALARM,
     LEFT_SHARE,
     MIN_SESSIONS,
-    NEW_P,
     Change,
     Novelty,
     Shares,
-    arrived,
     newcomer_probability,
 )
 from engine.households.processor import HouseholdProcessor
