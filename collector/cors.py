@@ -41,7 +41,10 @@ def preflight(request: Request, config: Config) -> Response:
         headers={
             **echo_headers(origin),
             "Access-Control-Allow-Methods": "POST, OPTIONS",
-            "Access-Control-Allow-Headers": "Content-Type, Authorization, Content-Encoding",
+            # analytics.js adds X-Retry-Count to every retry: without it each retry is blocked.
+            "Access-Control-Allow-Headers": (
+                "Content-Type, Authorization, Content-Encoding, X-Retry-Count"
+            ),
             "Access-Control-Max-Age": str(PREFLIGHT_MAX_AGE_S),
         },
     )

@@ -48,6 +48,16 @@ from collector.writer import Writer
 from engine.privacy.suppression import SuppressionList, email_in
 
 _new_facts = tuple.__new__
+# What each path under /v1/ ingests: Segment's endpoint names, the one-letter paths analytics.js
+# (@segment/analytics-next) posts to (/v1/t, /v1/p, ... and /v1/b when it batches), and
+# /v1/import, the batch endpoint of Segment's older mobile libraries.
+ENDPOINTS: dict[str, str] = {
+    "batch": "batch",
+    "b": "batch",
+    "import": "batch",
+    **{kind: kind for kind in TYPES},
+    **{kind[0]: kind for kind in TYPES},
+}
 # Lines a second for each kind of problem (route, status, reason); the rest are counted in the
 # ingest_summary line.
 PROBLEM_LINES = 5
@@ -74,7 +84,7 @@ class Ingest:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
-        kind = scope["path"][4:]  # IngestFirst sends POST /v1/* here
+        kind = ENDPOINTS.get(scope["path"][4:])  # IngestFirst sends POST /v1/* here
         route = "batch" if kind == "batch" else "single"
         headers = Headers.of(scope)
         extra: dict[str, str] = {}
@@ -101,12 +111,12 @@ class Ingest:
             log("ingest", route=route, status=status, ms=ms, **notes)
 
     async def _ingest(
-        self, scope: Scope, receive: Receive, kind: str, headers: Headers, route: str
+        self, scope: Scope, receive: Receive, kind: str | None, headers: Headers, route: str
     ) -> tuple[int, dict[str, Any], dict[str, Any] | None]:
         """The status, the response body, and what to log about the request (None: routine)."""
-        if kind != "batch" and kind not in TYPES:
+        if kind is None:
             raise NotFound(
-                f"no endpoint /v1/{kind}; use /v1/batch or /v1/<{'|'.join(sorted(TYPES))}>"
+                f"no endpoint {scope['path']}; use /v1/batch or /v1/<{'|'.join(sorted(TYPES))}>"
             )
         raw = await read_body(
             headers,
