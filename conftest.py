@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import httpx
 import orjson
@@ -68,7 +68,14 @@ class BondProcess:
         self.log_path = data_dir / f"{args[0]}-{time.monotonic_ns()}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> BondProcess:
+    def start(self) -> Self:
+        """Start the process and wait until it is ready for what a test does next."""
+        self.launch()
+        self.wait_ready()
+        return self
+
+    def launch(self) -> None:
+        """Start the process without waiting: several launched together start side by side."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = self.data_dir / f"{self.args[0]}-{time.monotonic_ns()}.log"
         with self.log_path.open("wb") as stderr:
@@ -79,7 +86,9 @@ class BondProcess:
                 stdout=subprocess.DEVNULL,
                 stderr=stderr,
             )
-        return self
+
+    def wait_ready(self) -> None:
+        """Nothing to wait for by default: the process runs."""
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int:
         assert self.proc is not None
@@ -95,6 +104,24 @@ class BondProcess:
         return self.log_path.read_text() if self.log_path.exists() else ""
 
 
+def start_together(*processes: BondProcess) -> None:
+    """Start processes side by side: each waits for the others' imports no longer."""
+    for process in processes:
+        process.launch()
+    for process in processes:
+        process.wait_ready()
+
+
+def stop_together(*processes: BondProcess) -> None:
+    """Stop processes side by side, in the order given (each signalled before any is waited)."""
+    for process in processes:
+        assert process.proc is not None
+        if process.proc.poll() is None:
+            process.proc.send_signal(signal.SIGTERM)
+    for process in processes:
+        process.stop()
+
+
 class Collector(BondProcess):
     def __init__(
         self, data_dir: Path, port: int | None = None, env: dict[str, str | None] | None = None
@@ -103,10 +130,8 @@ class Collector(BondProcess):
         super().__init__(["serve", "--port", str(self.port)], data_dir, env)
         self.url = f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> Collector:
-        super().start()
+    def wait_ready(self) -> None:
         wait_until(self._healthy, timeout=20, what=f"collector on {self.url}")
-        return self
 
     def restart(self) -> Collector:
         self.stop()
@@ -155,10 +180,8 @@ class ReadApi(BondProcess):
         self.url = f"http://127.0.0.1:{self.port}/api"
         self.headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
-    def start(self) -> ReadApi:
-        super().start()
+    def wait_ready(self) -> None:
         wait_until(self._up, timeout=20, what=f"read API on {self.url}")
-        return self
 
     def get(self, path: str, **params: str) -> httpx.Response:
         return httpx.get(f"{self.url}{path}", params=params, headers=self.headers, timeout=5)
@@ -173,11 +196,19 @@ class ReadApi(BondProcess):
             return False
 
 
-def start_worker(data_dir: Path, env: dict[str, str | None] | None = None) -> BondProcess:
+class Worker(BondProcess):
+    """A real `bond worker`, ready once it has opened its state."""
+
+    def __init__(self, data_dir: Path, env: dict[str, str | None] | None = None) -> None:
+        super().__init__(["worker"], data_dir, env)
+
+    def wait_ready(self) -> None:
+        wait_until(lambda: "worker_started" in self.log, timeout=20, what="the worker to start")
+
+
+def start_worker(data_dir: Path, env: dict[str, str | None] | None = None) -> Worker:
     """A real `bond worker` on `data_dir`, returned once it has opened its state."""
-    worker = BondProcess(["worker"], data_dir, env).start()
-    wait_until(lambda: "worker_started" in worker.log, timeout=20, what="the worker to start")
-    return worker
+    return Worker(data_dir, env).start()
 
 
 @pytest.fixture

@@ -17,7 +17,16 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page
 
 from bond.demo import ShopServer
-from conftest import ROOT, WRITE_KEY, BondProcess, Collector, ReadApi, start_worker, wait_until
+from conftest import (
+    ROOT,
+    WRITE_KEY,
+    Collector,
+    ReadApi,
+    Worker,
+    start_together,
+    stop_together,
+    wait_until,
+)
 
 ARTIFACTS = ROOT / "test-artifacts" / "e2e"
 # Generous: a collector restart makes the SDK back off for up to a few seconds.
@@ -27,18 +36,23 @@ Event = dict[str, Any]
 
 
 class Stack:
-    def __init__(self, data_dir: Path, worker_env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        worker_env: dict[str, str | None] | None = None,
+        api_env: dict[str, str | None] | None = None,
+        collector_port: int | None = None,
+    ) -> None:
         self.data_dir = data_dir
-        self.collector = Collector(data_dir).start()
-        self.worker: BondProcess = start_worker(data_dir, worker_env)
-        self.api = ReadApi(data_dir).start()
+        self.collector = Collector(data_dir, collector_port)
+        self.worker = Worker(data_dir, worker_env)
+        self.api = ReadApi(data_dir, api_env)
+        start_together(self.collector, self.worker, self.api)
         self.shop = ShopServer(collector_url=self.collector.url, write_key=WRITE_KEY).start()
 
     def stop(self) -> None:
         self.shop.stop()
-        self.api.stop()
-        self.worker.stop()
-        self.collector.stop()
+        stop_together(self.api, self.worker, self.collector)
 
     def logged(self) -> list[Event]:
         """Every event in the collector's log, oldest first (the bodies as stored)."""

@@ -14,10 +14,11 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, Response
 
+from bond.bench.processes import free_port
 from bond.simulate.households import Settings, generate
 from bond.simulate.offline import batches
 from bond.simulate.traffic import messages
-from conftest import ADMIN_TOKEN, WRITE_KEY, ReadApi, wait_until
+from conftest import ADMIN_TOKEN, WRITE_KEY, wait_until
 from e2e.conftest import ARTIFACTS, DELIVERY_TIMEOUT, Shopper, Stack
 from engine.alerts.fake_discord import FakeDiscord
 from tests.engine.alerts.alert_support import fake_discord
@@ -95,12 +96,13 @@ def stack(tmp_path: Path, discord: FakeDiscord) -> Iterator[Stack]:
     """The storefront stack with a Discord rule, and a read API that knows the collector's
     address, so the health view can read its counts."""
     config = tmp_path / "bond.toml"
+    port = free_port()
     rules = '[[alerts.rules]]\nname = "big checkout"\nkind = "identified"\nthreshold = 50\n'
-    config.write_text(f'[alerts]\nwebhook_url = "{discord.url}"\n{rules}')
-    running = Stack(tmp_path / "bond-data", worker_env={"BOND_CONFIG": str(config)})
-    config.write_text(f"[collector]\nport = {running.collector.port}\n" + config.read_text())
-    running.api.stop()
-    running.api = ReadApi(running.data_dir, env={"BOND_CONFIG": str(config)}).start()
+    config.write_text(
+        f'[collector]\nport = {port}\n[alerts]\nwebhook_url = "{discord.url}"\n{rules}'
+    )
+    env: dict[str, str | None] = {"BOND_CONFIG": str(config)}
+    running = Stack(tmp_path / "bond-data", worker_env=env, api_env=env, collector_port=port)
     yield running
     running.stop()
 
