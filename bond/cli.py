@@ -12,6 +12,8 @@ from bond import __version__
 from bond import config as config_module
 from bond.config import Config
 from bond.errors import BondError, StorageError
+from bond.logs import log
+from bond.storage.dirlock import DirectoryInUse
 
 Command = Callable[[argparse.Namespace, Config], int]
 
@@ -283,14 +285,32 @@ def _parser() -> argparse.ArgumentParser:
 def _serve(args: argparse.Namespace, config: Config) -> int:
     from bond.serving import serve_collector
 
-    return serve_collector(config, host=args.host, port=args.port)
+    try:
+        return serve_collector(config, host=args.host, port=args.port)
+    except DirectoryInUse as exc:
+        return _refused(exc)
 
 
 def _worker(args: argparse.Namespace, config: Config) -> int:
     from engine.worker import run_worker
 
-    run_worker(config)
+    try:
+        run_worker(config)
+    except DirectoryInUse as exc:
+        return _refused(exc)
     return 0
+
+
+def _refused(exc: DirectoryInUse) -> int:
+    """A service's stderr is its log, so its refusal to start is a JSON line like the rest."""
+    log(
+        "data_dir_in_use",
+        app=exc.role.name,
+        lock=str(exc.path),
+        pid=exc.pid,
+        reason=str(exc),
+    )
+    return 1
 
 
 def _api(args: argparse.Namespace, config: Config) -> int:

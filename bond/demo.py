@@ -24,6 +24,7 @@ from bond.bench.processes import running
 from bond.config import Config
 from bond.errors import BondError
 from bond.serving import bind_failure, http_url, listen_socket
+from bond.storage.dirlock import COLLECTOR, WORKER, holding
 
 SITE_DIR = Path(__file__).resolve().parent.parent / "demo_site"
 # The placeholders of the snippet in sdk/README.md. A site owner replaces them by hand; the
@@ -130,6 +131,7 @@ def run_demo(
             f"and --shop-port {shop_port}"
         )
     data_dir = config.data_dir.resolve()
+    _require_unheld(data_dir)
     logs = data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     token, token_source = admin_token(config)
@@ -156,8 +158,7 @@ def run_demo(
             port=shop_port,
         )
         stack.callback(shop.stop)
-        # A child's readiness is any answer at its address: one from another server already
-        # there would pass for it, and the demo would print that server's addresses as its own.
+        # A child on a taken port would exit at once too, but say less (see its log).
         _require_free(host, port, "--port")
         _require_free(host, api_port, "--api-port")
         children = {
@@ -207,6 +208,14 @@ def _require_free(host: str, port: int, flag: str) -> None:
     except OSError as exc:
         reason = bind_failure(exc, port, flag)
         raise BondError(f"cannot start the demo on {host}:{port}: {reason}") from exc
+
+
+def _require_unheld(data_dir: Path) -> None:
+    """Refuse a data directory a collector or worker already runs on. The demo's own would be
+    refused too, but only once the demo had emptied their log files to start them."""
+    for role in (COLLECTOR, WORKER):
+        with holding(data_dir, role):
+            pass
 
 
 @contextmanager

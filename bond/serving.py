@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import errno
 import gc
+import logging
+import signal
 import socket
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
@@ -13,9 +17,14 @@ import uvicorn
 
 from bond.config import Config
 from bond.logs import log
+from bond.storage.dirlock import COLLECTOR, holding
 
 # What uvicorn.run exits with when the app's lifespan refused to start.
 STARTUP_FAILURE = 3
+# A second SIGINT skips the drain (uvicorn's "force quit"): not a clean stop.
+FORCED_EXIT = 130
+
+_stopping = threading.Event()
 
 
 def serve_collector(config: Config, *, host: str | None = None, port: int | None = None) -> int:
@@ -34,17 +43,19 @@ def serve_collector(config: Config, *, host: str | None = None, port: int | None
         tune_for_ingest()
         return made
 
-    return serve(
-        "collector",
-        app,
-        collector.host,
-        collector.port,
-        change="--port, or port in bond.toml's [collector]",
-        # Named rather than "auto", which falls back to the pure-Python ones without a word.
-        http="httptools",
-        loop="uvloop",
-        timeout_graceful_shutdown=10,
-    )
+    # Taken before the port and the event log: a second collector refused here touched neither.
+    with holding(config.data_dir, COLLECTOR):
+        return serve(
+            "collector",
+            app,
+            collector.host,
+            collector.port,
+            change="--port, or port in bond.toml's [collector]",
+            # Named rather than "auto", which falls back to the pure-Python ones without a word.
+            http="httptools",
+            loop="uvloop",
+            timeout_graceful_shutdown=10,
+        )
 
 
 def serve(
@@ -62,6 +73,9 @@ def serve(
     The socket is bound before the app is made, so that a taken port is one clear line
     (`listen_failed`, saying where `change` chooses another) and a failed exit, not `listening`
     followed by uvicorn's own plain-text error. `options` go to uvicorn.Config.
+
+    SIGTERM or SIGINT stops it gracefully, with status 0 once the requests in flight and the
+    app's shutdown (the collector's last commits) are done.
     """
     url = http_url(host, port) + path
     try:
@@ -72,11 +86,66 @@ def serve(
     with sock:
         app = make_app()
         log("listening", app=name, url=url)
-        # Our own JSON lines summarise each request; uvicorn's access log would repeat them.
-        settings = {"access_log": False, "log_level": "warning", **options}
-        server = uvicorn.Server(uvicorn.Config(app, **settings))
+        settings = {
+            # Our own JSON lines summarise each request; uvicorn's access log would repeat them.
+            "access_log": False,
+            "log_level": "warning",
+            "log_config": _UVICORN_LOGS,
+            **options,
+        }
+        server = _Server(uvicorn.Config(app, **settings))
+        _stopping.clear()
         server.run(sockets=[sock])
-    return 0 if server.started else STARTUP_FAILURE
+    if not server.started:
+        return STARTUP_FAILURE
+    return FORCED_EXIT if server.force_exit else 0
+
+
+def stopping() -> bool:
+    """Whether this process's server has begun to stop.
+
+    A response that never ends by itself (the dashboard's live feed) ends when it has: uvicorn
+    waits for every response before it stops, and cancels the ones left only after its
+    graceful timeout (seconds), with an error line.
+    """
+    return _stopping.is_set()
+
+
+class _Server(uvicorn.Server):
+    @contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        # uvicorn's own raises the signal again once it has stopped, so that the process dies
+        # of it: status 143 for a SIGTERM, which Docker and systemd report as a failure.
+        signals = (signal.SIGINT, signal.SIGTERM)
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in signals}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        _stopping.set()
+        await super().shutdown(sockets)
+
+
+class _JsonLines(logging.Handler):
+    """uvicorn's own records (a failed request, a task cancelled at shutdown) as JSON lines
+    like ours, so that a process's stderr stays one JSON object per line."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        fields: dict[str, Any] = {"level": record.levelname.lower(), "message": record.getMessage()}
+        if record.exc_info:
+            fields["error"] = logging.Formatter().formatException(record.exc_info)
+        log("uvicorn", **fields)
+
+
+_UVICORN_LOGS: dict[str, Any] = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"json": {"()": _JsonLines}},
+    "loggers": {"uvicorn": {"handlers": ["json"], "propagate": False}},
+}
 
 
 def http_url(host: str, port: int) -> str:

@@ -21,12 +21,12 @@ import orjson
 from bond.config import Config
 from bond.errors import StorageError
 from bond.logs import log
+from bond.storage.dirlock import WORKER, holding
 from bond.storage.eventlog import SqliteEventLog, StoredEvent
 from bond.storage.sqlite import connect, data_version, rollback
 from engine.graph import IdentityGraph
 from engine.hooks import AppliedEvent, Hook
 from engine.privacy.erase import run_pending
-from engine.privacy.lock import WorkerLock
 from engine.privacy.retention import Retention
 from engine.privacy.schema import migrate_privacy
 from engine.privacy.suppression import SuppressionList
@@ -75,7 +75,6 @@ class Worker:
         self.offset = self._load_offset()
         self.applied_total = 0
         self._stopping = False
-        self.data_dir = config.data_dir
         self.suppression = SuppressionList(self.log)
         self.retention = Retention(config.engine.retention_days)
 
@@ -274,16 +273,9 @@ class Worker:
     def run(self, beside: AbstractContextManager[object] | None = None) -> None:
         """Follow the log until SIGTERM/SIGINT; a batch in flight is finished first.
 
-        `beside` (the alert sender) runs while the worker does, entered only once the worker
-        holds its data directory's lock: a refused second worker must not send anything.
+        The caller holds the data directory's worker lock (see run_worker). `beside` (the alert
+        sender) runs while the worker does.
         """
-        lock = WorkerLock(self.data_dir)
-        if not lock.acquire():
-            self.close()
-            raise StorageError(
-                f"another bond worker is running on {self.data_dir} (it holds {lock.path}); "
-                "run one worker per data directory"
-            )
         previous = {sig: signal.signal(sig, self._stop) for sig in (signal.SIGTERM, signal.SIGINT)}
         head = self.log.head()
         log("worker_started", offset=self.offset, head=head, hooks=[h.name for h in self.hooks])
@@ -305,7 +297,6 @@ class Worker:
                         log("worker_progress", offset=self.offset, applied=self.applied_total)
                         last_progress = time.monotonic()
         finally:
-            lock.release()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             log("worker_stopped", offset=self.offset, applied=self.applied_total)
@@ -335,6 +326,9 @@ def run_worker(config: Config) -> None:
     from engine.alerts.sender import running_sender
     from engine.hooks import default_hooks
 
-    worker = Worker(config, default_hooks(config))
-    # The sender delivers what the worker's hooks committed to the alert outbox, beside it.
-    worker.run(beside=running_sender(config))
+    # Taken before either database is opened: a second worker, refused, has touched neither,
+    # and sends no alert (the sender starts within the lock).
+    with holding(config.data_dir, WORKER):
+        worker = Worker(config, default_hooks(config))
+        # The sender delivers what the worker's hooks committed to the alert outbox, beside it.
+        worker.run(beside=running_sender(config))

@@ -10,10 +10,12 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 
 _PROC = Path("/proc")
+_LISTEN = "0A"  # a socket's state in /proc/net/tcp
 
 
 def cpu_seconds(pid: int) -> float | None:
@@ -54,7 +56,8 @@ def running(
     env: dict[str, str] | None = None,
     log: Path | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """Run `python -m <args>` until the block ends; wait for `ready_url` to answer first."""
+    """Run `python -m <args>` until the block ends; first wait until it answers `ready_url`
+    itself, with a status below 500 (the collector's /healthz is 503 until it can commit)."""
     with log.open("wb") if log else open(os.devnull, "wb") as stderr:
         proc = subprocess.Popen(
             [sys.executable, "-m", *args],
@@ -75,14 +78,54 @@ def running(
             proc.wait()
 
 
+def listening_ports(pid: int) -> set[int] | None:
+    """The TCP ports the process listens on; None without Linux's /proc."""
+    if not _PROC.is_dir():
+        return None
+    try:
+        fds = list((_PROC / str(pid) / "fd").iterdir())
+    except OSError:
+        return set()  # it has exited
+    sockets = set()
+    for fd in fds:
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue  # closed while we looked
+        if target.startswith("socket:["):
+            sockets.add(target[len("socket:[") : -1])
+    ports = set()
+    for table in ("tcp", "tcp6"):
+        try:
+            rows = (_PROC / str(pid) / "net" / table).read_text().splitlines()[1:]
+        except OSError:
+            continue  # no IPv6
+        for row in rows:
+            fields = row.split()
+            if fields[3] == _LISTEN and fields[9] in sockets:
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
 def _wait_ready(proc: subprocess.Popen[bytes], url: str, timeout_s: float = 30) -> None:
+    """Wait for `proc` to answer `url`. Another program's answer on that port (our server
+    then fails to listen there) is not ours, and a 5xx is not ready yet."""
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    last = "no answer"
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"{proc.args!r} exited with {proc.returncode} before it was ready")
-        try:
-            httpx.get(url, timeout=1)
-            return
-        except httpx.HTTPError:
-            time.sleep(0.05)
-    raise RuntimeError(f"{url} did not answer within {timeout_s}s")
+        listening = listening_ports(proc.pid)
+        if listening is None or port in listening:
+            try:
+                status = httpx.get(url, timeout=1).status_code
+            except httpx.HTTPError as exc:
+                last = f"no answer ({exc})"
+            else:
+                if status < 500:
+                    return
+                last = f"status {status}"
+        time.sleep(0.05)
+    raise RuntimeError(f"{url} was not ready within {timeout_s}s: {last}")

@@ -14,6 +14,10 @@ person; past that it is shown without one (the worker may be down: the feed stay
 A stream more than CATCH_UP events (or identity events) behind skips to the newest that many:
 a page back after a long time away, or more arriving than a poll sends (MAX_BATCH events,
 STITCH_BATCH identity events), which left it further behind at every poll.
+
+A stream ends when the server begins to stop, so that `bond api` stops at once with open
+dashboards (which reconnect to the next one by themselves) rather than wait for uvicorn to
+cancel their streams.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from typing import Any
 
 import orjson
 
+from bond import serving
 from engine.dashboard.health import Health
 from engine.dashboard.live import MAX_BATCH, LogTail, live_events
 from engine.dashboard.stitches import newest_id, stitches_after
@@ -75,13 +80,14 @@ class Feed:
     health: Health
     clock: Callable[[], float] = time.monotonic
     poll_s: float = POLL_S
+    stopping: Callable[[], bool] = serving.stopping
 
     async def stream(self, position: Position) -> AsyncGenerator[bytes, None]:
         yield f"retry: {RECONNECT_MS}\n\n".encode()
         waiting_since: float | None = None
         last_health = self.clock() - HEALTH_EVERY_S
         behind = True  # a page may come back after a long time away
-        while True:
+        while not self.stopping():
             now = self.clock()
             reader = self.reader()
             if behind:
