@@ -31,6 +31,7 @@ from bond.simulate.households import Settings, generate
 from bond.simulate.offline import batches, score
 from bond.simulate.report import print_report
 from bond.simulate.traffic import messages, truth_of
+from engine.households import store
 
 WRITE_KEY = "bond-simulate-write-key"
 BATCH_EVENTS = 500
@@ -50,7 +51,7 @@ def run(settings: Settings, *, as_json: bool, timeout_s: float = 1800.0) -> int:
         worker_cpu = cpu_seconds(stack.procs[1].pid)
         state = sqlite3.connect(f"file:{stack.data_dir / 'state.db'}?mode=ro", uri=True)
         account_of = _accounts(state)
-        quality = score(state, truth, account_of, settings)
+        quality = score(state, store.attributions(state), truth, account_of, settings)
         state.close()
     report: dict[str, Any] = {
         "households": len(households),

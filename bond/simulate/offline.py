@@ -44,8 +44,21 @@ class Run:
     events: int = 0
     hook_cpu_s: float = 0.0  # CPU time of the household processor alone
 
-    def report(self) -> dict[str, Any]:
-        return score(self.conn, self.truth, self.account_of, self.settings)
+    def report(self, calibration: Calibration | None = None) -> dict[str, Any]:
+        """The quality report; with `calibration`, as if the run's orders had been attributed
+        under it instead. A calibration only maps the model's logits to probabilities, so the
+        members and their fits would be the run's own: no second run is needed."""
+        attributions = store.attributions(self.conn)
+        if calibration is not None:
+            attributions = [_recalibrated(a, calibration) for a in attributions]
+        return score(self.conn, attributions, self.truth, self.account_of, self.settings)
+
+
+def _recalibrated(a: store.Attribution, calibration: Calibration) -> store.Attribution:
+    member, probability, probabilities = calibration.attribute(
+        np.array(a.logits), a.sessions_seen, list(a.probabilities)
+    )
+    return a._replace(member_id=member, probability=probability, probabilities=probabilities)
 
 
 def run(settings: Settings, calibration: Calibration, *, path: str = ":memory:") -> Run:
@@ -69,13 +82,17 @@ def run(settings: Settings, calibration: Calibration, *, path: str = ":memory:")
 
 
 def score(
-    conn: sqlite3.Connection, truth: Truth, account_of: dict[int, str], settings: Settings
+    conn: sqlite3.Connection,
+    attributions: list[store.Attribution],
+    truth: Truth,
+    account_of: dict[int, str],
+    settings: Settings,
 ) -> dict[str, Any]:
     final = dict(conn.execute("SELECT person_id, members FROM households_models").fetchall())
     return evaluation.evaluate(
         truth,
         store.all_sessions(conn),
-        store.attributions(conn),
+        attributions,
         store.drift_events(conn),
         account_of,
         split_ms=split_ms(settings),

@@ -15,6 +15,7 @@ it ships with the model.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,15 @@ class Calibration:
         out = p * ((1.0 - calibrated) / rest) if rest > 1e-12 else np.zeros_like(p)
         out[top] = calibrated
         return out
+
+    def attribute(
+        self, logits: np.ndarray, sessions_seen: int, member_ids: Sequence[int]
+    ) -> tuple[int, float, dict[int, float]]:
+        """The member an order goes to, with its probability, and every member's."""
+        probs = self.probabilities(logits, sessions_seen)
+        best = int(np.argmax(probs))
+        each = {m: float(p) for m, p in zip(member_ids, probs, strict=True)}
+        return member_ids[best], float(probs[best]), each
 
 
 def load(path: Path = CALIBRATION_FILE) -> Calibration:

@@ -138,8 +138,9 @@ class HouseholdProcessor:
             self._refit_now(batch, account)
         model = account.model
         logits = model.logits(session_features(session))
-        probs = self.calibration.probabilities(logits, model.sessions_seen)
-        best = int(np.argmax(probs))
+        member, probability, probabilities = self.calibration.attribute(
+            logits, model.sessions_seen, model.member_ids
+        )
         order_id = event.properties.get("order_id")
         store.add_attribution(
             batch.conn,
@@ -149,9 +150,9 @@ class HouseholdProcessor:
                 str(order_id) if order_id is not None else None,
                 event.timestamp,
                 session.device,
-                model.member_ids[best],
-                float(probs[best]),
-                {m: float(p) for m, p in zip(model.member_ids, probs, strict=True)},
+                member,
+                probability,
+                probabilities,
                 [float(x) for x in logits],
                 model.sessions_seen,
             ),

@@ -13,8 +13,9 @@ from engine.households.calibration import Calibration, load, save
 
 def test_calibration_fitted_on_some_households_holds_on_others() -> None:
     fitted = calibrate(Settings(households=200, seed=501))
-    held_out = run(Settings(households=200, seed=502), fitted).report()["overall"]
-    raw = run(Settings(households=200, seed=502), Calibration()).report()["overall"]
+    result = run(Settings(households=200, seed=502), fitted)
+    held_out = result.report()["overall"]
+    raw = result.report(Calibration())["overall"]
     # The raw mixture is overconfident; calibrated, its confidence is about its accuracy.
     assert raw["mean_confidence"] - raw["accuracy"] > 0.05
     assert abs(held_out["mean_confidence"] - held_out["accuracy"]) < 0.03
