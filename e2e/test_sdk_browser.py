@@ -11,6 +11,7 @@ import functools
 import json
 import re
 import sqlite3
+import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -481,6 +482,8 @@ def test_identify_group_alias_and_reset(collector: Collector, site: Site, tab: T
     tab.page.evaluate("""
         bond.identify('undefined', {email: 'x@example.com'});
         bond.group('[object Object]');
+        bond.track(' ');
+        bond('trak', 'Mistyped');
         bond.identify('user-1', {email: 'null', plan: 'pro'}, {signature: 'c2lnbmVk'});
         bond.group('acme', {seats: 3});
         bond.alias('user-1-new');
@@ -489,6 +492,8 @@ def test_identify_group_alias_and_reset(collector: Collector, site: Site, tab: T
     """)
     tab.wait_log("skipped identify: placeholder userId")
     tab.wait_log("skipped group: placeholder groupId")
+    tab.wait_log("skipped track: placeholder event")
+    tab.wait_log("skipped trak: unknown")
     events = wait_stored(collector, lambda evs: len(evs) == 5, "the calls")
     page, identify, group, alias, after = events
     assert names(events) == ["page", "identify", "group", "alias", "After reset"]
@@ -575,16 +580,39 @@ def test_full_storage_loses_neither_queued_nor_new_events(
     wait_until(lambda: tab.unsent() == 0, what="the stored event to leave the queue")
 
 
-def test_an_event_over_64_kb_is_refused_by_the_collector_instead_of_blocking_the_queue(
+def test_events_too_big_are_refused_or_dropped_with_their_reason_not_blocking_the_queue(
     collector: Collector, site: Site, tab: Tab
 ) -> None:
     tab.page.goto(site.page("huge.html", collector.url, flushInterval=50))
     wait_stored(collector, lambda evs: len(evs) == 1, "the page view")
-    tab.page.evaluate("bond.track('Huge', {notes: 'x'.repeat(70000)}); bond.track('After')")
-    events = wait_stored(collector, lambda evs: len(evs) == 2, "the event after the huge one")
+    # Over the collector's 32 KB, though a request can carry it; no request can carry 70 KB.
+    tab.page.evaluate("""
+        bond.track('Huge', {notes: 'x'.repeat(40000)});
+        bond.track('Huger', {notes: 'x'.repeat(70000)});
+        bond.track('After');
+    """)
+    events = wait_stored(collector, lambda evs: len(evs) == 2, "the event after the huge ones")
     assert names(events) == ["page", "After"]
     tab.wait_log("the limit is 32768")
+    tab.wait_log("skipped track: over 60 KB")
     wait_until(lambda: tab.unsent() == 0, what="the queue to empty")
+
+
+def test_an_event_too_big_for_any_request_is_dropped_and_the_rest_leaves_with_the_page(
+    collector: Collector, site: Site, tab: Tab
+) -> None:
+    # A long interval: what is tracked after the page view leaves only by beacon, on unload;
+    # Chromium refuses a beacon over 64 KB.
+    tab.page.goto(site.page("bigger.html", collector.url, flushAt=100, flushInterval=600_000))
+    wait_stored(collector, lambda evs: len(evs) == 1, "the page view")
+    tab.page.evaluate("bond.track('Huge', {notes: 'x'.repeat(70000)}); bond.track('Paid')")
+    # A page of the same site without the snippet: the stored queue is readable, nothing sends.
+    (site.root / "plain.html").write_text("<!doctype html><title>plain</title>")
+    tab.page.goto(f"{site.url}/plain.html")
+    events = wait_stored(collector, lambda evs: len(evs) == 2, "the event behind the huge one")
+    assert names(events) == ["page", "Paid"]
+    queued = [json.loads(v) for k, v in tab.bond_storage().items() if k.startswith("bond_e")]
+    assert names(queued) == ["Paid"], "the huge one is dropped; what a beacon carried stays queued"
 
 
 def test_consent_given_in_another_tab_applies_to_this_one(
@@ -731,8 +759,74 @@ def test_back_to_a_page_restored_from_the_back_forward_cache_is_a_page_view(
         assert page.evaluate("window.restored") is True, "a came back from the back-forward cache"
         events = wait_stored(collector, lambda evs: len(evs) == 3, "the page view of a again")
         assert [e["properties"]["path"] for e in events] == ["/a.html", "/b.html", "/a.html"]
+        # The restored page goes on as before: same visitor and session, its queue still sends.
+        page.evaluate("bond.track('Back on a')")
+        events = wait_stored(collector, lambda evs: len(evs) == 4, "the event after the restore")
+        assert names(events)[3] == "Back on a"
+        assert len({(e["anonymousId"], e["context"]["sessionId"]) for e in events}) == 1
+        unsent = "Object.keys(localStorage).filter(k => k.startsWith('bond_e')).length"
+        wait_until(lambda: page.evaluate(unsent) == 0, what="the queue to empty")
     finally:
         with_bfcache.close()
+
+
+# The prerendered page notes what it found once the SDK had loaded, before anyone saw it, and
+# tells the page that prerendered it (through storage) to open it.
+PRERENDERED = """<script>
+document.querySelector('script[src$="/sdk/v1/bond.js"]').addEventListener('load', () => {
+  const before = {
+    prerendering: document.prerendering,
+    stored: Object.keys(localStorage).filter((k) => k.startsWith('bond_')),
+    cookie: document.cookie.includes('bond_id'),
+  };
+  const opened = () => bond.track('Opened', {
+    before, activationStart: performance.getEntriesByType('navigation')[0].activationStart,
+  });
+  document.prerendering ? document.addEventListener('prerenderingchange', opened) : opened();
+  localStorage.prerendered = 1;
+});
+</script>"""
+
+# Prerenders opened.html by speculation rules, and opens it once its SDK has loaded.
+PRERENDERING = """<!doctype html><title>home</title>
+<script type=speculationrules>{"prerender": [{"source": "list", "urls": ["opened.html"]}]}</script>
+<script>
+const wait = setInterval(() => {
+  if (localStorage.prerendered) clearInterval(wait), (location.href = 'opened.html');
+}, 20);
+</script>"""
+
+
+def test_a_prerendered_page_stores_and_sends_nothing_until_the_visitor_opens_it(
+    collector: Collector, site: Site, tmp_path: Path
+) -> None:
+    site.page("opened.html", collector.url, PRERENDERED, flushInterval=50)
+    (site.root / "home.html").write_text(PRERENDERING)
+    # Chromium prerenders nothing for a page DevTools (Playwright) is attached to: this browser
+    # runs on its own, and what happened is read from the collector.
+    chromium = subprocess.Popen(
+        [
+            CHROMIUM,
+            *CHROMIUM_ARGS,
+            f"--user-data-dir={tmp_path / 'profile'}",
+            f"{site.url}/home.html",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        events = wait_stored(
+            collector, lambda evs: "Opened" in names(evs), "the prerendered page, opened"
+        )
+    finally:
+        chromium.terminate()
+        chromium.wait(timeout=10)
+    assert names(events) == ["page", "Opened"]
+    assert events[0]["properties"]["path"] == "/opened.html"
+    opened = events[1]["properties"]
+    assert opened["activationStart"] > 0, "the page was prerendered, then opened"
+    # Before the visitor opened it: no id, no cookie, no queued event, so nothing to send.
+    assert opened["before"] == {"prerendering": True, "stored": [], "cookie": False}
 
 
 # Follows a link or sets location.hash, and returns once the browser has handled the change.

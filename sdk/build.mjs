@@ -23,7 +23,7 @@ const result = await build({
   legalComments: 'none',
   define: { __VERSION__: JSON.stringify(version) },
   // Internal method names shrink to one letter; none of them is public API or a browser name.
-  mangleProps: /^(all|add|drop|lock|locked|unlock|added|unload|wrap|post|beacon|ready|run)$/,
+  mangleProps: /^(all|add|drop|lock|locked|unlock|added|unload|wrap|post|beacon|ready|run|load|save|del|list)$/,
   write: false,
 });
 // A second pass with terser, for the 3 KB gzipped budget: it compresses about 3% better than

@@ -19,12 +19,13 @@ export const autotrack = (api, cfg, on, nav) => {
     nav();
   }
   on(d, 'click', (e) => {
-      const el = e.target.closest('[data-bond-event]');
+    const el = e.target.closest('[data-bond-event]');
+    if (el) {
       const props = {};
-      for (const a of el?.attributes || [])
-        if (a.name.startsWith('data-bond-prop-')) props[a.name.slice(15)] = a.value;
-      if (el) api.track(el.dataset.bondEvent, props);
-    });
+      for (const a of el.attributes) if (a.name.startsWith('data-bond-prop-')) props[a.name.slice(15)] = a.value;
+      api.track(el.dataset.bondEvent, props);
+    }
+  });
   // Only input[type=email] is ever read: never password fields, never other inputs.
   if (cfg.identifyForms !== false)
     on(d, 'submit', (e) => {

@@ -7,9 +7,9 @@ export const cookieJar = (doc) => {
   const write = (v, domain) =>
     (doc.cookie = `bond_id=${v};path=/;SameSite=Lax;max-age=${v ? 31536e3 : 0};domain=${domain}`);
   return {
-    get,
+    load: get,
     // An empty value deletes the cookie on every name it could have been set on.
-    set(v) {
+    save(v) {
       const parts = doc.location.hostname.split('.');
       for (let i = parts.length; i--; ) if (write(v, parts.slice(i).join('.')) && v && get() == v) return;
     },

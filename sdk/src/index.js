@@ -8,7 +8,7 @@ import { BOT, cleanId, json, uuid } from './util.js';
 
 const tab = uuid();
 let cfg, Q, out, pageUrl;
-let jar = { get() {}, set() {} };
+let jar = { load() {}, save() {} };
 
 // Keys live in localStorage once ls is set (with requireConsent, after consent); the opt-out and
 // consent flags (flag = 1) always try it. Blocked storage throws on access, full storage on writes:
@@ -22,10 +22,10 @@ const disk = (f, flag) => {
   } catch (e) {}
 };
 const S = {
-  get: (k, flag) => m[k] ?? disk((s) => s[k], flag),
-  set: (k, v, flag) => disk((s) => ((s[k] = v), delete m[k]), flag) || (m[k] = v),
+  load: (k, flag) => m[k] ?? disk((s) => s[k], flag),
+  save: (k, v, flag) => disk((s) => ((s[k] = v), delete m[k]), flag) || (m[k] = v),
   del: (k, flag) => (disk((s) => delete s[k], flag), delete m[k]),
-  keys: () => Object.keys({ ...m, ...disk((s) => s) }),
+  list: () => Object.keys({ ...m, ...disk((s) => s) }),
 };
 
 const log = (...a) => cfg?.debug && console.log('[bond]', ...a);
@@ -42,7 +42,7 @@ const on = (el, type, f) => el.addEventListener(type, guard(f), 1);
 
 // Why nothing may be stored or sent right now, if so.
 const blocked = () =>
-  S.get('bond_optout', 1) ? 'opted out'
+  S.load('bond_optout', 1) ? 'opted out'
   : BOT.test(n.userAgent) ? 'bot'
   : cfg.respectDNT !== false && (n.doNotTrack == 1 ? 'DNT' : n.globalPrivacyControl && 'GPC');
 
@@ -59,7 +59,8 @@ const pageInfo = () => ({
 });
 
 // null or undefined means "no id given"; anything else must be a real id, never a placeholder.
-const ID_FIELDS = ['userId', 'previousId', 'groupId'];
+// Where one is required (an event name, a group id, alias's user id) the call passes '' for none.
+const ID_FIELDS = ['userId', 'previousId', 'groupId', 'event'];
 
 // sig: the site server's signature of the identity this event claims (see identify).
 const send = (type, fields, sig) => {
@@ -84,15 +85,15 @@ const send = (type, fields, sig) => {
     },
   };
   const u = fields.userId;
-  msg.userId ??= S.get('bond_uid');
+  msg.userId ??= S.load('bond_uid');
   // Later events carry the user id, and with it its signature (bond_us), so a site that requires
   // signed identities keeps them too. An unsigned call for the same user (a trait update) keeps
   // the signature; a new user id without one drops it.
-  if (u) (sig || u != S.get('bond_uid')) && S.set('bond_us', sig || ''), S.set('bond_uid', u);
-  if (sig ||= S.get('bond_us')) msg.context.bond = { signature: sig };
+  if (u) (sig || u != S.load('bond_uid')) && S.save('bond_us', sig || ''), S.save('bond_uid', u);
+  if (sig ||= S.load('bond_us')) msg.context.bond = { signature: sig };
   if (type == 'alias') msg.previousId ??= msg.anonymousId;
   const lost = Q.add(msg);
-  if (lost) log('queue full, dropped', lost);
+  if (lost) log('dropped', lost);
   out.added();
 };
 
@@ -105,15 +106,15 @@ const persist = () => {
     d.cookie;
     jar = cookieJar(d);
   } catch (e) {}
-  if (m.bond_id) jar.set(m.bond_id);
-  for (const k in m) S.set(k, m[k], 1);
+  if (m.bond_id) jar.save(m.bond_id);
+  for (const k in m) S.save(k, m[k], 1);
   return (ls = 1);
 };
 
 // Deletes the id cookie and the stored keys that match.
 const forget = (keys) => {
-  jar.set('');
-  for (const k of S.keys()) if (keys.test(k)) S.del(k);
+  jar.save('');
+  for (const k of S.list()) if (keys.test(k)) S.del(k);
 };
 
 const api = {
@@ -121,13 +122,13 @@ const api = {
     if (cfg) return;
     const url = (cfg = o).host + '/v1/batch';
     Q = queue(S, tab, 500);
-    if (!cfg.requireConsent || S.get('bond_consent', 1)) persist();
+    cfg.requireConsent || persist();
     out = sender({
       Q,
       S,
       log,
       // Consent may have come from another tab: it is on disk then.
-      ready: () => (ls || (S.get('bond_consent', 1) && persist())) && n.onLine && !blocked(),
+      ready: () => (ls || (S.load('bond_consent', 1) && persist())) && n.onLine && !blocked(),
       wrap: (batch) => json({ writeKey: key, sentAt: new Date().toISOString(), batch }),
       // No keepalive: Chromium fails a keepalive body over 64 KB at once (an oversized event would
       // be retried forever), and keepalive requests take from the 64 KB in flight that unload's
@@ -139,54 +140,58 @@ const api = {
         (r = await fetch(url, { method: 'POST', body })),
         { s: r.status, h: r.headers.get('Retry-After'), t: await r.text() }
       ),
-      beacon: (body) => n.sendBeacon?.(url, body),
+      beacon: (body) => n.sendBeacon(url, body),
     }, o.flushAt, o.flushInterval);
     on(w, 'pagehide', out.unload);
     on(d, 'visibilitychange', () => d.hidden && out.unload());
     on(w, 'online', out.run);
+    // First, so that consent given on an earlier visit (ready() finds it on disk) moves the ids to
+    // disk before anything is forgotten or tracked.
+    out.run();
     // A visitor who turned on DNT or GPC since an earlier visit leaves no id behind.
     if (blocked()) forget(/^bond_(?!optout|consent)/);
     autotrack(api, cfg, on, guard(() => here() != pageUrl && api.page()));
-    out.run();
   },
   identify(userId, traits, opts) {
     traits = { ...traits };
     if (!cleanId(traits.email)) delete traits.email;
     send('identify', { userId, traits }, opts?.signature);
   },
-  track(event, properties = {}) {
-    if (!cleanId(event)) return skip('track', 'no event name');
-    send('track', { event, properties });
-  },
+  track: (event, properties = {}) => send('track', { event: event ?? '', properties }),
   page(name, properties) {
     pageUrl = here();
     send('page', { name, properties: { ...pageInfo(), ...properties } });
   },
   group: (groupId, traits = {}) => send('group', { groupId: groupId ?? '', traits }),
-  alias: (userId, previousId) => send('alias', { userId: userId ?? '', previousId: previousId ?? S.get('bond_uid') }),
+  alias: (userId, previousId) => send('alias', { userId: userId ?? '', previousId: previousId ?? S.load('bond_uid') }),
   // Forgets who this browser is (but still sends what they did): the next person on a shared
   // computer starts with a new id and a new session.
   reset: () => forget(/^bond_(u?id|u?s)$/),
   // Forgets everything, unsent events included.
   optOut() {
     forget(/^bond_/);
-    S.set('bond_optout', 1, 1);
+    S.save('bond_optout', 1, 1);
   },
   optIn: () => S.del('bond_optout', 1),
   consent() {
-    S.set('bond_consent', 1, 1);
+    S.save('bond_consent', 1, 1);
     out.run();
   },
 };
 
 // The stub's calls replay in order; the snippet calls init first, and calls before init are
-// ignored. No call throws into the page.
-const call = guard((m, ...a) => (cfg || m == 'init') && api[m]?.(...a));
+// ignored. A mistyped call (bond('trak')) is skipped with its reason. No call throws into the page.
+const call = guard((m, ...a) => (cfg || m == 'init') && (api[m] ? api[m](...a) : skip(m, 'unknown')));
 
-if (!w.bond?.version) {
-  const q = w.bond?.q || [];
-  for (const k in api) call[k] = (...a) => call(k, ...a);
-  call.version = __VERSION__;
-  w.bond = call;
-  for (const a of q) call(...a);
-}
+// A page prerendered by speculation rules may never be seen: the SDK starts when the visitor opens
+// it. Until then it stores, sends and tracks nothing, and the snippet's stub keeps queueing calls.
+const boot = () => {
+  if (!w.bond?.version) {
+    const q = w.bond?.q || [];
+    for (const k in api) call[k] = call.bind(0, k);
+    call.version = __VERSION__;
+    w.bond = call;
+    for (const a of q) call(...a);
+  }
+};
+d.prerendering ? on(d, 'prerenderingchange', boot) : boot();

@@ -9,19 +9,19 @@ export const LEASE = 1e4;
 
 export const queue = (store, tab, max, now = Date.now) => {
   let n = 1e6;
-  const keys = () => store.keys().filter((k) => k.startsWith('bond_e')).sort();
+  const keys = () => store.list().filter((k) => k.startsWith('bond_e')).sort();
   // The lock reads "<expiry ms> <tab>".
-  const owner = () => (store.get('bond_lock') || '').split(' ');
+  const owner = () => (store.load('bond_lock') || '').split(' ');
   const locked = () => owner()[1] == tab;
   return {
-    all: () => keys().map((k) => parse(store.get(k))).filter(Boolean),
+    all: () => keys().map((k) => parse(store.load(k))).filter(Boolean),
     // Returns how many of the oldest events were dropped to stay within max. (A full disk drops
     // nothing: the store keeps the event in memory.)
     add(m) {
       const old = keys();
       let lost = 0;
       for (; old.length >= max; lost++) store.del(old.shift());
-      store.set(`bond_e${now()}${n++}_${m.messageId}`, json(m));
+      store.save(`bond_e${now()}${n++}_${m.messageId}`, json(m));
       return lost;
     },
     drop(ids) {
@@ -31,7 +31,7 @@ export const queue = (store, tab, max, now = Date.now) => {
     // same event. It lapses by itself when the holder dies mid-send.
     lock() {
       const [t, o] = owner();
-      return (o == tab || !(t > now())) && store.set('bond_lock', now() + LEASE + ' ' + tab);
+      return (o == tab || !(t > now())) && store.save('bond_lock', now() + LEASE + ' ' + tab);
     },
     locked,
     unlock() {

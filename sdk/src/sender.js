@@ -13,19 +13,25 @@ export const sender = (io, at = 20, every = 1e3, timer = setTimeout, now = Date.
   let tries = 0;
   // The messageIds this page's beacons carried, run together (UUIDs: a substring test is exact).
   let gone = '';
-  const held = () => S.get('bond_hold') - now();
+  const held = () => S.load('bond_hold') - now();
   const later = (ms) => (pending ||= timer(() => run((pending = 0)), ms));
   const ids = (c) => c.map((m) => m.messageId);
+  // An event no request can carry (see chunk) would stop every beacon at page hide while it led
+  // the queue: it is dropped instead, with its reason, like an event the SDK skips.
+  const big = (m) => {
+    Q.drop(ids([m]));
+    log('skipped', m.type + ':', 'over 60 KB');
+  };
 
   const send = async () => {
-    const c = chunk(Q.all());
+    const c = chunk(Q.all(), big);
     if (!Q.locked() || !c[0]) return;
     const r = await io.post(io.wrap(c)).catch((e) => ({ s: 0, t: e }));
     const v = verdict(r.s);
     // A 200 may still list rejected events: they are final, their reasons are in r.t.
     log(v, c.length, r.s, r.t);
     if (v != 'retry') return Q.drop(ids(c)), (tries = 0);
-    S.set('bond_hold', now() + (r.h > 0 ? r.h * 1e3 : backoff(tries++, rand)));
+    S.save('bond_hold', now() + (r.h > 0 ? r.h * 1e3 : backoff(tries++, rand)));
   };
 
   // Coming back online (the online event is an argument) is no reason to wait out the backoff.
@@ -53,7 +59,7 @@ export const sender = (io, at = 20, every = 1e3, timer = setTimeout, now = Date.
     // the next page sends them again; the collector stores each messageId once.
     unload() {
       if (!(held() > 0) && io.ready() && Q.lock())
-        for (let c; (c = chunk(Q.all().filter((m) => !gone.includes(m.messageId))))[0] && io.beacon(io.wrap(c)); )
+        for (let c; (c = chunk(Q.all().filter((m) => !gone.includes(m.messageId)), big))[0] && io.beacon(io.wrap(c)); )
           gone += ids(c);
       Q.unlock();
     },

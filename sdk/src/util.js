@@ -10,9 +10,14 @@ export const BOT = /\bbot|bot[-/;).]|crawl|spider/i;
 
 export const cleanId = (v) => ((v = String(v ?? '').trim()), PLACEHOLDER.test(v) ? null : v);
 
-// crypto.randomUUID exists only in secure contexts; getRandomValues works on plain http too.
-export const uuid = () => '10000000-1000-4000-8000-100000000000'.replace(/[018]/g,
-  (c) => (c ^ (crypto.getRandomValues(new Uint8Array(1))[0] & (15 >> (c / 4)))).toString(16));
+// A random version 4 UUID, lowercase. crypto.randomUUID exists only in secure contexts; a blob URL
+// ends in one everywhere, plain http and sandboxed frames included (File API: "blob:" origin "/"
+// a random UUID), and takes far fewer bytes of SDK than building one from getRandomValues.
+export const uuid = () => {
+  const url = URL.createObjectURL(new Blob());
+  URL.revokeObjectURL(url);
+  return url.slice(-36);
+};
 
 // JSON as the collector reads it, even on pages that give arrays a toJSON (Prototype.js up to
 // 1.6): JSON.stringify would turn every array, the batch itself included, into a string. The

@@ -34,7 +34,7 @@ const fakeDocument = (hostname, store = []) => ({
 
 test('the id cookie goes on the top-most domain the browser accepts', () => {
   const doc = fakeDocument('shop.example.co.uk');
-  cookieJar(doc).set('abc');
+  cookieJar(doc).save('abc');
   assert.deepEqual(doc.store.map((c) => c.domain), ['example.co.uk']);
   const { attr } = doc.store[0];
   assert.equal(attr.SameSite, 'Lax');
@@ -44,22 +44,22 @@ test('the id cookie goes on the top-most domain the browser accepts', () => {
 
 test('subdomains share the visitor', () => {
   const store = [];
-  cookieJar(fakeDocument('www.example.com', store)).set('abc');
-  assert.equal(cookieJar(fakeDocument('checkout.example.com', store)).get(), 'abc');
-  assert.equal(cookieJar(fakeDocument('other.com', store)).get(), undefined);
+  cookieJar(fakeDocument('www.example.com', store)).save('abc');
+  assert.equal(cookieJar(fakeDocument('checkout.example.com', store)).load(), 'abc');
+  assert.equal(cookieJar(fakeDocument('other.com', store)).load(), undefined);
 });
 
 test('a host that is itself a public suffix gets a host-only cookie', () => {
   const doc = fakeDocument('localhost');
-  cookieJar(doc).set('abc');
+  cookieJar(doc).save('abc');
   assert.deepEqual(doc.store.map((c) => [c.domain, c.host]), [[undefined, 'localhost']]);
-  assert.equal(cookieJar(doc).get(), 'abc');
+  assert.equal(cookieJar(doc).load(), 'abc');
 });
 
 test('an empty value deletes the cookie wherever it was set', () => {
   const doc = fakeDocument('a.b.example.com');
-  cookieJar(doc).set('abc');
-  cookieJar(doc).set('');
+  cookieJar(doc).save('abc');
+  cookieJar(doc).save('');
   assert.deepEqual(doc.store, []);
-  assert.equal(cookieJar(doc).get(), undefined);
+  assert.equal(cookieJar(doc).load(), undefined);
 });

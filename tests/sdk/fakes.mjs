@@ -4,10 +4,10 @@
 export const memStore = (m = {}) => {
   const s = {
     m,
-    get: (k) => m[k],
-    set: (k, v) => ((m[k] = '' + v), 1),
+    load: (k) => m[k],
+    save: (k, v) => ((m[k] = '' + v), 1),
     del: (k) => delete m[k],
-    keys: () => Object.keys(m),
+    list: () => Object.keys(m),
   };
   return s;
 };

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { anonId, sessionId } from '../../sdk/src/id.js';
 import { memStore } from './fakes.mjs';
 
-const jar = (value) => ({ value, get() { return this.value; }, set(v) { this.value = v; } });
+const jar = (value) => ({ value, load() { return this.value; }, save(v) { this.value = v; } });
 const A = '11111111-1111-4111-8111-111111111111';
 const B = '22222222-2222-4222-8222-222222222222';
 

@@ -20,7 +20,8 @@ const tab = (name, { S = memStore(), clock = fakeClock(), answers = [], at = 3, 
       if (a.s == null) throw new TypeError('Failed to fetch');
       return a;
     },
-    beacon: (body) => t.beacons.push(JSON.parse(body).batch.map((m) => m.messageId)) > 0,
+    // Like browsers, it refuses a body over 64 KB.
+    beacon: (body) => body.length <= 65536 && t.beacons.push(JSON.parse(body).batch.map((m) => m.messageId)) > 0,
   }, at, every, clock.timer, clock.now, () => 0.5);
   t.add = (m = msg()) => (t.Q.add(m), t.out.added(), m.messageId);
   return t;
@@ -225,4 +226,26 @@ test('hidden, then closed: the second unload sends only what the browser refused
   t.out.unload();
   assert.deepEqual(beacons, [ids.slice(0, 2), ids.slice(2, 4)]);
   assert.equal(t.Q.all().length, 7, 'all stays queued for the next page');
+});
+
+test('an event too big for any request is dropped with its reason, and the rest still leaves', async () => {
+  const huge = { properties: { notes: 'x'.repeat(70000) } };
+  // By beacon, as the page is hidden: the browser would refuse the huge one, and everything after.
+  const leaving = tab('A', { at: 1000 });
+  const big = leaving.add(msg(huge));
+  const ids = [leaving.add(), leaving.add()];
+  leaving.out.unload();
+  assert.deepEqual(leaving.beacons, [ids]);
+  assert.deepEqual(leaving.Q.all().map((m) => m.messageId), ids, 'the others stay queued until answered');
+  assert.deepEqual(leaving.logs, ['skipped track: over 60 KB']);
+  // By fetch: it is never posted.
+  const t = tab('B', { at: 3 });
+  const first = t.add();
+  t.add(msg(huge));
+  const last = t.add();
+  await t.clock.advance(60);
+  assert.deepEqual(t.posts, [[first, last]]);
+  assert.deepEqual(t.Q.all(), []);
+  assert.ok(!t.posts.flat().includes(big));
+  assert.equal(t.logs[0], 'skipped track: over 60 KB');
 });
