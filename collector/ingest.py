@@ -270,6 +270,10 @@ class Ingest:
                 warnings.append(f"{exc.reason}; clock-skew correction skipped")
         client = scope["client"][0] if scope.get("client") else None
         limits = self.limits
+        # The connection is the visitor only when it is their browser's: a site's server sending
+        # for them (Segment's server libraries) would give each its own address and user agent.
+        # Browsers send Origin with every POST, fetch or beacon, same-origin or not; servers don't.
+        browser = headers.origin is not None
         # Positional through tuple.__new__: keyword NamedTuple construction costs a tenth of
         # this request's own work.
         facts = _new_facts(
@@ -278,9 +282,9 @@ class Ingest:
                 source.name,
                 int(time.time() * 1000),
                 sent_at,
-                apply_policy(client, limits.ip),
+                apply_policy(client, limits.ip) if browser else None,
                 limits.ip,
-                headers.user_agent,
+                headers.user_agent if browser else None,
                 limits.max_event_bytes,
                 limits.future_tolerance_ms,
                 limits.skew_tolerance_ms,

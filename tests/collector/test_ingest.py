@@ -366,7 +366,7 @@ def test_a_client_repeating_a_bad_request_gets_a_few_lines_a_second_and_a_count(
 
 def test_ip_is_truncated_and_user_agent_kept(server: Collector) -> None:
     message = event(context={"ip": "203.0.113.77"})
-    headers = {"User-Agent": "TestAgent/1.0"}
+    headers = {"User-Agent": "TestAgent/1.0", "Origin": "https://shop.example"}
     assert post(server, "/v1/batch", {"writeKey": WRITE_KEY, "batch": [message]}, headers=headers)
     row = stored(server, message["messageId"])[0]
     assert row[6] == "203.0.113.0"
