@@ -35,7 +35,7 @@ from engine.households.memory import Memory
 from engine.households.model import DECAY
 from engine.households.profiles import profiles
 from engine.households.refit import Refit, refit
-from engine.households.sessions import CONVERSION, SESSION_GAP_MS, Session, device_key
+from engine.households.sessions import CONVERSION, SESSION_GAP_MS, Session
 from engine.households.window import Recent
 
 # Early refits matter most (cold start); later the online updates carry the model between them,
@@ -75,12 +75,21 @@ class HouseholdProcessor:
         self.refit_budget = refit_budget
         self.timings = timings
         self.memory = Memory()
+        # Each person's most recently active open session, by browser, for the events the
+        # site's server sends for them (see sessions.py): looking through every open session
+        # for each would cost as many visitors as are browsing at the time.
+        self.latest: dict[int, str] = {}
+        self._indexed: object = None  # the open sessions `latest` was built on
 
     def process(self, conn: sqlite3.Connection, events: Sequence[AppliedEvent]) -> None:
         memory = self.memory
         memory.begin(conn)
         batch = _Batch(conn, memory)
         opened = memory.open
+        latest = self.latest
+        if opened is not self._indexed:  # begin() read them back: a restart, a rollback
+            self._indexed = opened
+            latest = self.latest = {s.person_id: s.device for s in opened.values()}
         watermark = 0
         for event in events:
             at = event.timestamp
@@ -89,16 +98,25 @@ class HouseholdProcessor:
                 # Close what has ended by now, not at the end of the batch: a session is learnt
                 # before the events after it whatever the batching (see `_attribute`).
                 self._sweep(batch, watermark)
-            key = event.anonymous_id or device_key(None, event.user_id)
-            session = opened.get(key)
-            if session is not None:
-                if session.continues(at):
-                    opened.move_to_end(key)
-                else:
+            if event.anonymous_id is None:
+                # The site's server sent it (see sessions.py): it joins the session the person
+                # is browsing in, which an order is then judged on, or no session at all.
+                key = latest.get(event.person_id, "")
+                session = opened.get(key)
+                if session is None or not session.takes(event.person_id, at):
+                    continue
+            else:
+                key = event.anonymous_id
+                session = opened.get(key)
+                if session is not None and not session.continues(at):
                     self._close(batch, session)
                     session = None
-            if session is None:
-                session = opened[key] = Session(key, event.person_id, at, at)
+                if session is None:
+                    session = opened[key] = Session(key, event.person_id, at, at)
+                elif session.person_id != event.person_id and latest.get(session.person_id) == key:
+                    del latest[session.person_id]  # a login handed the session to the account
+                latest[event.person_id] = key
+            opened.move_to_end(key)
             session.add(event)
             if session.identified:
                 batch.touched.add(key)
@@ -160,6 +178,8 @@ class HouseholdProcessor:
 
     def _close(self, batch: _Batch, session: Session) -> None:
         batch.memory.open.pop(session.device, None)
+        if self.latest.get(session.person_id) == session.device:
+            del self.latest[session.person_id]
         if not session.identified:
             return
         batch.closed.add(session.device)

@@ -1,4 +1,12 @@
-"""Sessions: one browser's events of one account, split where the browser is idle 30 minutes."""
+"""Sessions: one browser's events of one account, split where the browser is idle 30 minutes.
+
+An event with no anonymous id was sent by the site's server for the person (an order from its
+backend through a Segment server library). It belongs to the session the person was browsing
+in at the time, their most recently active one, and never starts one of its own: taken for a
+browser's session, it made the site's server a device of the account, at the hour of its UTC
+time. With no session of the person around it (a renewal, an order taken by phone) it is in no
+session, and such an order is not attributed.
+"""
 
 from __future__ import annotations
 
@@ -30,7 +38,7 @@ class EventLike(Protocol):
 
 @dataclass
 class Session:
-    device: str  # the browser's anonymous id (or the user id for server-side events)
+    device: str  # the browser's anonymous id
     person_id: int
     start_ms: int
     last_ms: int
@@ -43,6 +51,13 @@ class Session:
     def continues(self, timestamp: int) -> bool:
         # A late event (earlier than the last one) still belongs to the session it interrupts.
         return timestamp - self.last_ms < SESSION_GAP_MS
+
+    def takes(self, person_id: int, timestamp: int) -> bool:
+        """Whether a server's event for `person_id` at `timestamp` happened in this session."""
+        return (
+            self.person_id == person_id
+            and self.start_ms - SESSION_GAP_MS < timestamp < self.last_ms + SESSION_GAP_MS
+        )
 
     def add(self, event: EventLike) -> None:
         # The person is the latest event's: a login mid-session hands the session to the account.
@@ -103,10 +118,6 @@ def product_categories(products: Any) -> Iterator[str]:
                     yield name.lower()
 
 
-def device_key(anonymous_id: str | None, user_id: str | None) -> str:
-    return anonymous_id if anonymous_id else f"user:{user_id}"
-
-
 @dataclass(frozen=True)
 class RawEvent:
     """The fields sessionising needs, for callers that do not have the worker's AppliedEvent."""
@@ -122,16 +133,24 @@ class RawEvent:
 
 
 def sessionise(events: Iterable[RawEvent]) -> list[Session]:
-    """Split events (in time order) into sessions per browser; for tests and offline use."""
+    """Split events (in time order) into sessions per browser, as the processor does; for tests
+    and offline use."""
     open_: dict[str, Session] = {}
+    latest: dict[int, Session] = {}  # each person's most recently active session
     done: list[Session] = []
     for event in events:
-        key = device_key(event.anonymous_id, event.user_id)
+        key = event.anonymous_id
+        if key is None:
+            found = latest.get(event.person_id)
+            if found is not None and found.takes(event.person_id, event.timestamp):
+                found.add(event)
+            continue
         current = open_.get(key)
         if current is None or not current.continues(event.timestamp):
             if current is not None:
                 done.append(current)
             current = open_[key] = Session(key, event.person_id, event.timestamp, event.timestamp)
         current.add(event)
+        latest[event.person_id] = current
     done.extend(open_.values())
     return sorted(done, key=lambda s: s.start_ms)

@@ -10,6 +10,7 @@ from engine.hooks import AppliedEvent
 from engine.households import store
 from engine.households.calibration import load
 from engine.households.processor import HouseholdProcessor
+from engine.households.sessions import CONVERSION
 from engine.households.store import migrate_households
 from engine.households.window import REFIT_WINDOW, Windows
 from tests.households.support import event_batches, feed, simulated
@@ -116,3 +117,29 @@ def test_refit_windows_kept_in_memory_are_the_stored_ones(tmp_path: Path) -> Non
         kept = processor.memory.windows.get(conn, pid)
         fresh = Windows().get(conn, pid)
         assert kept == fresh and len(kept) <= REFIT_WINDOW
+
+
+def _sent_by_the_shop(event: AppliedEvent) -> AppliedEvent:
+    """An order as the shop's server sends it: the user id alone, no browser, no time zone."""
+    if event.event != CONVERSION:
+        return event
+    return event._replace(anonymous_id=None, user_agent=None, context={})
+
+
+def test_orders_the_shops_server_sends_join_their_session_across_restarts(tmp_path: Path) -> None:
+    (events,) = event_batches(simulated(6, seed=25), 10_000)
+    events = [_sent_by_the_shop(e) for e in events]
+    starts = [0] + [i for i, e in enumerate(events) if e.event == CONVERSION]
+    # Each order first in a batch: its session, opened before, comes back from the database.
+    chunks = [events[a:b] for a, b in zip(starts, [*starts[1:], len(events)], strict=True)]
+    one = _state(tmp_path / "one.db")
+    feed(one, HouseholdProcessor(load()), chunks)
+    restarted = _state(tmp_path / "restarted.db")
+    for chunk in chunks:  # a new worker for every batch
+        feed(restarted, HouseholdProcessor(load()), [chunk])
+
+    assert _everything(restarted) == _everything(one)
+    browsers = {e.anonymous_id for e in events if e.anonymous_id}
+    attributed = store.attributions(one)
+    # Each judged on the browser it was placed in (in the simulator every order ends a session).
+    assert len(attributed) == len(starts) - 1 and {a.device for a in attributed} <= browsers
