@@ -26,7 +26,10 @@ from conftest import (
     BondProcess,
     Collector,
     ReadApi,
+    Worker,
+    start_together,
     start_worker,
+    stop_together,
     wait_until,
 )
 
@@ -191,15 +194,15 @@ def stack(data_dir: Path, worker_env: dict[str, str] | None = None) -> Iterator[
     env = {"BOND_CONFIG": str(config)}
     # The processes take None to unset a variable; this one only sets.
     process_env: dict[str, str | None] = {**env}
-    collector = Collector(data_dir, env=process_env).start()
-    worker = start_worker(data_dir, {**env, **(worker_env or {})})
-    api = ReadApi(data_dir, env=process_env).start()
+    collector = Collector(data_dir, env=process_env)
+    worker = Worker(data_dir, {**env, **(worker_env or {})})
+    api = ReadApi(data_dir, env=process_env)
+    start_together(collector, worker, api)
     running = Stack(collector, worker, api, env)
     try:
         yield running
     finally:
-        for process in (running.api, running.worker, running.collector):
-            process.stop()
+        stop_together(running.api, running.worker, running.collector)
 
 
 def run_cli(
