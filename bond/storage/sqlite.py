@@ -2,8 +2,8 @@
 
 Each component that owns tables in a database (the event log, the identity graph, alerts, ...)
 records its own version in `schema_version`, so components migrate independently. A migration is
-a script; the ones due are applied in one transaction with the version bump, so a crash mid-way
-leaves the old schema.
+a script, or a function for what SQL alone cannot do (sealing rows with keys); the ones due are
+applied in one transaction with the version bump, so a crash mid-way leaves the old schema.
 """
 
 from __future__ import annotations
@@ -16,6 +16,10 @@ from pathlib import Path
 
 from bond.errors import StorageError
 from bond.logs import log
+
+# A script, or a function that changes the database on the connection it is given (it must not
+# commit: it runs inside the migration's transaction).
+Migration = str | Callable[[sqlite3.Connection], None]
 
 BUSY_TIMEOUT_MS = 5000
 # Migrating a large log can take minutes; a process that opens it meanwhile waits that long.
@@ -107,7 +111,7 @@ def wait_for_commit(
     return data_version(conn) != since
 
 
-def migrate(conn: sqlite3.Connection, migrations: Sequence[str], *, name: str) -> int:
+def migrate(conn: sqlite3.Connection, migrations: Sequence[Migration], *, name: str) -> int:
     """Apply `name`'s migrations past its recorded version; returns the version now in force.
 
     Every process that opens a database migrates it, and they start together after an upgrade:
@@ -131,8 +135,12 @@ def migrate(conn: sqlite3.Connection, migrations: Sequence[str], *, name: str) -
                 log("migrating", database=name, version=current, to=len(migrations))
             started = time.monotonic()
             for version in range(current + 1, len(migrations) + 1):
-                for statement in _statements(migrations[version - 1]):
-                    conn.execute(statement)
+                migration = migrations[version - 1]
+                if isinstance(migration, str):
+                    for statement in _statements(migration):
+                        conn.execute(statement)
+                else:
+                    migration(conn)
                 conn.execute(
                     "INSERT OR REPLACE INTO schema_version (component, version) VALUES (?, ?)",
                     (name, version),
@@ -145,13 +153,18 @@ def migrate(conn: sqlite3.Connection, migrations: Sequence[str], *, name: str) -
         raise StorageError(f"cannot migrate the {name} database: {exc}") from exc
 
 
-def _current(conn: sqlite3.Connection, migrations: Sequence[str], name: str) -> int:
+def schema_version(conn: sqlite3.Connection, name: str) -> int:
+    """The version of `name`'s tables recorded in the database; 0 when it has none."""
     row = None
     if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'schema_version'").fetchone():
         row = conn.execute(
             "SELECT version FROM schema_version WHERE component = ?", (name,)
         ).fetchone()
-    current = int(row[0]) if row else 0
+    return int(row[0]) if row else 0
+
+
+def _current(conn: sqlite3.Connection, migrations: Sequence[Migration], name: str) -> int:
+    current = schema_version(conn, name)
     if current > len(migrations):
         raise StorageError(
             f"{name} database is at schema version {current}, newer than this Bond "

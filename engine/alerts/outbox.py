@@ -15,14 +15,44 @@ from typing import Any, Literal, NamedTuple
 import orjson
 
 from bond.errors import StorageError
-from bond.storage.sqlite import migrate
+from bond.storage.sqlite import Migration, migrate, schema_version
 from engine.privacy import crypto
 from engine.privacy.keys import KeyRing
 from engine.schema import migrate_identity
 
+COMPONENT = "alerts"
+
 State = Literal["pending", "sent", "failed"]
 
-MIGRATIONS = [
+
+def _seal_plaintext(conn: sqlite3.Connection) -> None:
+    """Seal the alerts written before encryption (a text summary, a JSON payload) with the key
+    of the person they name, as engine.privacy.legacy seals the rest of such a state.
+
+    secure_delete zeroes the plaintext's old cells as the rows are rewritten. A person the
+    identity tables no longer hold gets a key, as KeyRing.sealer gives a legacy person one:
+    nothing stays in plaintext.
+    """
+    conn.execute("PRAGMA secure_delete = ON")
+    keys = KeyRing(conn)
+    rows = conn.execute(
+        "SELECT id, person_id, summary, payload FROM alert_outbox WHERE typeof(summary) = 'text'"
+    ).fetchall()
+    conn.executemany(
+        "UPDATE alert_outbox SET summary = ?, payload = ? WHERE id = ?",
+        [
+            (
+                keys.seal(person_id, summary.encode(), crypto.ALERT_SUMMARY),
+                keys.seal(person_id, bytes(payload), crypto.ALERT_PAYLOAD),
+                alert_id,
+            )
+            for alert_id, person_id, summary, payload in rows
+        ],
+    )
+    keys.flush()
+
+
+MIGRATIONS: list[Migration] = [
     """
     CREATE TABLE alert_outbox (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -49,7 +79,12 @@ MIGRATIONS = [
         PRIMARY KEY (rule, person_id)
     ) WITHOUT ROWID;
     """,
+    # Alerts written before encryption at rest (Bond of 2026-11-22) name their person in
+    # plaintext: they are sealed now.
+    _seal_plaintext,
 ]
+# The version from which alerts are sealed in the outbox.
+_SEALED = 2
 
 
 class Alert(NamedTuple):
@@ -97,7 +132,12 @@ def now_ms() -> int:
 def migrate_outbox(conn: sqlite3.Connection) -> None:
     # Alerts are sealed with the keys of the persons they name, kept by the identity tables.
     migrate_identity(conn)
-    migrate(conn, MIGRATIONS, name="alerts")
+    before = schema_version(conn, COMPONENT)
+    migrate(conn, MIGRATIONS, name=COMPONENT)
+    if 0 < before < _SEALED:
+        # The WAL may still hold pages with the plaintext: copied into the database (whose
+        # pages they overwrite) and truncated, as after engine.privacy.legacy's sealing.
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 def enqueue(
@@ -229,7 +269,8 @@ def _alert(keys: KeyRing, row: tuple[Any, ...]) -> Alert:
 
 
 def _opened(keys: KeyRing, value: str | bytes, purpose: bytes) -> bytes:
-    # Alerts written before encryption at rest are plaintext.
+    # Alerts written before encryption at rest are plaintext until migration 2 seals them, and
+    # the read API may open the state before any process that migrates it.
     if isinstance(value, str):
         return value.encode()
     return (keys.open(value, purpose) or b"{}") if crypto.is_sealed(value) else value

@@ -4,6 +4,11 @@
   for) and `plan` (the person's identifiers, needed to finish the steps in events.db) are the
   only personal data here; both are cleared in the transaction that completes the erasure.
 - `privacy_audit`: what was done, when and at whose request, as counts; no personal data.
+
+An erasure deletes, and an export reads, the rows of other components too (households, alerts),
+which their own code migrates when it opens them: the worker's hooks. `bond erase` and `bond
+export` run without those, so the ones a state holds are migrated here as well: after an upgrade
+the first erasure may come before the first worker start.
 """
 
 from __future__ import annotations
@@ -11,6 +16,10 @@ from __future__ import annotations
 import sqlite3
 
 from bond.storage.sqlite import migrate
+from engine.alerts.outbox import COMPONENT as ALERTS
+from engine.alerts.outbox import migrate_outbox
+from engine.households.store import COMPONENT as HOUSEHOLDS
+from engine.households.store import migrate_households
 
 COMPONENT = "privacy"
 
@@ -44,4 +53,11 @@ MIGRATIONS = [
 
 
 def migrate_privacy(conn: sqlite3.Connection) -> int:
-    return migrate(conn, MIGRATIONS, name=COMPONENT)
+    version = migrate(conn, MIGRATIONS, name=COMPONENT)
+    present = {name for (name,) in conn.execute("SELECT component FROM schema_version")}
+    # A component the state never had stays absent: erasure and export skip its tables.
+    if HOUSEHOLDS in present:
+        migrate_households(conn)
+    if ALERTS in present:
+        migrate_outbox(conn)
+    return version
