@@ -17,7 +17,8 @@ key per person; `identifier_index` replaces `identifiers` with a keyed digest of
 (lookups by email still work, the email is not stored) and the value sealed with the person's
 key; traits and timeline data become sealed blobs. `id_floor` keeps ids from being reused once
 an erasure has deleted the newest rows. `engine.privacy.legacy` moves a version 1 state over.
-Version 3 marks the timeline rows of events that named a person (`claim`).
+Version 3 marks the timeline rows of events that named a person (`claim`). Version 4 indexes
+identity events by their other person.
 """
 
 from __future__ import annotations
@@ -125,6 +126,10 @@ MIGRATIONS = [
     # login on a shared browser must stop taking the browser over (see IdentityGraph._split).
     # Rows applied before this version have none.
     "ALTER TABLE timeline ADD COLUMN claim INTEGER",
+    # A person's identity events are those naming them on either side: without this index the
+    # other side is found by reading every identity event (a person's page, their export).
+    "CREATE INDEX IF NOT EXISTS identity_events_other ON identity_events (other_person_id, id) "
+    "WHERE other_person_id IS NOT NULL",
 ]
 
 

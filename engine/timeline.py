@@ -14,6 +14,7 @@ from __future__ import annotations
 import heapq
 import re
 import sqlite3
+from bisect import bisect_right
 from typing import Any, NamedTuple
 
 import orjson
@@ -21,7 +22,7 @@ import orjson
 from bond.ids import clean_id, normalize_email
 from engine.privacy import crypto
 from engine.privacy.keys import KeyRing
-from engine.store import anonymous_key, read_identifiers, user_key
+from engine.store import MIN_TS, anonymous_key, read_identifiers, user_key
 
 MAX_PAGE = 500
 # SQLite's INTEGER is signed 64-bit: a larger Python int cannot even be bound to a query.
@@ -29,6 +30,9 @@ MAX_INTEGER = 2**63 - 1
 # ASCII digits only, as int() would also take signs, spaces, underscores and other scripts'
 # digits; at most 19 significant ones, so int() never meets its own limit on digits.
 _WHOLE_NUMBER = re.compile(r"0*([0-9]{1,19})")
+# A timeline row inside segment `s`, from its start; its end is bounded with the row value
+# (ts, seq), so that SQLite seeks the primary key to one end of the range, never scans it.
+_IN_SEGMENT = "t.browser_id = s.browser_id AND t.ts >= s.start_ts"
 
 
 def whole_number(text: str) -> int | None:
@@ -165,24 +169,40 @@ class IdentityReader:
     def _runs(
         self, person_id: int, columns: str, limit: int, before: Cursor | None
     ) -> list[tuple[str, list[Any]]]:
-        """Per segment of the person: its browser's key and newest `limit` rows before `before`.
+        """Per segment that can hold one of the person's newest `limit` rows before `before`:
+        its browser's key and its newest `limit` rows before `before`.
 
-        `columns` start with ts and seq; each run is newest first.
+        `columns` start with ts and seq; each run is newest first. A person with thousands of
+        browsers (one login shared by a team) would cost a query per browser and page; their
+        newest rows are found in one statement instead, and only the `limit` browsers with the
+        newest of them (and any tied with the last) can hold a row of the page.
         """
+        bound = before if before is not None else Cursor(MAX_INTEGER, 0)
         segments = self.conn.execute(
-            "SELECT s.browser_id, s.start_ts, s.end_ts, b.key FROM segments s "
-            "JOIN browsers b ON b.id = s.browser_id WHERE s.person_id = ?",
-            (person_id,),
+            "SELECT s.browser_id, s.start_ts, s.end_ts, b.key, "
+            f"(SELECT t.ts FROM timeline t WHERE {_IN_SEGMENT} "
+            # The segment's end or the cursor, whichever comes first: seq starts at 1, so
+            # (end, 0) excludes the end timestamp itself.
+            "AND (t.ts, t.seq) < (min(s.end_ts, :ts), "
+            "CASE WHEN s.end_ts <= :ts THEN 0 ELSE :seq END) "
+            "ORDER BY t.ts DESC, t.seq DESC LIMIT 1) AS newest "
+            "FROM segments s JOIN browsers b ON b.id = s.browser_id WHERE s.person_id = :person",
+            {"ts": bound.ts, "seq": bound.seq, "person": person_id},
         ).fetchall()
+        newest = sorted((row[4] for row in segments if row[4] is not None), reverse=True)
+        # With `limit` browsers or more, each gives the page a row at least as new as the
+        # limit-th newest browser's newest: no older row can make the page.
+        floor = newest[limit - 1] if len(newest) >= limit else MIN_TS
         runs = []
-        for browser_id, start, end, key in segments:
-            # seq starts at 1, so (end, 0) excludes the segment's end timestamp itself.
-            bound = min(Cursor(end, 0), before) if before is not None else Cursor(end, 0)
+        for browser_id, start, end, key, last in segments:
+            if last is None or last < floor:
+                continue
+            upper = min(Cursor(end, 0), bound)
             rows = self.conn.execute(
                 f"SELECT {columns} FROM timeline "
                 "WHERE browser_id = ? AND ts >= ? AND (ts, seq) < (?, ?) "
                 "ORDER BY ts DESC, seq DESC LIMIT ?",
-                (browser_id, start, bound.ts, bound.seq, limit),
+                (browser_id, max(start, floor), upper.ts, upper.seq, limit),
             ).fetchall()
             runs.append((key, rows))
         return runs
@@ -213,15 +233,23 @@ class IdentityReader:
         self, limit: int, before_id: int | None = None, person_id: int | None = None
     ) -> list[dict[str, Any]]:
         limit = max(1, min(limit, MAX_PAGE))
-        where, params = ["id < ?"], [before_id if before_id is not None else 2**62]
-        if person_id is not None:
-            where.append("(person_id = ? OR other_person_id = ?)")
-            params += [person_id, person_id]
+        before = before_id if before_id is not None else 2**62
+        if person_id is None:
+            ids = "SELECT id FROM identity_events WHERE id < :before ORDER BY id DESC LIMIT :limit"
+        else:
+            # Each side through its own index, newest first and at most a page each: an OR
+            # would read the identity events of everyone.
+            ids = (
+                "SELECT id FROM (SELECT id FROM identity_events WHERE person_id = :person "
+                "AND id < :before ORDER BY id DESC LIMIT :limit) UNION ALL "
+                "SELECT id FROM (SELECT id FROM identity_events WHERE other_person_id = :person "
+                "AND id < :before ORDER BY id DESC LIMIT :limit)"
+            )
         rows = self.conn.execute(
             "SELECT id, kind, person_id, other_person_id, reason, anonymous_events_stitched, "
-            "browsers_stitched, first_seen, at, seq FROM identity_events "
-            f"WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?",
-            (*params, limit),
+            f"browsers_stitched, first_seen, at, seq FROM identity_events WHERE id IN ({ids}) "
+            "ORDER BY id DESC LIMIT :limit",
+            {"before": before, "limit": limit, "person": person_id},
         ).fetchall()
         names = (
             "id",
@@ -259,38 +287,60 @@ class IdentityReader:
         seq of the event that caused it) found inside the range by primary key, or else the
         range's first event when it is an identify or named a person (a browser that was theirs
         from its start: no identity event records it, as nothing anonymous joined them).
+
+        Each change is one event, on one browser: it is looked for in the ranges whose events
+        span its time, the one whose first event is nearest before it first (a visit usually
+        logs in soon after it starts), and no further once found. A login shared by thousands
+        of browsers would otherwise cost a lookup per browser and change.
         """
-        segments = self.conn.execute(
-            "SELECT s.browser_id, b.key, s.start_ts, s.end_ts FROM segments s "
-            "JOIN browsers b ON b.id = s.browser_id WHERE s.person_id = ?",
-            (person_id,),
-        ).fetchall()
-        changes = self.conn.execute(
-            "SELECT at, seq FROM identity_events WHERE person_id = ? ORDER BY id DESC LIMIT ?",
-            (person_id, max_changes),
-        ).fetchall()
+        segments = [
+            row
+            for row in self.conn.execute(
+                "SELECT s.browser_id, b.key, s.start_ts, s.end_ts, "
+                "(SELECT json_array(t.ts, t.seq, t.type = 'identify' OR t.claim IS NOT NULL) "
+                f"FROM timeline t WHERE {_IN_SEGMENT} AND (t.ts, t.seq) < (s.end_ts, 0) "
+                "ORDER BY t.ts, t.seq LIMIT 1), "
+                f"(SELECT t.ts FROM timeline t WHERE {_IN_SEGMENT} "
+                "AND (t.ts, t.seq) < (s.end_ts, 0) ORDER BY t.ts DESC, t.seq DESC LIMIT 1) "
+                "FROM segments s JOIN browsers b ON b.id = s.browser_id WHERE s.person_id = ?",
+                (person_id,),
+            )
+            # A user id's server-side events were never anonymous.
+            if row[1].startswith("a:")
+        ]
+        # (first event, last ts, index) of the ranges holding events, by their first event.
+        spans = sorted(
+            (Cursor(*orjson.loads(first)[:2]), last, index)
+            for index, (*_, first, last) in enumerate(segments)
+            if first is not None
+        )
+        firsts = [span[0] for span in spans]
+        identified: dict[int, Cursor] = {}
+        for change in sorted(
+            Cursor(at, seq)
+            for at, seq in self.conn.execute(
+                "SELECT at, seq FROM identity_events WHERE person_id = ? ORDER BY id DESC LIMIT ?",
+                (person_id, max_changes),
+            )
+        ):
+            for _first, last, index in reversed(spans[: bisect_right(firsts, change)]):
+                if (
+                    last >= change.ts
+                    and self.conn.execute(
+                        "SELECT 1 FROM timeline WHERE browser_id = ? AND ts = ? AND seq = ?",
+                        (segments[index][0], change.ts, change.seq),
+                    ).fetchone()
+                ):
+                    # Changes come oldest first: a range keeps the first found in it.
+                    identified.setdefault(index, change)
+                    break
         ranges = []
-        for browser_id, key, start, end in segments:
-            if not key.startswith("a:"):
-                continue  # a user id's server-side events were never anonymous
-            found = [
-                Cursor(at, seq)
-                for at, seq in changes
-                if start <= at < end
-                and self.conn.execute(
-                    "SELECT 1 FROM timeline WHERE browser_id = ? AND ts = ? AND seq = ?",
-                    (browser_id, at, seq),
-                ).fetchone()
-            ]
-            if not found:
-                first = self.conn.execute(
-                    "SELECT ts, seq, type, claim FROM timeline WHERE browser_id = ? AND ts >= ? "
-                    "AND ts < ? ORDER BY ts, seq LIMIT 1",
-                    (browser_id, start, end),
-                ).fetchone()
-                if first is not None and (first[2] == "identify" or first[3] is not None):
-                    found = [Cursor(first[0], first[1])]
-            ranges.append(StitchRange(key[2:], start, end, min(found) if found else None))
+        for index, (_, key, start, end, first, _last) in enumerate(segments):
+            found = identified.get(index)
+            if found is None and first is not None:
+                ts, seq, names = orjson.loads(first)
+                found = Cursor(ts, seq) if names else None
+            ranges.append(StitchRange(key[2:], start, end, found))
         return ranges
 
     def status(self) -> dict[str, Any]:

@@ -61,9 +61,12 @@ def timeline_page(
     if profile is None:
         raise NotFound(f"no person {person_id}")
     page = reader.timeline(person_id, limit, before)
-    ranges = reader.stitch_ranges(person_id) if profile["identified"] else []
+    ranges: dict[str, list[StitchRange]] = {}
+    for found in reader.stitch_ranges(person_id) if profile["identified"] else []:
+        ranges.setdefault(found.anonymous_id, []).append(found)
     for event in page.events:
-        event["stitched"] = stitched(event, ranges)
+        # Only its own browser's ranges: a login shared by thousands of browsers has thousands.
+        event["stitched"] = stitched(event, ranges.get(event["anonymous_id"], []))
     return {
         "person_id": person_id,
         "identified": profile["identified"],
