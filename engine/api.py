@@ -30,6 +30,7 @@ from engine.dashboard.health import backlog
 from engine.dashboard.live import LogTail
 from engine.households.store import person_households
 from engine.privacy.routes import privacy_routes
+from engine.privacy.schema import migrate_privacy
 from engine.schema import migrate_identity
 from engine.timeline import MAX_PAGE, Cursor, IdentityReader, whole_number
 from engine.verification import is_verified, migrate_verification
@@ -47,6 +48,8 @@ def create_read_app(config: Config) -> Starlette:
             conn = connect(config.state_db, durable=False)
             migrate_identity(conn)
             migrate_verification(conn)
+            # And the households and alerts tables an older state holds, read by their views.
+            migrate_privacy(conn)
             conn.execute("PRAGMA query_only = ON")
             state["reader"] = IdentityReader(conn)
         return state["reader"]
@@ -157,7 +160,7 @@ def create_read_app(config: Config) -> Starlette:
             Route("/api/alerts", guarded(alerts)),
             Route("/api/status", guarded(status)),
             Route("/api/metrics", guarded(metrics)),
-            *privacy_routes(config, reader, guarded),
+            *privacy_routes(config, guarded),
             Route("/", home),
             Mount("/dashboard", app=create_dashboard(config, reader)),
         ],

@@ -12,7 +12,8 @@ from __future__ import annotations
 import re
 import sqlite3
 import time
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -29,9 +30,38 @@ FORMAT = "bond-export/1"
 _WRITE_KEY = re.compile(rb'"writeKey"\s*:\s*"(?:[^"\\]|\\.)*"')
 
 
+class Batches(NamedTuple):
+    """A part of the document that grows with the person's history, read a page at a time."""
+
+    read: Callable[[], Iterator[list[Any]]]
+
+
 def export_person(
     conn: sqlite3.Connection, log_: SqliteEventLog, person_id: int
 ) -> dict[str, Any] | None:
+    sections = _sections(conn, log_, person_id)
+    if sections is None:
+        return None
+    return {
+        name: [item for batch in value.read() for item in batch]
+        if isinstance(value, Batches)
+        else value
+        for name, value in sections
+    }
+
+
+def export_chunks(
+    conn: sqlite3.Connection, log_: SqliteEventLog, person_id: int
+) -> Iterator[bytes] | None:
+    """The document of `export_person` as JSON text, a page of events per chunk, for a
+    response to stream: a person with a long history is never held whole. None: no person."""
+    sections = _sections(conn, log_, person_id)
+    return None if sections is None else _write(sections)
+
+
+def _sections(
+    conn: sqlite3.Connection, log_: SqliteEventLog, person_id: int
+) -> list[tuple[str, Any]] | None:
     reader = IdentityReader(conn)
     root = reader.resolve(person_id)
     profile = reader.profile(root) if root is not None else None
@@ -39,44 +69,69 @@ def export_person(
         return None
     plan = plan_for_person(conn, KeyRing(conn), root)
     persons = plan.persons
-    return {
-        "format": FORMAT,
-        "exported_at": int(time.time() * 1000),
-        "person": profile,
-        "merged_person_ids": [p for p in persons if p != root],
-        "timeline": _timeline(reader, root),
-        "identity_events": [e for e in _identity_events(reader, root) if e["person_id"] in persons],
-        "household": person_households(conn, root)
-        if has_table(conn, "households_models")
-        else None,
-        "alerts": _alerts(conn, persons),
-        "other": _other_rows(conn, persons),
-        # By their browsers and ids only: an event of someone else that merely mentions their
-        # email is that other person's, and an erasure deletes it, but it is not theirs to read.
-        "raw_events": [_raw(e) for e in log_.matching(plan.log_match()._replace(needles=[]))],
-    }
+    # By their browsers and ids only: an event of someone else that merely mentions their
+    # email is that other person's, and an erasure deletes it, but it is not theirs to read.
+    raw = plan.log_match()._replace(needles=[])
+    return [
+        ("format", FORMAT),
+        ("exported_at", int(time.time() * 1000)),
+        ("person", profile),
+        ("merged_person_ids", [p for p in persons if p != root]),
+        ("timeline", Batches(lambda: _timeline(reader, root))),
+        ("identity_events", Batches(lambda: _identity_events(reader, root, set(persons)))),
+        (
+            "household",
+            person_households(conn, root) if has_table(conn, "households_models") else None,
+        ),
+        ("alerts", _alerts(conn, persons)),
+        ("other", _other_rows(conn, persons)),
+        ("raw_events", Batches(lambda: _raw_events(log_.matching(raw)))),
+    ]
 
 
-def _timeline(reader: IdentityReader, person_id: int) -> list[dict[str, Any]]:
-    events: list[dict[str, Any]] = []
+def _write(sections: list[tuple[str, Any]]) -> Iterator[bytes]:
+    separator = b"{"
+    for name, value in sections:
+        key = separator + orjson.dumps(name) + b":"
+        separator = b","
+        if not isinstance(value, Batches):
+            yield key + orjson.dumps(value)
+            continue
+        yield key + b"["
+        comma = b""
+        for batch in value.read():
+            if batch:
+                yield comma + orjson.dumps(batch)[1:-1]  # the items, without the brackets
+                comma = b","
+        yield b"]"
+    yield b"}"
+
+
+def _timeline(reader: IdentityReader, person_id: int) -> Iterator[list[dict[str, Any]]]:
     cursor: Cursor | None = None
     while True:
         page = reader.timeline(person_id, MAX_PAGE, cursor)
-        events.extend(page.events)
+        yield page.events
         if page.next is None:
-            return events
+            return
         cursor = page.next
 
 
-def _identity_events(reader: IdentityReader, person_id: int) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = []
+def _identity_events(
+    reader: IdentityReader, person_id: int, persons: set[int]
+) -> Iterator[list[dict[str, Any]]]:
     before: int | None = None
     while True:
         page = reader.identity_events(MAX_PAGE, before, person_id)
-        found.extend(page)
+        yield [e for e in page if e["person_id"] in persons]
         if len(page) < MAX_PAGE:
-            return found
+            return
         before = page[-1]["id"]
+
+
+def _raw_events(events: list[StoredEvent]) -> Iterator[list[dict[str, Any]]]:
+    for start in range(0, len(events), MAX_PAGE):
+        yield [_raw(e) for e in events[start : start + MAX_PAGE]]
 
 
 def _alerts(conn: sqlite3.Connection, persons: list[int]) -> list[dict[str, Any]]:

@@ -4,18 +4,20 @@
   `"requested_by"`, recorded in the audit entry) queues an erasure: 202 and its id. The worker
   carries it out between batches.
 - `GET /api/erasures/{id}`: its state, step, and once done the counts of what was erased.
-- `GET /api/persons/{id}/export`: everything held about the person, as one JSON document.
+- `GET /api/persons/{id}/export`: everything held about the person, as one JSON document,
+  streamed.
 - `GET /api/privacy/audit?limit=`: the newest audit entries (what was erased, when, by whom).
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 
 import orjson
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from bond.config import Config
@@ -25,10 +27,10 @@ from bond.storage.eventlog import SqliteEventLog
 from bond.storage.sqlite import connect
 from engine.privacy import audit, requests
 from engine.privacy.erase import asked_forms
-from engine.privacy.export import export_person
+from engine.privacy.export import export_chunks
 from engine.privacy.schema import migrate_privacy
 from engine.schema import migrate_identity
-from engine.timeline import IdentityReader, whole_number
+from engine.timeline import whole_number
 
 Handler = Callable[[Request], Awaitable[Response]]
 MAX_REQUESTED_BY = 100
@@ -37,11 +39,9 @@ MAX_AUDIT = 500
 
 def privacy_routes(
     config: Config,
-    reader: Callable[[], IdentityReader],
     guarded: Callable[[Handler], Handler],
 ) -> list[Route]:
     queues: list[sqlite3.Connection] = []
-    logs: list[SqliteEventLog] = []
 
     def queue() -> sqlite3.Connection:
         # The read API's own connection is read-only; queuing is the one write it makes.
@@ -51,11 +51,6 @@ def privacy_routes(
             migrate_privacy(conn)
             queues.append(conn)
         return queues[0]
-
-    def event_log() -> SqliteEventLog:
-        if not logs:
-            logs.append(SqliteEventLog(config.events_db))
-        return logs[0]
 
     async def create_erasure(request: Request) -> Response:
         try:
@@ -89,12 +84,23 @@ def privacy_routes(
     async def export(request: Request) -> Response:
         text = request.path_params["person_id"]
         requested = whole_number(text)
-        document = (
-            export_person(reader().conn, event_log(), requested) if requested is not None else None
-        )
-        if document is None:
+        if requested is None:
             raise NotFound(f"no person {text}")
-        return json_response(document)
+        # Read in the thread pool, a page of events at a time, on connections of its own: a
+        # long history was built whole in memory on the event loop, and held up every other
+        # request of the API until it was done (seconds for 50,000 events).
+        state = connect(config.state_db, durable=False)
+        state.execute("PRAGMA query_only = ON")
+        log_ = SqliteEventLog(config.events_db)
+        try:
+            chunks = await run_in_threadpool(export_chunks, state, log_, requested)
+        except BaseException:
+            _close(state, log_)
+            raise
+        if chunks is None:
+            _close(state, log_)
+            raise NotFound(f"no person {text}")
+        return StreamingResponse(_closing(chunks, state, log_), media_type="application/json")
 
     async def audit_log(request: Request) -> Response:
         limit = whole_number(request.query_params.get("limit", "50"))
@@ -109,3 +115,17 @@ def privacy_routes(
         Route("/api/erasures/{erasure_id}", guarded(get_erasure)),
         Route("/api/persons/{person_id}/export", guarded(export)),
     ]
+
+
+def _closing(
+    chunks: Iterator[bytes], state: sqlite3.Connection, log_: SqliteEventLog
+) -> Iterator[bytes]:
+    try:
+        yield from chunks
+    finally:
+        _close(state, log_)
+
+
+def _close(state: sqlite3.Connection, log_: SqliteEventLog) -> None:
+    state.close()
+    log_.close()

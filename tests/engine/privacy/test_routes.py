@@ -97,6 +97,8 @@ def test_the_export_holds_identifiers_timeline_changes_alerts_and_raw_events(
     response = running.api.get(f"/persons/{bob['id']}/export")
 
     assert response.status_code == 200, response.text
+    # Streamed a page of events at a time, never built whole first.
+    assert response.headers["transfer-encoding"] == "chunked"
     document = response.json()
     assert document["format"] == "bond-export/1"
     assert document["person"]["emails"] == [BOB_EMAIL]
