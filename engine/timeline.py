@@ -167,7 +167,13 @@ class IdentityReader:
         }
 
     def _runs(
-        self, person_id: int, columns: str, limit: int, before: Cursor | None
+        self,
+        person_id: int,
+        columns: str,
+        limit: int,
+        before: Cursor | None,
+        *,
+        browsers_only: bool = False,
     ) -> list[tuple[str, list[Any]]]:
         """Per segment that can hold one of the person's newest `limit` rows before `before`:
         its browser's key and its newest `limit` rows before `before`.
@@ -186,7 +192,9 @@ class IdentityReader:
             "AND (t.ts, t.seq) < (min(s.end_ts, :ts), "
             "CASE WHEN s.end_ts <= :ts THEN 0 ELSE :seq END) "
             "ORDER BY t.ts DESC, t.seq DESC LIMIT 1) AS newest "
-            "FROM segments s JOIN browsers b ON b.id = s.browser_id WHERE s.person_id = :person",
+            "FROM segments s JOIN browsers b ON b.id = s.browser_id WHERE s.person_id = :person"
+            # Not a user id's events, which the site's server sent for them (see latest_before).
+            + (" AND substr(b.key, 1, 2) = 'a:'" if browsers_only else ""),
             {"ts": bound.ts, "seq": bound.seq, "person": person_id},
         ).fetchall()
         newest = sorted((row[4] for row in segments if row[4] is not None), reverse=True)
@@ -207,9 +215,14 @@ class IdentityReader:
             runs.append((key, rows))
         return runs
 
-    def latest_before(self, person_id: int, before: Cursor) -> Cursor | None:
-        """Where the person's newest event before `before` is; no personal data is opened."""
-        runs = self._runs(person_id, "ts, seq", 1, before)
+    def latest_before(
+        self, person_id: int, before: Cursor, *, browsers_only: bool = False
+    ) -> Cursor | None:
+        """Where the person's newest event before `before` is; no personal data is opened.
+
+        `browsers_only`: their newest visit, not counting what the site's server sent for them
+        (events with no anonymous id, kept under the user id)."""
+        runs = self._runs(person_id, "ts, seq", 1, before, browsers_only=browsers_only)
         found = [Cursor(*rows[0]) for _key, rows in runs if rows]
         return max(found) if found else None
 

@@ -60,7 +60,9 @@ class AlertsHook:
         event_rules, identified_rules = self.event_rules, self.identified_rules
         for ev in events:
             if ev.identified:
-                if ev.person_id not in first_of_person:
+                # A return is a visit, a browser's: not an event the shop's server sends for the
+                # person (no anonymous id), such as a subscription's renewal.
+                if ev.anonymous_id is not None and ev.person_id not in first_of_person:
                     first_of_person[ev.person_id] = ev
                 if identified_rules and ev.event in VALUE_EVENTS and batch.recognised_lately(ev):
                     # Identified first, then the cart or order that makes them worth an alert.

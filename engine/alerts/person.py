@@ -92,8 +92,9 @@ def load_person(conn: sqlite3.Connection, person_id: int) -> Person | None:
 
 
 def previous_seen(conn: sqlite3.Connection, person_id: int, ts: int, seq: int) -> int | None:
-    """The timestamp of the person's latest event before (ts, seq), or None for a first visit."""
-    latest = IdentityReader(conn).latest_before(person_id, Cursor(ts, seq))
+    """The timestamp of the person's latest visit before (ts, seq), or None for a first visit:
+    what the site's server sent for them meanwhile (a renewal) does not end their time away."""
+    latest = IdentityReader(conn).latest_before(person_id, Cursor(ts, seq), browsers_only=True)
     return latest.ts if latest is not None else None
 
 

@@ -53,7 +53,8 @@ class AlertEngine:
         self.worker = Worker(self.config, [*hooks, AlertsHook(self.config)])
         self._ids = itertools.count(1)
 
-    def send(self, type_: str, *, anon: str = "browser-1", ts: int, **body: Any) -> None:
+    def send(self, type_: str, *, anon: str | None = "browser-1", ts: int, **body: Any) -> None:
+        """Append an event as the collector would; `anon=None` is one the site's server sent."""
         message_id = f"m-{next(self._ids)}"
         message = {"type": type_, "messageId": message_id, "anonymousId": anon, **body}
         event = NewEvent(

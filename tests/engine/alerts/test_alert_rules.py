@@ -186,6 +186,21 @@ def test_a_watched_person_coming_back_after_being_away_is_announced(engine_for: 
     assert fields["Away for"] == "10.0 days"
 
 
+def test_an_order_the_shops_server_sends_is_no_return(engine_for: Any) -> None:
+    rule = AlertRule(name="acme", kind="returned", domains=("acme.example",), away_s=7 * 86400)
+    engine = engine_for(rule)
+    engine.send("identify", ts=T, userId="cto-1", traits={"email": "cto@acme.example"})
+    engine.apply()
+    # A month later the subscription renews: the shop's server sends the order, no browser.
+    order = {"event": "Order Completed", "properties": {"total": 99, "currency": "EUR"}}
+    engine.send("track", anon=None, ts=T + 30 * DAY, userId="cto-1", **order)
+    engine.apply()
+    assert engine.alerts() == []
+    engine.send("page", ts=T + 31 * DAY, properties={"path": "/pricing"})
+    engine.apply()
+    assert [alert.kind for alert in engine.alerts()] == ["returned"]
+
+
 def test_a_visitor_named_everyone_pings_nobody(engine_for: Any) -> None:
     engine = engine_for(AlertRule(name="anyone", kind="identified", threshold=0))
     name = "@everyone **FREE** [prize](https://evil.example) <@&1>"
