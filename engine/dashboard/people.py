@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from bond.errors import BadRequest, NotFound
+from engine.alerts.money import currency_code
 from engine.alerts.person import order_value
 from engine.dashboard.households import member_count
 from engine.dashboard.labels import label_of
@@ -102,7 +103,7 @@ def orders(reader: IdentityReader, person_id: int) -> dict[str, Any]:
                         "timestamp": event["timestamp"],
                         "order_id": props.get("order_id"),
                         "value": value,
-                        "currency": _currency(props.get("currency")),
+                        "currency": currency_code(props.get("currency")),
                         "products": _product_names(props.get("products")),
                     }
                 )
@@ -116,13 +117,6 @@ def orders(reader: IdentityReader, person_id: int) -> dict[str, Any]:
         "complete": cursor is None,
         "scanned": scanned,
     }
-
-
-def _currency(value: Any) -> str | None:
-    """An ISO 4217 code as the order sent it (any case), else None: no currency to show."""
-    if isinstance(value, str) and len(value) == 3 and value.isascii() and value.isalpha():
-        return value.upper()
-    return None
 
 
 def _totals(orders: list[dict[str, Any]]) -> list[dict[str, Any]]:
