@@ -17,6 +17,7 @@ from typing import Any, Self
 import httpx
 import orjson
 import pytest
+from segment.analytics.client import Client
 
 from bond import logs
 from bond.bench.processes import free_port
@@ -102,6 +103,19 @@ class BondProcess:
     @property
     def log(self) -> str:
         return self.log_path.read_text() if self.log_path.exists() else ""
+
+
+def segment_client(collector: Collector, **options: Any) -> tuple[Client, list[Exception]]:
+    """Segment's Python library sending to `collector` with only its host changed (as a shop's
+    backend would), and the errors it reports: a test expects none."""
+    failures: list[Exception] = []
+    client = Client(
+        WRITE_KEY,
+        host=collector.url,
+        on_error=lambda error, _batch: failures.append(error),
+        **options,
+    )
+    return client, failures
 
 
 def start_together(*processes: BondProcess) -> None:

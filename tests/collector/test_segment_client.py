@@ -4,19 +4,11 @@ from __future__ import annotations
 
 import sqlite3
 
-from segment.analytics.client import Client
-
-from conftest import WRITE_KEY, Collector
+from conftest import Collector, segment_client
 
 
 def test_segment_analytics_python_events_land_in_the_log(collector: Collector) -> None:
-    failures: list[Exception] = []
-    client = Client(
-        WRITE_KEY,
-        host=collector.url,
-        gzip=True,
-        on_error=lambda error, _batch: failures.append(error),
-    )
+    client, failures = segment_client(collector, gzip=True)
     client.identify("user-42", {"email": "ada@example.com", "plan": "pro"})
     client.track("user-42", "Order Completed", {"value": 99.5, "currency": "EUR"})
     client.page("user-42", category="Docs", name="Install")

@@ -15,9 +15,8 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from segment.analytics.client import Client
 
-from conftest import WRITE_KEY, Collector
+from conftest import Collector, segment_client
 
 IPHONE = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148"
 
@@ -43,14 +42,7 @@ def enrichment(server: Collector, *message_ids: str) -> dict[str, tuple[str | No
 def test_a_server_librarys_events_get_neither_its_address_nor_its_user_agent(
     server: Collector,
 ) -> None:
-    failures: list[Exception] = []
-    shop = Client(
-        WRITE_KEY,
-        host=server.url,
-        gzip=True,
-        sync_mode=True,
-        on_error=lambda error, _batch: failures.append(error),
-    )
+    shop, failures = segment_client(server, gzip=True, sync_mode=True)
     order, login, passed_on = (str(uuid.uuid4()) for _ in range(3))
     shop.track("u-1", "Order Completed", {"total": 40}, anonymous_id="b-1", message_id=order)
     shop.identify("u-1", {"email": "ada@example.com"}, message_id=login)

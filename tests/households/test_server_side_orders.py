@@ -16,13 +16,13 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from segment.analytics.client import Client
 
 from conftest import (
     WRITE_KEY,
     Collector,
     ReadApi,
     Worker,
+    segment_client,
     start_together,
     stop_together,
     wait_until,
@@ -79,13 +79,7 @@ def test_a_server_sent_order_is_judged_on_the_session_it_was_placed_in(
     stack: tuple[Collector, ReadApi],
 ) -> None:
     collector, api = stack
-    failures: list[Exception] = []
-    shop = Client(
-        WRITE_KEY,
-        host=collector.url,
-        sync_mode=True,
-        on_error=lambda error, _batch: failures.append(error),
-    )
+    shop, failures = segment_client(collector, sync_mode=True)
     browsed: list[dict[str, Any]] = []
 
     def order(order_id: str, at: int) -> None:
