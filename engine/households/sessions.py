@@ -123,8 +123,7 @@ class RawEvent:
     """The fields sessionising needs, for callers that do not have the worker's AppliedEvent."""
 
     person_id: int
-    anonymous_id: str | None
-    user_id: str | None
+    anonymous_id: str | None  # None: sent by the site's server for the person
     timestamp: int
     identified: bool = True
     user_agent: str | None = None

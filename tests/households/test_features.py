@@ -64,7 +64,6 @@ def test_sessions_split_on_a_thirty_minute_gap_per_browser() -> None:
         return RawEvent(
             person_id=1,
             anonymous_id=anon,
-            user_id="u1",
             timestamp=minute * 60_000,
             properties={"category": category},
             context={"timezone": "UTC"},
@@ -91,7 +90,6 @@ def test_order_products_count_as_categories() -> None:
         RawEvent(
             1,
             "a",
-            "u1",
             0,
             properties={"products": [{"category": "Toys"}, {"category": "books"}, "junk"]},
         )

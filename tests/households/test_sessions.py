@@ -10,9 +10,7 @@ MINUTE = 60_000
 def test_an_event_the_shops_server_sent_joins_the_persons_session_or_none() -> None:
     def event(anonymous_id: str | None, minute: int, person: int = 1) -> RawEvent:
         products = [{"category": "books"}]
-        return RawEvent(
-            person, anonymous_id, "u1", minute * MINUTE, properties={"products": products}
-        )
+        return RawEvent(person, anonymous_id, minute * MINUTE, properties={"products": products})
 
     sessions = sessionise(
         [

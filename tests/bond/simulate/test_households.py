@@ -41,7 +41,6 @@ def test_each_simulated_session_is_one_session_to_a_tracker() -> None:
         RawEvent(
             1,
             m["anonymousId"],
-            m["userId"],
             parse_time(m["timestamp"], "timestamp"),
             properties=m.get("properties", {}),
         )
