@@ -9,11 +9,12 @@ from __future__ import annotations
 import argparse
 
 import orjson
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+
+from bond.serving import serve
 
 
 async def ingest(request: Request) -> Response:
@@ -24,20 +25,13 @@ async def ingest(request: Request) -> Response:
 app = Starlette(routes=[Route("/v1/{kind}", ingest, methods=["POST"])])
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
-    uvicorn.run(
-        app,
-        host="127.0.0.1",
-        port=args.port,
-        http="httptools",
-        loop="uvloop",
-        access_log=False,
-        log_level="warning",
-    )
+    # bond serve's runner: its JSON log lines and its clean exit when the bench stops it.
+    return serve("trivial", lambda: app, "127.0.0.1", args.port, http="httptools", loop="uvloop")
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
