@@ -113,8 +113,12 @@ def create_read_app(config: Config) -> Starlette:
         return json_response(person_households(reader().conn, person_id))
 
     async def alerts(request: Request) -> Response:
-        recent = outbox.recent(reader().conn, _limit(request))
-        return json_response({"alerts": [alert.public() for alert in recent]})
+        limit, conn = _limit(request), reader().conn
+        recent = outbox.recent(conn, limit, before=_id_param(request, "before"))
+        next_id = recent[-1].id if len(recent) == limit else None
+        if next_id is not None and not outbox.recent(conn, 1, before=next_id):
+            next_id = None
+        return json_response({"alerts": [alert.public() for alert in recent], "next": next_id})
 
     async def status(request: Request) -> Response:
         # The numbers are only as fresh as the worker: say how much of the log it has not

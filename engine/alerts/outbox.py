@@ -223,8 +223,9 @@ def retry_failed(conn: sqlite3.Connection) -> int:
     return cursor.rowcount
 
 
-def recent(conn: sqlite3.Connection, limit: int = 50) -> list[Alert]:
-    """The newest alerts first, whatever their state (for the read API and the CLI)."""
+def recent(conn: sqlite3.Connection, limit: int = 50, before: int | None = None) -> list[Alert]:
+    """The newest alerts first (older than the alert id `before`, when given), whatever their
+    state (for the read API and the CLI)."""
     # Readers open state.db read-only and may come before the worker has created the outbox.
     exists = conn.execute(
         "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'alert_outbox'"
@@ -232,7 +233,8 @@ def recent(conn: sqlite3.Connection, limit: int = 50) -> list[Alert]:
     if exists is None:
         return []
     rows = conn.execute(
-        f"SELECT {_COLUMNS} FROM alert_outbox ORDER BY id DESC LIMIT ?", (limit,)
+        f"SELECT {_COLUMNS} FROM alert_outbox WHERE id < ? ORDER BY id DESC LIMIT ?",
+        (2**63 - 1 if before is None else before, limit),
     ).fetchall()
     keys = KeyRing(conn)
     return [_alert(keys, row) for row in rows]

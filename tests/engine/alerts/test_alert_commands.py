@@ -103,11 +103,36 @@ def test_the_read_api_lists_recent_alerts_with_their_delivery_state(tmp_path: Pa
     engine.close()
     client = AppClient(create_read_app(config))
     auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-    assert client.get("/api/alerts", headers=auth).json() == {"alerts": []}
+    assert client.get("/api/alerts", headers=auth).json() == {"alerts": [], "next": None}
     an_alert(data_dir)
     [alert] = client.get("/api/alerts", headers=auth).json()["alerts"]
     assert (alert["rule"], alert["state"], alert["attempts"]) == ("anyone", "pending", 0)
     assert client.get("/api/alerts").status_code == 401
+
+
+def test_the_read_api_pages_alerts_newest_first_by_id(tmp_path: Path) -> None:
+    data_dir = tmp_path / "bond-data"
+    engine = AlertEngine(data_dir, AlertRule(name="anyone", kind="identified"))
+    for n in range(5):
+        engine.send("identify", anon=f"browser-{n}", ts=1_000 + n, traits={"email": f"p{n}@x.io"})
+    engine.apply()
+    config = replace(engine.config, admin_token=ADMIN_TOKEN)
+    engine.close()
+    client = AppClient(create_read_app(config))
+    auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    pages, before = [], ""
+    while before is not None:
+        page = client.get(f"/api/alerts?limit=2&before={before}", headers=auth).json()
+        pages.append([alert["summary"] for alert in page["alerts"]])
+        before = page["next"]
+    # The last full page says there is nothing after it rather than lead to an empty one.
+    assert pages == [
+        ["p4@x.io identified", "p3@x.io identified"],
+        ["p2@x.io identified", "p1@x.io identified"],
+        ["p0@x.io identified"],
+    ]
+    answer = client.get("/api/alerts?before=soon", headers=auth)
+    assert answer.status_code == 400 and "before must be an id" in answer.json()["reason"]
 
 
 def test_alerts_test_on_a_429_says_how_long_discord_asks_to_wait(
