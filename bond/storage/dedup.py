@@ -26,7 +26,12 @@ this process knows of; the insert checks that it has not, and when it has, their
 read before trying again.
 
 A digest outlives its event: an erased event sent again is answered as a duplicate and not
-stored. Digests of events that retention has removed are dropped with their run.
+stored. Until the runs hold it, the row was where a process that died read it back from, so
+whatever deletes events (an erasure, the worker dropping suppressed events, retention) keeps
+the digests of those past their part's offset in `dedup_deleted`, in its own transaction, and
+the read-back takes them with the rows (`keep_deleted`): the appends pay nothing for it. A
+later delete drops those every part's offset has passed. Digests of events that retention has
+removed are dropped with their run.
 """
 
 from __future__ import annotations
@@ -66,7 +71,7 @@ _MERGED_OFFSETS = (
 # cost four times the rest of reading them back (2 s for 500,000 rows here).
 _READ_KEYS = (
     "SELECT CAST(group_concat(dedup_key, '') AS BLOB), coalesce(max(received_at), 0) "
-    "FROM events WHERE seq > ? AND seq <= ?"
+    "FROM {} WHERE seq > ? AND seq <= ?"
 )
 _READ_ROWS = 1 << 16  # rows per slice read back: a blob of 1 MB at most
 # A void dtype gives its items back as bytes whole; an "S16" one drops their trailing NULs.
@@ -142,10 +147,12 @@ class RecentKeys:
         # Between two floors in a row, the parts whose floor is at or below the lower one are
         # the ones whose digests are wanted.
         for low, high in itertools.pairwise(sorted({*floors, last})):
-            for start in range(low, high, _READ_ROWS):
-                blob, newest = self._conn.execute(
-                    _READ_KEYS, (start, min(start + _READ_ROWS, high))
-                ).fetchone()
+            slices = [
+                ("events", start, min(start + _READ_ROWS, high))
+                for start in range(low, high, _READ_ROWS)
+            ]
+            for table, start, end in [*slices, ("dedup_deleted", low, high)]:
+                blob, newest = self._conn.execute(_READ_KEYS.format(table), (start, end)).fetchone()
                 keys = np.frombuffer(blob or b"", dtype=_KEYS)
                 self.loaded += len(keys)
                 wanted.append(keys[by_part[_firsts(keys)] <= low])
@@ -294,6 +301,20 @@ class RecentKeys:
     def _oldest_kept_ms(self) -> int:
         row = self._conn.execute("SELECT received_at FROM events ORDER BY seq LIMIT 1").fetchone()
         return int(row[0]) if row else 0
+
+
+def keep_deleted(conn: sqlite3.Connection, rows: Iterable[tuple[int, bytes | None, int]]) -> None:
+    """Keep the digests of deleted events, (seq, digest, received_at), that the runs do not hold
+    yet, where a process reading back finds them; in the caller's transaction, the delete's.
+
+    Those kept earlier that every part's offset has passed are held by the runs now: they go.
+    """
+    merged = [int(offset) for (offset,) in conn.execute(_MERGED_OFFSETS)]
+    conn.executemany(
+        "INSERT OR IGNORE INTO dedup_deleted (seq, dedup_key, received_at) VALUES (?, ?, ?)",
+        [(seq, key, at) for seq, key, at in rows if key is not None and seq > merged[key[0]]],
+    )
+    conn.execute("DELETE FROM dedup_deleted WHERE seq <= ?", (min(merged),))
 
 
 def _firsts(keys: npt.NDArray[np.void]) -> npt.NDArray[np.uint8]:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, NamedTuple, Protocol, cast
 
 from bond.errors import StorageError
-from bond.storage.dedup import LAST_SEQ, RecentKeys, dedup_key
+from bond.storage.dedup import LAST_SEQ, RecentKeys, dedup_key, keep_deleted
 from bond.storage.dedup_runs import CHUNK_KEYS, PARTS, TOP_LEVEL, SortedKeys
 from bond.storage.sqlite import (
     connect,
@@ -234,6 +234,15 @@ MIGRATIONS = [
         )
         SELECT part, (SELECT merged_seq FROM dedup_state) FROM n;
     """,
+    # The digests of deleted events that the runs do not hold yet: their rows were where a
+    # process that died read them back from (see dedup.py).
+    """
+    CREATE TABLE dedup_deleted (
+        seq INTEGER PRIMARY KEY,  -- the deleted event's
+        dedup_key BLOB NOT NULL,
+        received_at INTEGER NOT NULL
+    );
+    """,
 ]
 
 _COLUMNS = (
@@ -287,6 +296,7 @@ _INSERTS = {
     f"AND ({LAST_SEQ}) = ?"
     for size in _INSERT_SIZES
 }
+_DELETE_CHUNK = 10_000  # offsets bound in one DELETE, under SQLite's limit on parameters
 # Digests held in memory before parts of them are merged into the runs: about 100 bytes each,
 # and about what a process reads back from the rows when it first appends.
 DEDUP_MEMORY_KEYS = 200_000
@@ -301,6 +311,16 @@ def _write_a_page(conn: sqlite3.Connection) -> None:
     """
     conn.execute("UPDATE dedup_state SET merged_seq = merged_seq + 1")
     conn.execute("UPDATE dedup_state SET merged_seq = merged_seq - 1")
+
+
+def _delete_events(conn: sqlite3.Connection, where: str, params: Sequence[object]) -> int:
+    """Delete the events matching `where`, keeping the digests the runs do not hold yet (in the
+    caller's transaction); returns how many were deleted."""
+    deleted = conn.execute(
+        f"DELETE FROM events WHERE {where} RETURNING seq, dedup_key, received_at", params
+    ).fetchall()
+    keep_deleted(conn, deleted)
+    return len(deleted)
 
 
 def _without(
@@ -527,7 +547,7 @@ class SqliteEventLog:
         where, params = match.where()
         found = " OR ".join(["instr(lower(CAST(body AS TEXT)), ?) > 0"] * len(rejected_needles))
         with self._transaction("erase from the event log") as conn:
-            events = conn.execute(f"DELETE FROM events WHERE {where}", params).rowcount
+            events = _delete_events(conn, where, params)
             rejected = conn.execute(
                 f"DELETE FROM rejected WHERE {found or '0'}", list(rejected_needles)
             ).rowcount
@@ -535,19 +555,22 @@ class SqliteEventLog:
 
     def delete_seqs(self, seqs: Sequence[int]) -> int:
         with self._transaction("delete suppressed events") as conn:
-            return conn.executemany(
-                "DELETE FROM events WHERE seq = ?", [(s,) for s in seqs]
-            ).rowcount
+            deleted = 0
+            for start in range(0, len(seqs), _DELETE_CHUNK):
+                chunk = list(seqs[start : start + _DELETE_CHUNK])
+                deleted += _delete_events(conn, f"seq IN ({','.join('?' * len(chunk))})", chunk)
+            return deleted
 
     def delete_older(self, received_before: int, up_to_seq: int, limit: int) -> tuple[int, int]:
         """Delete up to `limit` events received before a time and at or below an offset, and
         rejected rows received before it; returns (events, rejected)."""
         with self._transaction("apply retention") as conn:
-            events = conn.execute(
-                "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE seq <= ? "
-                "AND received_at < ? ORDER BY seq LIMIT ?)",
-                (up_to_seq, received_before, limit),
-            ).rowcount
+            events = _delete_events(
+                conn,
+                "seq IN (SELECT seq FROM events WHERE seq <= ? AND received_at < ? "
+                "ORDER BY seq LIMIT ?)",
+                [up_to_seq, received_before, limit],
+            )
             rejected = conn.execute(
                 "DELETE FROM rejected WHERE id IN (SELECT id FROM rejected WHERE received_at < ? "
                 "ORDER BY id LIMIT ?)",

@@ -130,17 +130,18 @@ def with_unapplied(
     person just identified: its events would be applied after the erasure as an anonymous
     visitor's, their pages and products included. A browser whose unapplied events name the
     person, and nobody else, is theirs: anonymous so far in state.db (its persons join the
-    plan) or not there at all (its anonymous id does). So is a user id an unapplied identify
-    gives them that no one holds yet.
+    plan) or not there at all (its anonymous id does). So is a user id or an email an
+    unapplied identify gives them that no one holds yet, and what names them only by that
+    one is theirs too, however long the chain.
     """
-    known: dict[str, bool] = {}  # a backlog names the same users many times
+    known: dict[tuple[str, str], bool] = {}  # a backlog names the same people many times
 
-    def held(user_id: str) -> bool:
-        if user_id not in known:
-            known[user_id] = _holder(conn, keys, "user_id", user_id) is not None
-        return known[user_id]
+    def held(kind: str, value: str) -> bool:
+        if (kind, value) not in known:
+            known[kind, value] = _holder(conn, keys, kind, value) is not None
+        return known[kind, value]
 
-    browsers, user_ids = _named_in(plan, events, held)
+    browsers, user_ids, emails = _named_in(plan, events, held)
     extra: set[int] = set()
     unknown: list[str] = []
     for anonymous_id in sorted(browsers):
@@ -153,39 +154,59 @@ def with_unapplied(
         plan = _fill(conn, keys, Plan(asked=plan.asked), set(plan.roots) | extra)
     plan.anonymous_ids += [a for a in unknown if a not in plan.anonymous_ids]
     plan.user_ids += sorted(user_ids - set(plan.user_ids))
+    plan.emails += sorted(emails - set(plan.emails))
     return plan
 
 
 def _named_in(
-    plan: Plan, events: Iterable[StoredEvent], held: Callable[[str], bool]
-) -> tuple[set[str], set[str]]:
-    """Anonymous ids whose events name the person and no one else, and the new user ids an
-    identify gave them.
+    plan: Plan, events: Iterable[StoredEvent], held: Callable[[str, str], bool]
+) -> tuple[set[str], set[str], set[str]]:
+    """Anonymous ids whose events name the person and no one else, and the new user ids and
+    emails identifies gave them.
 
-    An identify with their email and another person's user id is that person's (the user id
-    wins, as in the identity graph), so it names someone else.
+    As in the identity graph: an identify with their email and another person's user id is
+    that person's (the user id wins), so it names someone else; one with their user id or
+    email gives them the other identifier it carries, unless someone else holds it. Each
+    identifier given is followed in turn, to the events that name them only by it.
     """
     user_ids = {*plan.user_ids, *(v for k, v in plan.asked if k == "user_id")}
     emails = {*plan.emails, *(v for k, v in plan.asked if k == "email")}
-    theirs: set[str] = set()
-    others: set[str] = set()
-    given: set[str] = set()
-    for event in events:
-        email = _email_of(event)
-        user_id = event.user_id
-        foreign = user_id is not None and user_id not in user_ids and held(user_id)
-        names_them = not foreign and (
+    known_users, known_emails = set(user_ids), set(emails)
+    # Who each event names, once per (browser, user id, email): a backlog repeats them.
+    claims = {
+        (event.anonymous_id, event.user_id, _email_of(event))
+        for event in events
+        if event.user_id is not None or event.type == "identify"
+    }
+
+    def foreign(user_id: str | None) -> bool:
+        return user_id is not None and user_id not in user_ids and held("user_id", user_id)
+
+    def names_them(user_id: str | None, email: str | None) -> bool:
+        return not foreign(user_id) and (
             user_id in user_ids or (email is not None and email in emails)
         )
-        if names_them and user_id is not None and user_id not in user_ids:
-            given.add(user_id)
-        if event.anonymous_id is None:
-            continue
-        if names_them:
-            theirs.add(event.anonymous_id)
-        elif user_id is not None or email is not None:
-            others.add(event.anonymous_id)
-    return theirs - others, given
+
+    # An email someone else's login carries too is not given to them: its events stay.
+    shared = {e for _a, u, e in claims if e is not None and foreign(u)}
+
+    grown = True
+    while grown:
+        grown = False
+        for _anonymous_id, user_id, email in claims:
+            if not names_them(user_id, email):
+                continue
+            if user_id is not None and user_id not in user_ids:
+                user_ids.add(user_id)
+                grown = True
+            if email is None or email in emails or email in shared:
+                continue
+            if not held("email", email):
+                emails.add(email)
+                grown = True
+    theirs = {a for a, u, e in claims if a is not None and names_them(u, e)}
+    others = {a for a, u, e in claims if a is not None and (u or e) and not names_them(u, e)}
+    return theirs - others, user_ids - known_users, emails - known_emails
 
 
 def _email_of(event: StoredEvent) -> str | None:
