@@ -7,6 +7,7 @@ import math
 import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from bond import __version__
 from bond import config as config_module
@@ -156,6 +157,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     export.add_argument("who", help="the person's email or user id")
     export.set_defaults(run=_export)
+
+    backup = commands.add_parser(
+        "backup",
+        help="copy the data directory, consistent, while Bond runs on it",
+        parents=data,
+    )
+    backup.add_argument("dest", help="a new directory (or an empty one) outside the data directory")
+    backup.set_defaults(run=_backup)
 
     demo = commands.add_parser(
         "demo",
@@ -346,6 +355,13 @@ def _export(args: argparse.Namespace, config: Config) -> int:
 
     _require_data(config)
     return export(config, args.who)
+
+
+def _backup(args: argparse.Namespace, config: Config) -> int:
+    from bond.backup import backup
+
+    _require_data(config)
+    return backup(config, Path(args.dest))
 
 
 def _demo(args: argparse.Namespace, config: Config) -> int:

@@ -50,7 +50,12 @@ def test_a_port_that_cannot_be_bound_is_refused(
 
 @pytest.mark.parametrize(
     "command",
-    [["person", "ann@example.com"], ["erase", "ann@example.com"], ["export", "ann@example.com"]],
+    [
+        ["person", "ann@example.com"],
+        ["erase", "ann@example.com"],
+        ["export", "ann@example.com"],
+        ["backup", "never-written"],
+    ],
 )
 def test_a_data_directory_with_no_bond_data_is_refused_not_created(
     command: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
