@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -203,6 +204,49 @@ def test_follow_a_stitch_to_the_persons_stitched_history(
     dashboard.shoot("people")
 
 
+def test_the_people_list_shows_the_most_recently_active_first_and_opens_a_person(
+    stack: Stack, shopper: Shoppers, dashboard: Dashboard
+) -> None:
+    # Fifty-five customers the site's server identified an hour ago, one a second; then a
+    # visitor signs up in the shop now.
+    hour_ago = int(time.time() * 1000) - 3_600_000
+    customers = [
+        {
+            "type": "identify",
+            "messageId": f"customer-{n}",
+            "userId": f"customer-{n:02}",
+            "traits": {"email": f"customer-{n:02}@example.com"},
+            "timestamp": datetime.fromtimestamp((hour_ago + n * 1000) / 1000, UTC).isoformat(),
+        }
+        for n in range(55)
+    ]
+    httpx.post(
+        f"{stack.collector.url}/v1/batch", json={"writeKey": WRITE_KEY, "batch": customers}
+    ).raise_for_status()
+    shopper().sign_up("sam.lee@example.com")
+    wait_until(
+        lambda: stack.person("sam.lee@example.com") and stack.person("customer-00@example.com"),
+        timeout=DELIVERY_TIMEOUT,
+        what="the customers and the sign-up to be applied",
+    )
+
+    dashboard.log_in()
+    dashboard.view("people", "#people-list li[data-person]")
+    rows = dashboard.page.locator("#people-list li[data-person]")
+    assert rows.count() == 50  # a page
+    assert "sam.lee@example.com" in rows.first.inner_text()
+    assert "customer-54@example.com" in rows.nth(1).inner_text()
+    dashboard.page.click("#people-older")
+    dashboard.page.wait_for_selector("#people-list li[data-person]:nth-child(56)")
+    assert rows.count() == 56 and "customer-00@example.com" in rows.last.inner_text()
+    assert dashboard.page.locator("#people-older").count() == 0  # nothing older
+    dashboard.shoot("people-list")
+
+    rows.first.locator("a.who").click()
+    dashboard.page.wait_for_url("**/#/people/*")
+    dashboard.page.wait_for_selector("#profile:has-text('sam.lee@example.com')")
+
+
 def test_a_households_members_and_each_orders_probabilities(
     stack: Stack, dashboard: Dashboard
 ) -> None:
@@ -333,6 +377,11 @@ def test_strings_from_browsers_are_shown_as_text_and_never_run(
     assert dashboard.page.locator("img").count() == 0
     assert dashboard.page.evaluate("document.querySelectorAll('[onerror]').length") == 0
     dashboard.shoot("person-xss")
+
+    dashboard.view("people", "#people-list li[data-person]")
+    assert XSS_EMAIL.lower() in dashboard.page.inner_text("#people-list")
+    assert dashboard.page.locator("img").count() == 0
+    assert dashboard.page.evaluate("document.querySelectorAll('[onerror]').length") == 0
 
 
 def test_a_write_key_cannot_log_in_logout_works_and_the_csp_is_sent(

@@ -25,6 +25,7 @@ from bond.http import handle_request_error, json_response
 from bond.metrics import Counter, Registry
 from bond.storage.sqlite import connect
 from engine.alerts import outbox
+from engine.dashboard import people
 from engine.dashboard.app import create_dashboard
 from engine.dashboard.health import backlog
 from engine.dashboard.live import LogTail
@@ -73,6 +74,10 @@ def create_read_app(config: Config) -> Starlette:
         if person_id is None:
             raise NotFound(f"no person with that {keys[0]}")
         return _profile(reader(), person_id)
+
+    async def people_list(request: Request) -> Response:
+        before = people.people_cursor(request.query_params.get("before"))
+        return json_response(people.people_page(reader(), _limit(request), before))
 
     async def get_person(request: Request) -> Response:
         return _profile(reader(), _person_id(reader(), request))
@@ -155,6 +160,7 @@ def create_read_app(config: Config) -> Starlette:
 
     return Starlette(
         routes=[
+            Route("/api/people", guarded(people_list)),
             Route("/api/persons", guarded(find_person)),
             # Any text as the id, so one no person can have answers not_found like a missing one.
             Route("/api/persons/{person_id}", guarded(get_person)),

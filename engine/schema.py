@@ -18,7 +18,7 @@ key per person; `identifier_index` replaces `identifiers` with a keyed digest of
 key; traits and timeline data become sealed blobs. `id_floor` keeps ids from being reused once
 an erasure has deleted the newest rows. `engine.privacy.legacy` moves a version 1 state over.
 Version 3 marks the timeline rows of events that named a person (`claim`). Version 4 indexes
-identity events by their other person.
+identity events by their other person. Version 5 lists identified people by `active_at`.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import sqlite3
 
 from bond.storage.sqlite import migrate
 from engine.privacy.legacy import seal_legacy
+from engine.store import MIN_TS
 
 COMPONENT = "identity"
 
@@ -130,6 +131,18 @@ MIGRATIONS = [
     # other side is found by reading every identity event (a person's page, their export).
     "CREATE INDEX IF NOT EXISTS identity_events_other ON identity_events (other_person_id, id) "
     "WHERE other_person_id IS NOT NULL",
+    # The people list, most recently active first, pages through this index by cursor.
+    # `active_at` is the newest event time a person ever had: last_seen, except that a shared
+    # browser's split can hand a person's latest events to someone else and lower last_seen.
+    # The key never goes down, so a person already listed in a walk never comes again in it.
+    # Only people listed need it now; the others get it from their next event on.
+    f"""
+    ALTER TABLE persons ADD COLUMN active_at INTEGER NOT NULL DEFAULT {MIN_TS};
+    UPDATE persons SET active_at = last_seen
+        WHERE identified = 1 AND merged_into IS NULL AND last_seen IS NOT NULL;
+    CREATE INDEX IF NOT EXISTS persons_active ON persons (active_at, id)
+        WHERE identified = 1 AND merged_into IS NULL;
+    """,
 ]
 
 

@@ -367,10 +367,16 @@ class IdentityStore:
         if self.dirty_persons:
             persons = [self.persons[i] for i in self.dirty_persons]
             rewrite = self.rewrite_persons
+            # `active_at` only ever goes up (see engine/schema.py): the newest last_seen yet.
             execute_rows(
                 conn,
-                "INSERT OR REPLACE INTO persons VALUES {values}",
-                "(?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO persons (id, merged_into, identified, first_seen, last_seen, "
+                "event_count, traits, active_at) VALUES {values} ON CONFLICT (id) DO UPDATE SET "
+                "merged_into = excluded.merged_into, identified = excluded.identified, "
+                "first_seen = excluded.first_seen, last_seen = excluded.last_seen, "
+                "event_count = excluded.event_count, traits = excluded.traits, "
+                "active_at = max(persons.active_at, excluded.active_at)",
+                f"(?, ?, ?, ?, ?, ?, ?, coalesce(?, {MIN_TS}))",
                 [
                     (
                         p.id,
@@ -384,6 +390,7 @@ class IdentityStore:
                         bytearray(self.keys.seal(p.id, orjson.dumps(p.traits), crypto.TRAITS))
                         if p.traits
                         else bytearray(),
+                        p.last_seen,
                     )
                     for p in persons
                     if p.id in rewrite
@@ -393,7 +400,9 @@ class IdentityStore:
                 conn,
                 "WITH v (first_seen, last_seen, event_count, id) AS (VALUES {values}) "
                 "UPDATE persons SET first_seen = v.first_seen, last_seen = v.last_seen, "
-                "event_count = v.event_count FROM v WHERE persons.id = v.id",
+                "event_count = v.event_count, "
+                "active_at = max(persons.active_at, coalesce(v.last_seen, persons.active_at)) "
+                "FROM v WHERE persons.id = v.id",
                 "(?, ?, ?, ?)",
                 [
                     (p.first_seen, p.last_seen, p.event_count, p.id)

@@ -1,4 +1,5 @@
-"""Reading the identity state: find a person, their profile, their stitched timeline.
+"""Reading the identity state: find a person, their profile, their stitched timeline, and
+the people list (identified people, most recently active first).
 
 A timeline page costs the same however long a person's history is: each of the person's
 segments (a browser's time range, usually one or two per browser) is read newest first through
@@ -60,6 +61,27 @@ class Cursor(NamedTuple):
         if cursor_ts is None or cursor_seq is None:
             raise ValueError(f"not a timeline cursor: {text!r}")
         return Cursor(cursor_ts, cursor_seq)
+
+
+class ActiveCursor(NamedTuple):
+    """Where a page of the people list stopped: its last person's (active_at, id)."""
+
+    active_at: int
+    person_id: int
+
+    def encode(self) -> str:
+        return f"{self.active_at}:{self.person_id}"
+
+    @staticmethod
+    def decode(text: str) -> ActiveCursor:
+        # A timeline cursor's format, but a person never seen has an active_at below zero.
+        active_at, person_id = Cursor.decode(text.removeprefix("-"))
+        return ActiveCursor(-active_at if text.startswith("-") else active_at, person_id)
+
+
+class PeoplePage(NamedTuple):
+    people: list[dict[str, Any]]
+    next: ActiveCursor | None
 
 
 class TimelinePage(NamedTuple):
@@ -145,9 +167,7 @@ class IdentityReader:
         if row is None:
             return None
         keys = self._keys()
-        identifiers: dict[str, list[str]] = {"user_id": [], "email": []}
-        for kind, value in read_identifiers(self.conn, keys, person_id):
-            identifiers[kind].append(value)
+        identifiers = self._identifiers(keys, person_id)
         browsers = self.conn.execute(
             "SELECT DISTINCT b.key FROM segments s JOIN browsers b ON b.id = s.browser_id "
             "WHERE s.person_id = ? ORDER BY b.key",
@@ -165,6 +185,47 @@ class IdentityReader:
             "event_count": row[3],
             "traits": {key: value for key, (value, _at) in traits.items()},
         }
+
+    def _identifiers(self, keys: KeyRing, person_id: int) -> dict[str, list[str]]:
+        identifiers: dict[str, list[str]] = {"user_id": [], "email": []}
+        for kind, value in read_identifiers(self.conn, keys, person_id):
+            identifiers[kind].append(value)
+        return identifiers
+
+    def people(self, limit: int, before: ActiveCursor | None = None) -> PeoplePage:
+        """Identified people, most recently active first, read through the persons_active index.
+
+        A walk (each page read with the previous one's `next`) shows nobody twice, however the
+        worker writes meanwhile: active_at never goes down, so whoever a page showed stays at or
+        above its cursor. Someone active again during the walk moves above the cursor, to the
+        top of the next walk; everyone else still identified it shows once, in order.
+        """
+        limit = max(1, min(limit, MAX_PAGE))
+        bound = before or ActiveCursor(MAX_INTEGER, MAX_INTEGER)
+        rows = self.conn.execute(
+            "SELECT id, first_seen, last_seen, event_count, active_at FROM persons "
+            "WHERE identified = 1 AND merged_into IS NULL AND (active_at, id) < (?, ?) "
+            "ORDER BY active_at DESC, id DESC LIMIT ?",
+            (bound.active_at, bound.person_id, limit + 1),
+        ).fetchall()
+        keys = self._keys()
+        people = []
+        for person_id, first_seen, last_seen, event_count, active_at in rows[:limit]:
+            identifiers = self._identifiers(keys, person_id)
+            people.append(
+                {
+                    "id": person_id,
+                    "identified": True,
+                    "user_ids": identifiers["user_id"],
+                    "emails": identifiers["email"],
+                    "first_seen": first_seen,
+                    "last_seen": last_seen,
+                    "active_at": active_at,
+                    "event_count": event_count,
+                }
+            )
+        last = rows[limit - 1] if len(rows) > limit else None
+        return PeoplePage(people, ActiveCursor(last[4], last[0]) if last else None)
 
     def _runs(
         self,

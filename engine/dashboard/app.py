@@ -113,6 +113,11 @@ def create_dashboard(config: Config, reader: Callable[[], IdentityReader]) -> St
             stitches.stitches_page(reader(), int_param(request, "limit", PAGE), before)
         )
 
+    async def people_list(request: Request) -> Response:
+        before = people.people_cursor(request.query_params.get("before"))
+        limit = int_param(request, "limit", PAGE)
+        return json_response(people.people_page(reader(), limit, before))
+
     async def search(request: Request) -> Response:
         found = people.search(reader(), request.query_params.get("q", ""))
         return json_response({"person_id": found})
@@ -158,6 +163,7 @@ def create_dashboard(config: Config, reader: Callable[[], IdentityReader]) -> St
             Route("/api/live", api(live)),
             Route("/api/stream", api(stream)),
             Route("/api/stitches", api(stitch_list)),
+            Route("/api/people", api(people_list)),
             Route("/api/people/search", api(search)),
             Route("/api/persons/{person_id:int}", api(person)),
             Route("/api/persons/{person_id:int}/timeline", api(timeline)),

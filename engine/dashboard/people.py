@@ -1,4 +1,5 @@
-"""People: who an id is, search, a person's page, their stitched timeline and their orders.
+"""People: the list, who an id is, search, a person's page, their stitched timeline and their
+orders.
 
 Everything is read through `IdentityReader` (and the alert module's notion of an order's value,
 so the dashboard and the Discord alerts agree), never from identity columns directly.
@@ -14,11 +15,30 @@ from engine.alerts.person import order_value
 from engine.dashboard.households import member_count
 from engine.dashboard.labels import label_of
 from engine.dashboard.stitches import labelled
-from engine.timeline import MAX_PAGE, Cursor, IdentityReader, StitchRange
+from engine.timeline import MAX_PAGE, ActiveCursor, Cursor, IdentityReader, StitchRange
+from engine.verification import is_verified
 
 # Orders are found among this many newest events: a person page costs the same for a person
 # with a very long history (the alert module reads the same window).
 ORDER_SCAN = 5000
+
+
+def people_page(reader: IdentityReader, limit: int, before: ActiveCursor | None) -> dict[str, Any]:
+    """Identified people, most recently active first, each labelled as every list labels them;
+    `next` continues the walk (see IdentityReader.people)."""
+    page = reader.people(limit, before)
+    people = [
+        {**person, "label": label_of(person), "verified": is_verified(reader.conn, person["id"])}
+        for person in page.people
+    ]
+    return {"people": people, "next": page.next.encode() if page.next else None}
+
+
+def people_cursor(before: str | None) -> ActiveCursor | None:
+    try:
+        return ActiveCursor.decode(before) if before else None
+    except ValueError:
+        raise BadRequest("before must be the 'next' of a previous page of people") from None
 
 
 def search(reader: IdentityReader, query: str) -> int:

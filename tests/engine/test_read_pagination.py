@@ -3,6 +3,10 @@ that was there when paging began comes exactly once, in order, however the pages
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Callable
+from typing import Any
+
 from tests.engine.harness import Engine
 
 BROWSERS = 8
@@ -73,3 +77,65 @@ def test_a_persons_identity_events_page_once_each_while_more_are_written(engine:
     assert len(seen) == len(set(seen))
     assert there <= set(seen)
     assert seen == sorted(seen, reverse=True)
+
+
+def test_the_people_list_walks_each_person_once_while_the_worker_applies_more(
+    engine: Engine,
+) -> None:
+    # Pat logs in on a shared PC and browses on; ten people log in on their own desks, in
+    # pairs at the same time (ties are ordered by id).
+    engine.identify("shared-pc", 100, user="pat")
+    engine.track("shared-pc", 5_000)
+    for n in range(10):
+        engine.identify(f"desk-{n}", 1_000 + 10 * (n // 2), user=f"p-{n}")
+    engine.run()
+    names = ["pat"] + [f"p-{n}" for n in range(9, -1, -1)]
+    ids = {name: engine.reader.find(user_id=name) for name in names}
+    assert [person["id"] for person in walk(engine, 500)] == [ids[name] for name in names]
+
+    def between(page: int) -> None:
+        if page == 1:
+            # Gus's login on the shared PC arrives late, from before Pat's browsing: that
+            # browsing is Gus's now, and Pat's last_seen goes back to Pat's login.
+            engine.identify("shared-pc", 200, user="gus")
+            engine.track("desk-9", 6_000)  # shown on the first page, active again
+            engine.track("desk-2", 6_100)  # not shown yet, active again
+        engine.identify(f"newbie-{page}", 7_000 + page, user=f"newbie-{page}")
+        engine.run()
+
+    seen = walk(engine, 3, between)
+    keys = [(person["active_at"], person["id"]) for person in seen]
+    assert keys == sorted(set(keys), reverse=True)  # newest first, nobody twice
+    # Everyone there at the start who was not active again during the walk came, once: Pat
+    # too, though Pat's last_seen went back below where the walk had got to.
+    assert [person["id"] for person in seen] == [
+        ids[name] for name in ["pat", "p-9", "p-8", "p-7", "p-6", "p-5", "p-4", "p-3", "p-1", "p-0"]
+    ]
+    # Whoever became active during the walk is at the top of the next one.
+    again = walk(engine, 500)
+    newbies = [engine.reader.find(user_id=f"newbie-{n}") for n in range(4, 0, -1)]
+    gus = engine.reader.find(user_id="gus")
+    assert [person["id"] for person in again][:8] == [
+        *newbies,
+        ids["p-2"],
+        ids["p-9"],
+        gus,
+        ids["pat"],
+    ]
+    assert next(p for p in again if p["id"] == ids["pat"])["last_seen"] == 100
+
+
+def walk(
+    engine: Engine, limit: int, between: Callable[[int], None] = lambda page: None
+) -> list[dict[str, Any]]:
+    """Every page of the people list, each read with the previous one's `next`."""
+    seen: list[dict[str, Any]] = []
+    pages = itertools.count(1)
+    cursor = None
+    while True:
+        found = engine.reader.people(limit, cursor)
+        seen += found.people
+        between(next(pages))
+        if found.next is None:
+            return seen
+        cursor = found.next

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from bond.errors import BadRequest, NotFound
+from conftest import ADMIN_TOKEN
 from engine.dashboard import people
 from engine.timeline import Cursor
 from tests.engine.dashboard.dashboard_support import Client, HookedEngine, dashboard, log_in
@@ -178,3 +179,34 @@ def test_the_api_resolves_merged_ids_and_explains_what_it_cannot_find(
     found = client.get("/dashboard/api/people/search", params={"q": "nobody"})
     assert found.status_code == 404
     assert "nobody has that" in found.json()["reason"]
+
+
+def test_the_people_list_is_most_recently_active_first_and_pages_on(
+    client: Client, shop: HookedEngine
+) -> None:
+    first = client.get("/dashboard/api/people", params={"limit": 1}).json()
+    (bob,) = first["people"]
+    assert (bob["label"], bob["emails"], bob["last_seen"], bob["event_count"]) == (
+        {"id": bob["id"], "name": "bob@example.com", "identified": True},
+        ["bob@example.com"],
+        10_000,
+        2,
+    )
+    second = client.get("/dashboard/api/people", params={"limit": 1, "before": first["next"]})
+    (ada,) = second.json()["people"]
+    assert (ada["label"]["name"], ada["user_ids"], ada["verified"]) == (
+        "ada@example.com",
+        ["u-ada"],
+        False,
+    )
+    assert second.json()["next"] is None
+
+    bad = client.get("/dashboard/api/people", params={"before": "8000"})
+    assert (bad.status_code, bad.json()["reason"]) == (
+        400,
+        "before must be the 'next' of a previous page of people",
+    )
+    with dashboard(shop.config) as stranger:
+        assert stranger.get("/dashboard/api/people").status_code == 401
+        bearer = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        assert stranger.get("/dashboard/api/people", headers=bearer).status_code == 401

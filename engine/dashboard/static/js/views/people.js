@@ -1,10 +1,24 @@
-// People: find anyone by email, user id or anonymous id; the recently identified below.
+// People: find anyone by email, user id or anonymous id; below, everyone identified, most
+// recently active first, a page at a time.
 
 import { get } from '../api.js';
 import { personSearch } from '../controls.js';
 import { el, replace, empty, errorBanner } from '../dom.js';
-import { ago } from '../format.js';
+import { ago, dateTime, plural } from '../format.js';
 import { who } from '../who.js';
+
+function personItem(person) {
+  return el('li', { class: 'feed-item', 'data-person': person.id },
+    el('span', { class: 'time', title: dateTime(person.last_seen) },
+      person.last_seen == null ? '—' : ago(person.last_seen)),
+    el('div', { class: 'feed-main' },
+      el('div', { class: 'feed-title' }, who(person.label),
+        person.verified ? el('span', { class: 'badge verified' }, 'verified') : null),
+      el('div', { class: 'feed-facts' },
+        el('span', null, el('b', null, plural(person.event_count, 'event', 'events'))),
+        el('span', null, 'first seen ', dateTime(person.first_seen)))),
+    el('a', { class: 'button small', href: `#/people/${person.id}` }, 'Open'));
+}
 
 export function render(main) {
   const { form, input, message } = personSearch({
@@ -15,28 +29,36 @@ export function render(main) {
     route: (id) => `#/people/${id}`,
   });
   input.id = 'person-search';
-  const recent = el('div');
+  const list = el('ul', { class: 'feed-list', id: 'people-list' });
+  const more = el('div', { class: 'more' });
+
+  // Each page continues from the last one's `next`: nobody comes twice in one walk, and
+  // whoever comes back meanwhile is at the top the next time the view opens.
+  const load = async (before) => {
+    const page = await get('people', { before });
+    if (!before && !page.people.length) {
+      replace(list, el('li', null,
+        empty('Nobody identified yet', 'People appear here when they sign up, log in or check out.')));
+    } else {
+      list.append(...page.people.map(personItem));
+    }
+    replace(more, page.next ? el('button', {
+      class: 'button small', type: 'button', id: 'people-older',
+      // Once: a second click would read the same page again.
+      onclick: (event) => {
+        event.currentTarget.disabled = true;
+        load(page.next).catch((error) => replace(more, errorBanner(error)));
+      },
+    }, 'Load older') : null);
+  };
 
   replace(main,
     el('div', { class: 'page-head' }, el('div', null, el('h1', null, 'People'),
       el('p', null, 'Everyone Bond knows, with every browser and every anonymous visit that led to them.'))),
     el('div', { class: 'stack' },
       el('section', { class: 'card search-hero' }, el('h2', null, 'Find a person'), form, message),
-      el('section', { class: 'card' }, el('div', { class: 'card-head' }, el('h2', null, 'Recently identified')), recent)));
+      el('section', { class: 'card' }, el('div', { class: 'card-head' }, el('h2', null, 'Identified people'),
+        el('p', null, 'Most recently active first')), list, more)));
   input.focus();
-
-  get('stitches', { limit: 100 }).then((page) => {
-    const seen = new Set();
-    const rows = [];
-    for (const change of page.stitches) {
-      if (change.kind === 'refused' || !change.person || seen.has(change.person.id)) continue;
-      seen.add(change.person.id);
-      rows.push(el('li', { class: 'feed-item' },
-        el('span', { class: 'time' }, ago(change.at)),
-        el('div', { class: 'feed-main' }, who(change.person)),
-        el('a', { class: 'button small', href: `#/people/${change.person.id}` }, 'Open')));
-    }
-    replace(recent, rows.length ? el('ul', { class: 'feed-list' }, rows.slice(0, 12))
-      : empty('Nobody identified yet', 'People appear here when they sign up, log in or check out.'));
-  }).catch((error) => replace(recent, errorBanner(error)));
+  load().catch((error) => replace(list, el('li', null, errorBanner(error))));
 }
