@@ -158,6 +158,19 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("who", help="the person's email or user id")
     export.set_defaults(run=_export)
 
+    identity_map = commands.add_parser(
+        "identity-map",
+        help="print every browser's time ranges and their persons, to join into a warehouse",
+        parents=data,
+    )
+    identity_map.add_argument(
+        "--format", choices=("jsonl", "csv"), default="jsonl", help="jsonl (default) or csv"
+    )
+    identity_map.add_argument(
+        "--output", type=Path, default=None, help="write to this file (default: stdout)"
+    )
+    identity_map.set_defaults(run=_identity_map)
+
     backup = commands.add_parser(
         "backup",
         help="copy the data directory, consistent, while Bond runs on it",
@@ -355,6 +368,13 @@ def _export(args: argparse.Namespace, config: Config) -> int:
 
     _require_data(config)
     return export(config, args.who)
+
+
+def _identity_map(args: argparse.Namespace, config: Config) -> int:
+    from engine.identity_map import write_map
+
+    _require_data(config)
+    return write_map(config, fmt=args.format, output=args.output)
 
 
 def _backup(args: argparse.Namespace, config: Config) -> int:

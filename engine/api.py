@@ -30,6 +30,7 @@ from engine.dashboard.app import create_dashboard
 from engine.dashboard.health import backlog
 from engine.dashboard.live import LogTail
 from engine.households.store import person_households
+from engine.identity_map import identity_map_routes
 from engine.privacy.routes import privacy_routes
 from engine.privacy.schema import migrate_privacy
 from engine.schema import migrate_identity
@@ -171,6 +172,7 @@ def create_read_app(config: Config) -> Starlette:
             Route("/api/status", guarded(status)),
             Route("/api/metrics", guarded(metrics)),
             *privacy_routes(config, guarded),
+            *identity_map_routes(config, guarded),
             Route("/", home),
             Mount("/dashboard", app=create_dashboard(config, reader)),
         ],

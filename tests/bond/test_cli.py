@@ -55,6 +55,7 @@ def test_a_port_that_cannot_be_bound_is_refused(
         ["erase", "ann@example.com"],
         ["export", "ann@example.com"],
         ["backup", "never-written"],
+        ["identity-map"],
     ],
 )
 def test_a_data_directory_with_no_bond_data_is_refused_not_created(
