@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, Response
+from playwright.sync_api import Browser, Page, Response, ViewportSize
 
 from bond.bench.processes import free_port
 from bond.simulate.households import Settings, generate
@@ -25,8 +25,8 @@ from engine.alerts.fake_discord import FakeDiscord
 from tests.engine.alerts.alert_support import fake_discord
 
 Shoppers = Callable[..., Shopper]
-LAPTOP = {"width": 1280, "height": 900}
-PHONE = {"width": 390, "height": 844}
+LAPTOP: ViewportSize = {"width": 1280, "height": 900}
+PHONE: ViewportSize = {"width": 390, "height": 844}
 # Once the collector has committed an event, the live stream shows it within this long.
 LIVE_WITHIN_MS = 1000
 XSS_NAME = "<img src=x onerror=alert(1)>"
@@ -92,28 +92,38 @@ def discord() -> Iterator[FakeDiscord]:
         yield fake
 
 
-@pytest.fixture
-def stack(tmp_path: Path, discord: FakeDiscord) -> Iterator[Stack]:
-    """The storefront stack with a Discord rule, and a read API that knows the collector's
-    address, so the health view can read its counts."""
+RULE = '[[alerts.rules]]\nname = "big checkout"\nkind = "identified"\nthreshold = 50\n'
+
+
+def configured_stack(tmp_path: Path, toml: str) -> Iterator[Stack]:
+    """The storefront stack with `toml` as its bond.toml, and a read API that knows the
+    collector's address, so the health view can read its counts."""
     config = tmp_path / "bond.toml"
     port = free_port()
-    rules = '[[alerts.rules]]\nname = "big checkout"\nkind = "identified"\nthreshold = 50\n'
-    config.write_text(
-        f'[collector]\nport = {port}\n[alerts]\nwebhook_url = "{discord.url}"\n{rules}'
-    )
+    config.write_text(f"[collector]\nport = {port}\n{toml}")
     env: dict[str, str | None] = {"BOND_CONFIG": str(config)}
     running = Stack(tmp_path / "bond-data", worker_env=env, api_env=env, collector_port=port)
     yield running
     running.stop()
 
 
-@pytest.fixture
-def dashboard(browser: Browser, stack: Stack) -> Iterator[Dashboard]:
+def open_tab(browser: Browser, stack: Stack) -> Iterator[Dashboard]:
+    """A dashboard tab on the stack; any page error, dialog or CSP violation fails the test."""
     tab = Dashboard(browser, stack.api.url.removesuffix("/api"))
     yield tab
     tab.close()
     assert not tab.problems, tab.problems
+
+
+@pytest.fixture
+def stack(tmp_path: Path, discord: FakeDiscord) -> Iterator[Stack]:
+    """A Discord rule on every identified checkout over 50."""
+    yield from configured_stack(tmp_path, f'[alerts]\nwebhook_url = "{discord.url}"\n{RULE}')
+
+
+@pytest.fixture
+def dashboard(browser: Browser, stack: Stack) -> Iterator[Dashboard]:
+    yield from open_tab(browser, stack)
 
 
 def committed(stack: Stack, check: Callable[[dict[str, Any]], bool], what: str) -> None:
@@ -337,8 +347,10 @@ def test_alert_states_and_reasons_and_the_health_view(
         return int(dashboard.page.inner_text(f"[data-count={name}]").replace(",", ""))
 
     # Accepted counts every event the collector took, a resent one too; the log keeps it once.
-    dashboard.page.wait_for_function(
-        "document.querySelector('[data-count=accepted]').textContent !== 'unknown'"
+    # Polled from here: wait_for_function evaluates a string, which the page's CSP refuses.
+    wait_until(
+        lambda: dashboard.page.inner_text("[data-count=accepted]") != "unknown",
+        what="the collector's counts",
     )
     wait_until(
         lambda: count("accepted") - count("deduplicated") == len(stack.logged()),
@@ -400,7 +412,7 @@ def test_a_write_key_cannot_log_in_logout_works_and_the_csp_is_sent(
     dashboard.page.wait_for_selector("#connection[data-state=live]")
     page = dashboard.open()
     assert page is not None and "unsafe-inline" not in page.headers["content-security-policy"]
-    dashboard.page.wait_for_function("document.getElementById('csrf').value !== ''")
+    wait_until(lambda: dashboard.page.input_value("#csrf") != "", what="the logout form's token")
     with dashboard.page.expect_navigation(url="**/dashboard/login"):
         dashboard.page.click("#logout button")
     session = dashboard.page.request.get(f"{dashboard.base}/dashboard/api/live")

@@ -12,14 +12,23 @@ from engine.timeline import IdentityReader
 STATES = ("pending", "sent", "failed")
 
 
-def alerts_page(reader: IdentityReader, limit: int) -> dict[str, Any]:
+def alerts_page(reader: IdentityReader, limit: int, before: int | None = None) -> dict[str, Any]:
+    """The newest `limit` alerts older than the alert id `before`; `next` continues from the
+    last of them, and is None when nothing older is left (one row more says so)."""
+    limit = max(1, min(limit, 200))
+    found = outbox.recent(reader.conn, limit + 1, before=before)
     people = People(reader)
     alerts = []
-    for alert in outbox.recent(reader.conn, max(1, min(limit, 200))):
+    for alert in found[:limit]:
         shown = alert.public()
         shown["person"] = people.label(alert.person_id)
         alerts.append(shown)
-    return {"alerts": alerts, "counts": state_counts(reader)}
+    more = len(found) > limit
+    return {
+        "alerts": alerts,
+        "counts": state_counts(reader),
+        "next": alerts[-1]["id"] if more else None,
+    }
 
 
 def state_counts(reader: IdentityReader) -> dict[str, int]:

@@ -146,7 +146,9 @@ def create_dashboard(config: Config, reader: Callable[[], IdentityReader]) -> St
         return json_response(households.household(reader(), person_id(request)))
 
     async def alert_list(request: Request) -> Response:
-        return json_response(alerts.alerts_page(reader(), int_param(request, "limit", PAGE)))
+        before = optional_int(request, "before")
+        limit = int_param(request, "limit", PAGE)
+        return json_response(alerts.alerts_page(reader(), limit, before))
 
     async def health_now(request: Request) -> Response:
         now = await health.sample()

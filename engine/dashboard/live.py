@@ -14,6 +14,7 @@ import orjson
 
 from bond.errors import StorageError
 from bond.storage.eventlog import SqliteEventLog, StoredEvent
+from engine.alerts.money import currency_code
 from engine.alerts.person import order_value
 from engine.dashboard.labels import People, short
 from engine.timeline import IdentityReader
@@ -78,21 +79,25 @@ def live_event(
         "type": event.type,
         "name": short(event.event or body.get("name") or props.get("title")),
         "page": short(_path(page) or _path(props)),
-        "detail": _detail(event.type, event.event, props),
+        **_detail(event.type, event.event, props),
         "anonymous_id": short(event.anonymous_id),
         "identified": bool(person["identified"]) if person else event.user_id is not None,
         "person": person,
     }
 
 
-def _detail(type_: str, name: str | None, props: dict[str, Any]) -> str | None:
-    """The one property worth a glance: an order's value, else the product."""
+def _detail(type_: str, name: str | None, props: dict[str, Any]) -> dict[str, Any]:
+    """The one property worth a glance: an order's value and currency (the page formats them
+    as the person page does), else the product."""
+    shown: dict[str, Any] = {"detail": None, "value": None, "currency": None}
     if type_ != "track":
-        return None
+        return shown
     value = order_value({"event": name, "properties": props})
-    if value is not None:
-        return f"{value:,.2f} {props.get('currency') or ''}".strip()
-    return short(props.get("name") or props.get("product_id"))
+    if value is None:
+        shown["detail"] = short(props.get("name") or props.get("product_id"))
+    else:
+        shown.update(value=value, currency=currency_code(props.get("currency")))
+    return shown
 
 
 def _path(where: dict[str, Any]) -> str | None:

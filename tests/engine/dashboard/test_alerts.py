@@ -8,7 +8,7 @@ from pathlib import Path
 from bond.config import AlertRule, AlertsConfig, Config
 from engine.alerts import outbox
 from engine.dashboard.alerts import alerts_page, pending
-from tests.engine.dashboard.dashboard_support import HookedEngine
+from tests.engine.dashboard.dashboard_support import HookedEngine, dashboard, log_in
 
 
 def test_alerts_show_their_state_their_reason_and_who_they_are_about(data_dir: Path) -> None:
@@ -39,4 +39,36 @@ def test_alerts_show_their_state_their_reason_and_who_they_are_about(data_dir: P
     ]
     assert {a["person"]["name"] for a in page["alerts"]} == {"grace@example.com"}
     assert pending(engine.reader) == 1
+    engine.close()
+
+
+def test_the_alerts_page_on_from_next_to_the_oldest(data_dir: Path) -> None:
+    engine = HookedEngine(data_dir)
+    engine.identify("laptop", 1_000, email="grace@example.com")
+    engine.run()
+    conn = engine.worker.conn
+    grace = engine.reader.find(email="grace@example.com")
+    assert grace is not None
+    ids = [
+        outbox.enqueue(conn, rule="vip", kind="event", person_id=grace, summary=f"#{n}", payload={})
+        for n in range(5)
+    ]
+    with dashboard(engine.config) as client:
+        log_in(client)
+        first = client.get("/dashboard/api/alerts", params={"limit": 2}).json()
+        second = client.get(
+            "/dashboard/api/alerts", params={"limit": 2, "before": first["next"]}
+        ).json()
+        last = client.get("/dashboard/api/alerts", params={"limit": 2, "before": second["next"]})
+        bad = client.get("/dashboard/api/alerts", params={"before": "x"})
+
+    pages = [first, second, last.json()]
+    assert [[a["id"] for a in page["alerts"]] for page in pages] == [
+        [ids[4], ids[3]],
+        [ids[2], ids[1]],
+        [ids[0]],
+    ]
+    assert last.json()["next"] is None  # the oldest alert: no page of nothing after it
+    assert all(page["counts"] == {"pending": 5, "sent": 0, "failed": 0} for page in pages)
+    assert (bad.status_code, bad.json()["reason"]) == (400, "before must be an integer")
     engine.close()

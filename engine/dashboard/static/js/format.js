@@ -26,6 +26,11 @@ export function text(value) {
   return typeof value === 'string' ? value : JSON.stringify(value);
 }
 
+// A browser's anonymous id, shortened the same way wherever a page shows one.
+export function browser(anonymousId) {
+  return String(anonymousId).slice(0, 8);
+}
+
 export function percent(p) {
   return `${Math.round(p * 100)}%`;
 }

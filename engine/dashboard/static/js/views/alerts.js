@@ -7,6 +7,7 @@ import { number, shortDate } from '../format.js';
 import { who } from '../who.js';
 
 const REFRESH_MS = 3000;
+const PAGE = 200;
 const STATES = [['all', 'All'], ['pending', 'Pending'], ['sent', 'Sent'], ['failed', 'Failed']];
 const COLUMNS = [
   { label: 'Created' }, { label: 'Rule' }, { label: 'Person' }, { label: 'Summary', class: 'wrap' },
@@ -21,17 +22,25 @@ function delivery(alert) {
 
 export function render(main) {
   let state = 'all';
-  let latest = { alerts: [], counts: {} };
+  let counts = {};
+  // Every alert read so far by id: the refresh rereads the newest page (their states change),
+  // Load older adds the pages before it, and nothing read goes away while the view is open.
+  const known = new Map();
+  let next;
+  let loading = false;
   const seg = segmented('Delivery state', STATES, state, (value) => { state = value; draw(); }, { counts: true });
   const body = el('div', { id: 'alerts' });
+  const more = el('div', { class: 'more' });
+
+  const keep = (page) => {
+    for (const alert of page.alerts) known.set(alert.id, alert);
+    counts = page.counts;
+  };
+  const total = (value) => (value === 'all' ? Object.values(counts).reduce((a, b) => a + b, 0) : counts[value] || 0);
 
   const draw = () => {
-    for (const button of seg.children) {
-      const value = button.dataset.value;
-      const count = value === 'all' ? Object.values(latest.counts).reduce((a, b) => a + b, 0) : latest.counts[value] || 0;
-      button.querySelector('.count').textContent = number(count);
-    }
-    const shown = latest.alerts.filter((a) => state === 'all' || a.state === state);
+    for (const button of seg.children) button.querySelector('.count').textContent = number(total(button.dataset.value));
+    const shown = [...known.values()].sort((a, b) => b.id - a.id).filter((a) => state === 'all' || a.state === state);
     replace(body, shown.length ? table(COLUMNS, shown.map((a) => row(COLUMNS, [
       el('span', { class: 'time' }, shortDate(a.created_at)),
       a.rule,
@@ -43,16 +52,35 @@ export function render(main) {
     ], { 'data-state': a.state, 'data-id': a.id })))
       : empty(state === 'all' ? 'No alerts yet' : `No ${state} alerts`,
         'Alerts are written when a rule in bond.toml ([[alerts.rules]]) matches, then delivered to Discord.'));
+    replace(more, next == null ? null : [
+      el('span', { class: 'faint', id: 'alerts-shown' }, `${number(shown.length)} of ${number(total(state))} shown`),
+      el('button', {
+        class: 'button small', type: 'button', id: 'alerts-older', disabled: loading,
+        // Once until it answers (the refresh redraws the button meanwhile): a second click
+        // would read the same page again.
+        onclick: () => {
+          loading = true;
+          draw();
+          get('alerts', { limit: PAGE, before: next })
+            .then((page) => { keep(page); next = page.next; loading = false; draw(); })
+            .catch((error) => replace(more, errorBanner(error)));
+        },
+      }, 'Load older'),
+    ]);
   };
-  const refresh = () => get('alerts', { limit: 200 }).then((page) => { latest = page; draw(); })
-    .catch((error) => replace(body, errorBanner(error)));
+  const refresh = () => get('alerts', { limit: PAGE }).then((page) => {
+    // The first page sets where Load older starts; later refreshes only bring newer alerts.
+    if (next === undefined) next = page.next;
+    keep(page);
+    draw();
+  }).catch((error) => replace(body, errorBanner(error)));
 
   replace(main,
     el('div', { class: 'page-head' },
       el('div', null, el('h1', null, 'Alerts'),
         el('p', null, 'Discord alerts for high-value people, as the worker wrote them and as Discord took them.')),
       seg),
-    el('section', { class: 'card' }, body));
+    el('section', { class: 'card' }, body, more));
   draw();
   refresh();
   const timer = setInterval(refresh, REFRESH_MS);

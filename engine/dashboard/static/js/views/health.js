@@ -51,10 +51,10 @@ export function render(main, { feed }) {
   const counts = el('div', { class: 'grid cols-3', id: 'health-counts' });
   const chart = el('div', { class: 'card-body', id: 'health-chart' });
 
-  const count = (label, value, cls) => el('div', { class: 'card stat' },
+  const count = (label, value, cls, note) => el('div', { class: 'card stat' },
     el('span', { class: 'stat-label' }, el('span', { class: `swatch ${cls}` }), ' ', label),
     el('span', { class: `stat-value${value == null ? ' unknown' : ''}`, 'data-count': cls }, value == null ? 'unknown' : number(value)),
-    el('span', { class: 'stat-note' }, value == null ? 'the collector cannot be reached' : 'since the collector started'));
+    el('span', { class: 'stat-note' }, value == null ? 'the collector cannot be reached' : `since the collector started${note}`));
 
   const draw = () => {
     if (!history.length) return;
@@ -65,9 +65,10 @@ export function render(main, { feed }) {
     outbox.update(now.outbox_pending, history.map((h) => h.outbox_pending), 'alerts waiting for Discord');
     const c = now.collector;
     replace(counts,
-      count('Accepted', c && c.accepted, 'accepted'),
-      count('Rejected', c && c.rejected, 'rejected'),
-      count('Deduplicated', c && c.deduplicated, 'deduplicated'));
+      // Accepted is more than the log head above: a resent event is accepted again but kept once.
+      count('Accepted', c && c.accepted, 'accepted', ', resent events included'),
+      count('Rejected', c && c.rejected, 'rejected', ''),
+      count('Deduplicated', c && c.deduplicated, 'deduplicated', ': resent events the log already had'));
     const series = [
       { values: deltas(history, 'accepted'), color: '#12b76a' },
       { values: deltas(history, 'rejected'), color: '#f04438' },

@@ -2,7 +2,7 @@
 
 import { segmented } from '../controls.js';
 import { el, replace, row, empty } from '../dom.js';
-import { clock } from '../format.js';
+import { clock, money } from '../format.js';
 import { who } from '../who.js';
 
 const COLUMNS = [
@@ -12,10 +12,15 @@ const COLUMNS = [
 const SHOWN = 200;
 const TYPES = [['all', 'All'], ['page', 'Pages'], ['track', 'Tracks'], ['identify', 'Identifies']];
 
+// An order's value as the person page shows it (€28.00), else the product.
+function detail(event) {
+  return event.value != null ? money(event.value, event.currency) : event.detail;
+}
+
 function matches(event, type, text) {
   if (type !== 'all' && event.type !== type) return false;
   if (!text) return true;
-  const haystack = [event.name, event.page, event.detail, event.anonymous_id, event.person && event.person.name]
+  const haystack = [event.name, event.page, detail(event), event.anonymous_id, event.person && event.person.name]
     .filter(Boolean).join(' ').toLowerCase();
   return haystack.includes(text);
 }
@@ -27,7 +32,7 @@ function eventRow(event, fresh) {
     event.name || (event.type === 'identify' ? 'Identified' : el('span', { class: 'faint' }, '—')),
     event.page ? el('span', { class: 'mono' }, event.page) : el('span', { class: 'faint' }, '—'),
     event.person ? who(event.person) : el('span', { class: 'anon-label' }, 'Not applied yet'),
-    event.detail || el('span', { class: 'faint' }, '—'),
+    detail(event) || el('span', { class: 'faint' }, '—'),
   ], { class: fresh ? 'fresh' : null, 'data-seq': event.seq, 'data-identified': String(event.identified) });
 }
 

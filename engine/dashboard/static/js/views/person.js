@@ -3,7 +3,7 @@
 
 import { get } from '../api.js';
 import { el, replace, empty, errorBanner } from '../dom.js';
-import { dateTime, duration, money, number, plural, shortDate, text } from '../format.js';
+import { browser, dateTime, duration, money, number, plural, shortDate, text } from '../format.js';
 import { avatar, personName, who } from '../who.js';
 
 const PAGE = 50;
@@ -56,7 +56,7 @@ function timelineItems(events) {
         el('div', { class: 'tl-title' }, title(event),
           event.stitched ? el('span', { class: 'badge stitched' }, 'anonymous · stitched') : null),
         el('div', { class: 'tl-detail' }, [detail(event),
-          event.anonymous_id ? el('span', { class: 'faint' }, ` browser ${event.anonymous_id.slice(0, 8)}`) : null]))));
+          event.anonymous_id ? el('span', { class: 'faint', title: event.anonymous_id }, ` browser ${browser(event.anonymous_id)}`) : null]))));
     previous = event;
   }
   return items;
@@ -138,7 +138,7 @@ export function render(main, { feed }, [id]) {
                 chipList('User ids', person.user_ids),
                 chipList(`Browsers (${person.anonymous_ids.length})`, person.anonymous_ids),
                 person.browsers.length ? el('dl', { class: 'kv' }, person.browsers.map((b) => [
-                  el('dt', { class: 'mono' }, b.anonymous_id.slice(0, 12)),
+                  el('dt', { class: 'mono', title: b.anonymous_id }, browser(b.anonymous_id)),
                   el('dd', null, b.identified_at == null ? 'joined by stitching'
                     : `identified ${duration(b.identified_at - person.first_seen)} after the first visit`),
                 ])) : null)),
@@ -161,14 +161,17 @@ export function render(main, { feed }, [id]) {
       ordersValue.textContent = found.totals.length
         ? found.totals.map((t) => money(t.value, t.currency)).join(' + ') : 'none yet';
       replace(orders, found.orders.length ? el('ul', { class: 'feed-list' }, found.orders.map((o) =>
-        el('li', { class: 'feed-item' }, el('span', { class: 'time' }, shortDate(o.timestamp)),
+        // The time under the order id, not in a column of its own: beside it, the id had no
+        // room in this side card and broke in two ("FK-" / "MX6CV8TY").
+        el('li', { class: 'feed-item order' },
           el('div', { class: 'feed-main' }, el('div', { class: 'feed-title' }, o.order_id ? text(o.order_id) : 'Order'),
-            el('div', { class: 'feed-sub' }, o.products.join(', '))),
+            el('div', { class: 'feed-sub' }, el('span', { class: 'time', title: dateTime(o.timestamp) }, shortDate(o.timestamp)),
+              o.products.length ? ` · ${o.products.join(', ')}` : null)),
           el('strong', { class: 'num' }, money(o.value, o.currency)))))
         : el('span', { class: 'faint' }, 'No orders yet'),
       found.complete ? null : el('p', { class: 'faint' }, `Among the newest ${plural(found.scanned, 'event', 'events')}.`));
     }).catch((error) => replace(orders, errorBanner(error)));
-  }).catch((error) => replace(main, errorBanner(error)));
+  }).catch((error) => replace(main, el('a', { class: 'crumb', href: '#/people' }, '← People'), errorBanner(error)));
 
   return feed.on('events', (arrived) => {
     if (!arrived.some((e) => e.person && String(e.person.id) === String(id))) return;
