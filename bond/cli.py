@@ -169,6 +169,12 @@ def _parser() -> argparse.ArgumentParser:
     identity_map.add_argument(
         "--output", type=Path, default=None, help="write to this file (default: stdout)"
     )
+    identity_map.add_argument(
+        "--changed-since",
+        default=None,
+        metavar="SYNC",
+        help="only the browsers changed (or erased) since the pull that gave this sync token",
+    )
     identity_map.set_defaults(run=_identity_map)
 
     backup = commands.add_parser(
@@ -374,7 +380,7 @@ def _identity_map(args: argparse.Namespace, config: Config) -> int:
     from engine.identity_map import write_map
 
     _require_data(config)
-    return write_map(config, fmt=args.format, output=args.output)
+    return write_map(config, fmt=args.format, output=args.output, changed_since=args.changed_since)
 
 
 def _backup(args: argparse.Namespace, config: Config) -> int:

@@ -14,6 +14,17 @@ at a time, with no filter that could read many browsers to fill one page.
 Pages are by browser key, and a browser's ranges always come whole in one page, read in one
 transaction: they partition its time even while the worker splits it between pages.
 `snapshot` reads the whole map in one read transaction: a snapshot at one worker offset.
+
+A re-sync can be incremental. The token of a pull is the worker offset it was read at; with
+`changed_since` a pull holds only the browsers whose rows changed after that offset, each
+whole, and the persons erased since (by id: the consumer deletes every stream with a row of
+theirs; a stream of theirs that someone else keeps a part of is among the changed). What
+changes a browser's rows is marked as it is written, with the worker offset before the batch
+plus one (engine/store.py `map_stamp`): any of its segments written (new browser, split, merge,
+an erasure's hand-over), a person becoming identified or getting a user id (every browser they
+own, through their merged persons too), a person erased (`map_removed`). A state migrated to
+version 6 marked nothing before, so a token older than the migration is refused (410): only a
+full pull is right then.
 """
 
 from __future__ import annotations
@@ -37,8 +48,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from bond.config import Config
-from bond.errors import BadRequest, StorageError
+from bond.errors import BadRequest, RequestError, StorageError
 from bond.http import json_response
+from bond.logs import log
 from bond.storage.sqlite import connect, rollback
 from engine.privacy import crypto
 from engine.privacy.keys import KeyRing
@@ -62,6 +74,11 @@ _BAD_CURSOR = (
 # loader gets the id back exactly by dropping one leading apostrophe.
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "'")
 
+_BAD_TOKEN = (
+    "changed_since must be the 'sync' of a previous identity-map pull (a whole number); "
+    "leave it out for a full pull"
+)
+
 # Segments in browser key order, each browser's by time. The browsers' unique key index gives
 # the order and the segments' (browser_id, start_ts) index the order within: no sort, so a page
 # reads about `limit` rows however large the map is.
@@ -69,6 +86,20 @@ _PAGE = (
     "SELECT b.key, s.start_ts, s.end_ts, s.person_id FROM browsers b "
     "JOIN segments s ON s.browser_id = b.id WHERE b.key > ? ORDER BY b.key, s.start_ts LIMIT ?"
 )
+# The same, of the browsers changed after offset :since only: those with a segment written
+# since, or owned by a person (or one merged into them) whose identity changed since. Both
+# through indexes of what was marked, then sorted by key (CROSS JOIN: rather than walking the
+# whole key index): a page costs what changed since the token, not the map's size.
+_CHANGED_PAGE = (
+    "WITH RECURSIVE marked (id) AS (SELECT id FROM persons WHERE map_seq > :since "
+    "UNION SELECT p.id FROM marked m JOIN persons p ON p.merged_into = m.id), "
+    "changed (id) AS (SELECT browser_id FROM map_changes WHERE seq > :since "
+    "UNION SELECT s.browser_id FROM marked m JOIN segments s ON s.person_id = m.id) "
+    "SELECT b.key, s.start_ts, s.end_ts, s.person_id FROM changed c "
+    "CROSS JOIN browsers b ON b.id = c.id JOIN segments s ON s.browser_id = b.id "
+    "WHERE b.key > :after ORDER BY b.key, s.start_ts LIMIT :limit"
+)
+_REMOVED = "SELECT DISTINCT erased_person_id FROM map_removed WHERE seq > ? ORDER BY 1"
 _REST_OF_BROWSER = (
     "SELECT b.key, s.start_ts, s.end_ts, s.person_id FROM browsers b "
     "JOIN segments s ON s.browser_id = b.id WHERE b.key = ? AND s.start_ts > ? "
@@ -76,11 +107,21 @@ _REST_OF_BROWSER = (
 )
 
 
+class SyncTooOld(RequestError):
+    """A `changed_since` older than the changes the state recorded: only a full pull is right."""
+
+    status_code = 410
+    code = "gone"
+
+
 class MapPage(NamedTuple):
     rows: list[dict[str, Any]]
     next: str | None
     # The worker offset the page was read at: the events it applied up to there are in it.
     as_of: int
+    # With `changed_since`, on the first page: the persons erased since; the consumer deletes
+    # every stream that has a row of one of them (before replacing the streams sent).
+    removed_persons: list[int]
 
 
 def encode_cursor(key: str) -> str:
@@ -99,43 +140,85 @@ def decode_cursor(text: str) -> str:
     return key
 
 
-def read_page(conn: sqlite3.Connection, limit: int, after: str | None = None) -> MapPage:
-    """The ranges of the browsers after the cursor `after`: about `limit` rows, and the rest of
-    the last browser's ranges (a browser is never cut across pages); in one read transaction."""
+def read_page(
+    conn: sqlite3.Connection,
+    limit: int,
+    after: str | None = None,
+    changed_since: str | None = None,
+) -> MapPage:
+    """The ranges of the browsers after the cursor `after` (of those changed since the token
+    `changed_since`, when given): about `limit` rows, and the rest of the last browser's
+    ranges (a browser is never cut across pages); in one read transaction."""
     start = decode_cursor(after) if after is not None else ""
     conn.execute("BEGIN")
     try:
         as_of = _offset(conn)
-        rows, last = _rows_after(conn, start, limit)
+        since = None if changed_since is None else _since(conn, changed_since, as_of)
+        rows, last = _rows_after(conn, start, limit, since)
         # A full page followed by nothing gets no cursor, rather than one to an empty page.
-        more = last is not None and _browser_after(conn, last)
+        more = last is not None and bool(_rows_after(conn, last, 1, since)[0])
+        removed = _removed(conn, since) if since is not None and after is None else []
     finally:
         rollback(conn)  # a read transaction: nothing to keep
-    return MapPage(rows, encode_cursor(last) if more and last is not None else None, as_of)
+    cursor = encode_cursor(last) if more and last is not None else None
+    return MapPage(rows, cursor, as_of, removed)
 
 
 class Snapshot(NamedTuple):
     as_of: int
     rows: Iterator[dict[str, Any]]
+    removed_persons: list[int]
 
 
 @contextmanager
-def snapshot(conn: sqlite3.Connection, page: int = DEFAULT_LIMIT) -> Iterator[Snapshot]:
-    """The whole map, read `page` ranges at a time inside one read transaction: one state at
-    one worker offset, however long the reader takes and whatever the worker writes meanwhile
-    (in WAL mode a reader keeps the state it began with until its transaction ends)."""
+def snapshot(
+    conn: sqlite3.Connection, page: int = DEFAULT_LIMIT, changed_since: str | None = None
+) -> Iterator[Snapshot]:
+    """The whole map (or what changed since the token `changed_since`), read `page` ranges at
+    a time inside one read transaction: one state at one worker offset, however long the reader
+    takes and whatever the worker writes meanwhile (in WAL mode a reader keeps the state it
+    began with until its transaction ends)."""
     conn.execute("BEGIN")
     try:
-        yield Snapshot(_offset(conn), _all_rows(conn, page))
+        as_of = _offset(conn)
+        since = None if changed_since is None else _since(conn, changed_since, as_of)
+        removed = [] if since is None else _removed(conn, since)
+        yield Snapshot(as_of, _all_rows(conn, page, since), removed)
     finally:
         rollback(conn)
 
 
-def _all_rows(conn: sqlite3.Connection, page: int) -> Iterator[dict[str, Any]]:
+def _all_rows(conn: sqlite3.Connection, page: int, since: int | None) -> Iterator[dict[str, Any]]:
     after: str | None = ""
     while after is not None:
-        rows, after = _rows_after(conn, after, page)
+        rows, after = _rows_after(conn, after, page, since)
         yield from rows
+
+
+def _since(conn: sqlite3.Connection, token: str, as_of: int) -> int:
+    """The offset a `changed_since` token names, checked against what this state can answer."""
+    since = whole_number(token)
+    if since is None:
+        raise BadRequest(_BAD_TOKEN)
+    if since > as_of:
+        raise BadRequest(
+            f"changed_since {since} is ahead of this Bond's worker offset {as_of}: it is the "
+            "token of another Bond, or the state was restored from an older backup; do a "
+            "full pull (leave changed_since out)"
+        )
+    row = conn.execute("SELECT since FROM map_sync WHERE id = 1").fetchone()
+    floor = int(row[0]) if row else 0
+    if since < floor:
+        raise SyncTooOld(
+            f"changed_since {since} is older than offset {floor}, from which on this Bond "
+            "records what changed (it was upgraded then); do a full pull (leave changed_since "
+            "out) and re-sync from its sync token"
+        )
+    return since
+
+
+def _removed(conn: sqlite3.Connection, since: int) -> list[int]:
+    return [int(person) for (person,) in conn.execute(_REMOVED, (since,))]
 
 
 def _offset(conn: sqlite3.Connection) -> int:
@@ -143,17 +226,17 @@ def _offset(conn: sqlite3.Connection) -> int:
     return int(row[0]) if row else 0
 
 
-def _browser_after(conn: sqlite3.Connection, key: str) -> bool:
-    return (
-        conn.execute("SELECT 1 FROM browsers WHERE key > ? LIMIT 1", (key,)).fetchone() is not None
-    )
-
-
 def _rows_after(
-    conn: sqlite3.Connection, after: str, limit: int
+    conn: sqlite3.Connection, after: str, limit: int, since: int | None = None
 ) -> tuple[list[dict[str, Any]], str | None]:
-    """Rows of the browsers after key `after`, and the last browser's key when more may follow."""
-    found = conn.execute(_PAGE, (after, limit)).fetchall()
+    """Rows of the browsers after key `after` (changed after offset `since`, when given), and
+    the last browser's key when more may follow."""
+    if since is None:
+        found = conn.execute(_PAGE, (after, limit)).fetchall()
+    else:
+        found = conn.execute(
+            _CHANGED_PAGE, {"since": since, "after": after, "limit": limit}
+        ).fetchall()
     if len(found) < limit:
         return _shape(conn, found), None
     last_key, last_start = found[-1][0], found[-1][1]
@@ -241,7 +324,7 @@ def _first_user_ids(conn: sqlite3.Connection, person_ids: Iterable[int]) -> dict
 
 
 def identity_map_routes(config: Config, guarded: Callable[[Handler], Handler]) -> list[Route]:
-    """`GET /api/identity-map?limit=1000&after=CURSOR`.
+    """`GET /api/identity-map?limit=1000&after=CURSOR&changed_since=SYNC`.
 
     A page is one read transaction on a connection of the map's own (it must not share one
     with the API's other reads), taken in the thread pool: a page of 10,000 rows takes a
@@ -250,16 +333,22 @@ def identity_map_routes(config: Config, guarded: Callable[[Handler], Handler]) -
     conns: list[sqlite3.Connection] = []
     lock = threading.Lock()
 
-    def page(limit: int, after: str | None) -> MapPage:
+    def page(limit: int, after: str | None, changed_since: str | None) -> MapPage:
         with lock:
             if not conns:
                 conns.append(open_map_state(config))
-            return read_page(conns[0], limit, after)
+            return read_page(conns[0], limit, after, changed_since)
 
     async def identity_map(request: Request) -> Response:
-        limit = _limit(request.query_params.get("limit"))
-        found = await run_in_threadpool(page, limit, request.query_params.get("after") or None)
-        return json_response({"rows": found.rows, "next": found.next, "as_of": found.as_of})
+        params = request.query_params
+        limit = _limit(params.get("limit"))
+        changed_since = params.get("changed_since")
+        found = await run_in_threadpool(page, limit, params.get("after") or None, changed_since)
+        body: dict[str, Any] = {"rows": found.rows, "next": found.next, "as_of": found.as_of}
+        body["sync"] = str(found.as_of)
+        if changed_since is not None:
+            body["removed_persons"] = found.removed_persons
+        return json_response(body)
 
     return [Route("/api/identity-map", guarded(identity_map))]
 
@@ -283,19 +372,32 @@ def _limit(value: str | None) -> int:
 # -- bond identity-map ------------------------------------------------------------------------
 
 
-def write_map(config: Config, *, fmt: Format, output: Path | None, out: TextIO = sys.stdout) -> int:
-    """Write the whole map (one snapshot) to `output`, or to `out`. A file appears whole or not
-    at all: it is written beside its name and renamed when complete."""
+def write_map(
+    config: Config,
+    *,
+    fmt: Format,
+    output: Path | None,
+    out: TextIO = sys.stdout,
+    changed_since: str | None = None,
+) -> int:
+    """Write the whole map (one snapshot) to `output`, or to `out`; with `changed_since`, the
+    browsers changed since then, after a row with `removed` true for each person erased. A file
+    appears whole or not at all: it is written beside its name and renamed when complete."""
     conn = open_map_state(config)
     try:
-        with snapshot(conn) as taken:
+        with snapshot(conn, changed_since=changed_since) as taken:
+            rows = taken.rows
+            if changed_since is not None:
+                rows = _with_removed(rows, taken.removed_persons)
             if output is None:
-                _write(taken.rows, fmt, out)
+                count = _write(rows, fmt, out, removed=changed_since is not None)
+                # stdout holds the rows alone: the token for the next pull goes to the log.
+                log("identity_map_written", rows=count, sync=str(taken.as_of))
                 return 0
             partial = output.with_name(output.name + ".partial")
             try:
                 with partial.open("w", encoding="utf-8", newline="") as file:
-                    count = _write(taken.rows, fmt, file)
+                    count = _write(rows, fmt, file, removed=changed_since is not None)
                 os.replace(partial, output)
             except BaseException as exc:
                 partial.unlink(missing_ok=True)
@@ -304,12 +406,32 @@ def write_map(config: Config, *, fmt: Format, output: Path | None, out: TextIO =
                 raise
     finally:
         conn.close()
-    out.write(f"wrote {count:,} rows to {output} (as of worker offset {taken.as_of})\n")
+    out.write(
+        f"wrote {count:,} rows to {output} (as of worker offset {taken.as_of}; "
+        f"re-sync with --changed-since {taken.as_of})\n"
+    )
     return 0
 
 
-def _write(rows: Iterator[dict[str, Any]], fmt: Format, out: TextIO) -> int:
-    """The rows in `fmt`; returns how many."""
+def _with_removed(rows: Iterator[dict[str, Any]], removed: list[int]) -> Iterator[dict[str, Any]]:
+    """An incremental pull's rows, after a row per erased person: its streams are to be deleted
+    before the streams sent replace theirs."""
+    for person in removed:
+        yield {
+            "anonymous_id": None,
+            "from_ts": None,
+            "to_ts": None,
+            "person_id": person,
+            "user_id": None,
+            "identified": False,
+            "removed": True,
+        }
+    for row in rows:
+        yield {**row, "removed": False}
+
+
+def _write(rows: Iterator[dict[str, Any]], fmt: Format, out: TextIO, *, removed: bool) -> int:
+    """The rows in `fmt` (with a `removed` column when `removed`); returns how many."""
     count = 0
     if fmt == "jsonl":
         for row in rows:
@@ -317,20 +439,25 @@ def _write(rows: Iterator[dict[str, Any]], fmt: Format, out: TextIO) -> int:
             count += 1
         return count
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(COLUMNS)
+    writer.writerow((*COLUMNS, "removed") if removed else COLUMNS)
     for row in rows:
-        writer.writerow(
-            [
-                row["anonymous_id"] and _cell(row["anonymous_id"]),
-                row["from_ts"],
-                row["to_ts"],
-                row["person_id"],
-                row["user_id"] and _cell(row["user_id"]),
-                "true" if row["identified"] else "false",
-            ]
-        )
+        cells = [
+            row["anonymous_id"] and _cell(row["anonymous_id"]),
+            row["from_ts"],
+            row["to_ts"],
+            row["person_id"],
+            row["user_id"] and _cell(row["user_id"]),
+            _flag(row["identified"]),
+        ]
+        if removed:
+            cells.append(_flag(row["removed"]))
+        writer.writerow(cells)
         count += 1
     return count
+
+
+def _flag(value: object) -> str:
+    return "true" if value else "false"
 
 
 def _cell(text: str) -> str:

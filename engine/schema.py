@@ -19,6 +19,7 @@ key; traits and timeline data become sealed blobs. `id_floor` keeps ids from bei
 an erasure has deleted the newest rows. `engine.privacy.legacy` moves a version 1 state over.
 Version 3 marks the timeline rows of events that named a person (`claim`). Version 4 indexes
 identity events by their other person. Version 5 lists identified people by `active_at`.
+Version 6 records what an incremental identity-map pull needs (see engine/identity_map.py).
 """
 
 from __future__ import annotations
@@ -142,6 +143,36 @@ MIGRATIONS = [
         WHERE identified = 1 AND merged_into IS NULL AND last_seen IS NOT NULL;
     CREATE INDEX IF NOT EXISTS persons_active ON persons (active_at, id)
         WHERE identified = 1 AND merged_into IS NULL;
+    """,
+    # The identity map's change marks: each is the worker offset before the batch (or erasure)
+    # that wrote it, plus one, so a pull at offset T is sent again whatever is marked above T.
+    # `map_changes`: a browser's ranges or their owners changed (kept beside the graph: it
+    # records when, which the graph's own rows do not depend on); `persons.map_seq`: whether
+    # the person is identified, or their user ids, changed (their browsers' rows show both)
+    # with no segment written. `map_removed`: the persons an erasure deleted, by id alone (the
+    # consumer deletes their streams; no erased identifier is kept, and the column is not a
+    # `person_id` the erasure would clear). Nothing before the upgrade was marked: `map_sync`
+    # keeps the offset it happened at, the oldest token an incremental pull can answer.
+    """
+    CREATE TABLE IF NOT EXISTS map_changes (
+        browser_id INTEGER PRIMARY KEY,
+        seq INTEGER NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS map_changes_seq ON map_changes (seq);
+    ALTER TABLE persons ADD COLUMN map_seq INTEGER;
+    CREATE INDEX IF NOT EXISTS persons_map_changed ON persons (map_seq)
+        WHERE map_seq IS NOT NULL;
+    CREATE TABLE IF NOT EXISTS map_removed (
+        seq INTEGER NOT NULL,
+        erased_person_id INTEGER NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS map_removed_seq ON map_removed (seq);
+    CREATE TABLE IF NOT EXISTS map_sync (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        since INTEGER NOT NULL
+    );
+    INSERT OR IGNORE INTO map_sync (id, since)
+        SELECT 1, coalesce((SELECT seq FROM engine_offset WHERE id = 1), 0);
     """,
 ]
 

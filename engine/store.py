@@ -119,6 +119,9 @@ class IdentityStore:
         # Persons whose traits or identity changed need their whole row written; the others
         # (most of a batch) only had their counters move.
         self.rewrite_persons: set[int] = set()
+        # Persons whose identity-map rows changed with none of their segments written: they
+        # became identified, or their user ids changed (see map_seq in engine/schema.py).
+        self.map_changed: set[int] = set()
         self.next_person = self._next_id("persons")
         self.next_segment = self._next_id("segments")
         self.next_browser = self._next_id("browsers")
@@ -315,6 +318,9 @@ class IdentityStore:
         self.rewrite_persons.add(person.id)
 
     def add_identifier(self, kind: str, value: str, person: Person, at: int) -> None:
+        # A new user id may be older than the one the map shows (a late event), so any counts.
+        if kind == "user_id" or not person.identified:
+            self.map_changed.add(person.id)
         (person.user_ids if kind == "user_id" else person.emails).append(value)
         self.identifiers[(kind, value)] = person.id
         self.new_identifiers.append(
@@ -367,16 +373,20 @@ class IdentityStore:
         if self.dirty_persons:
             persons = [self.persons[i] for i in self.dirty_persons]
             rewrite = self.rewrite_persons
+            marked = self.map_changed
+            stamp = map_stamp(conn) if marked else 0
             # `active_at` only ever goes up (see engine/schema.py): the newest last_seen yet.
             execute_rows(
                 conn,
                 "INSERT INTO persons (id, merged_into, identified, first_seen, last_seen, "
-                "event_count, traits, active_at) VALUES {values} ON CONFLICT (id) DO UPDATE SET "
+                "event_count, traits, active_at, map_seq) VALUES {values} "
+                "ON CONFLICT (id) DO UPDATE SET "
                 "merged_into = excluded.merged_into, identified = excluded.identified, "
                 "first_seen = excluded.first_seen, last_seen = excluded.last_seen, "
                 "event_count = excluded.event_count, traits = excluded.traits, "
-                "active_at = max(persons.active_at, excluded.active_at)",
-                f"(?, ?, ?, ?, ?, ?, ?, coalesce(?, {MIN_TS}))",
+                "active_at = max(persons.active_at, excluded.active_at), "
+                "map_seq = coalesce(excluded.map_seq, persons.map_seq)",
+                f"(?, ?, ?, ?, ?, ?, ?, coalesce(?, {MIN_TS}), NULLIF(?, 0))",
                 [
                     (
                         p.id,
@@ -391,11 +401,13 @@ class IdentityStore:
                         if p.traits
                         else bytearray(),
                         p.last_seen,
+                        stamp if p.id in marked else 0,
                     )
                     for p in persons
                     if p.id in rewrite
                 ],
             )
+            self.map_changed = set()
             execute_rows(
                 conn,
                 "WITH v (first_seen, last_seen, event_count, id) AS (VALUES {values}) "
@@ -447,11 +459,51 @@ class IdentityStore:
                     for s in self.dirty_segments.values()
                 ],
             )
+            mark_changed(self.conn, {s.browser_id for s in self.dirty_segments.values()})
             self.dirty_segments = {}
 
     def _cache_browser(self, browser: Browser) -> None:
         self.browsers[browser.key] = browser
         self.browsers_by_id[browser.id] = browser
+
+
+def map_stamp(conn: sqlite3.Connection) -> int:
+    """The identity map's change mark for what is written now: the worker offset before this
+    batch, plus one. A batch commits its offset with its changes, so a map read at offset T
+    holds every change marked up to T, and a pull from T gets every one marked above (an
+    erasure, committed at the offset it ran at, is marked above it: sent once more, harmless)."""
+    row = conn.execute("SELECT seq FROM engine_offset WHERE id = 1").fetchone()
+    return (int(row[0]) if row else 0) + 1
+
+
+def mark_changed(conn: sqlite3.Connection, browser_ids: set[int]) -> None:
+    """The next incremental identity-map pull re-sends these browsers' rows."""
+    stamp = map_stamp(conn)
+    execute_rows(
+        conn,
+        "INSERT INTO map_changes (browser_id, seq) VALUES {values} "
+        "ON CONFLICT (browser_id) DO UPDATE SET seq = excluded.seq",
+        "(?, ?)",
+        [(browser_id, stamp) for browser_id in browser_ids],
+    )
+
+
+def erased_from_map(
+    conn: sqlite3.Connection, persons: list[int], erased: list[int], kept: set[int]
+) -> None:
+    """Before an erasure deletes `persons` with the browsers `erased`, and hands their ranges of
+    the browsers `kept` to someone else: the next incremental identity-map pull tells the
+    consumer to delete every stream with a row of theirs, and re-sends the kept browsers."""
+    stamp = map_stamp(conn)
+    conn.executemany(
+        "INSERT INTO map_removed (seq, erased_person_id) VALUES (?, ?)",
+        [(stamp, person) for person in persons],
+    )
+    for first in range(0, len(erased), PREFETCH_CHUNK):
+        chunk = erased[first : first + PREFETCH_CHUNK]
+        marks = ",".join("?" * len(chunk))
+        conn.execute(f"DELETE FROM map_changes WHERE browser_id IN ({marks})", chunk)
+    mark_changed(conn, kept)
 
 
 def read_identifiers(

@@ -33,6 +33,7 @@ from engine.privacy.keys import KeyRing
 from engine.privacy.plan import Plan, make_plan, with_unapplied
 from engine.privacy.suppression import forms
 from engine.privacy.tables import has_table, other_person_tables
+from engine.store import erased_from_map
 
 STEPS = ("queued", "planned", "suppressed", "log_erased", "state_erased", "checkpointed")
 # A test-only fault point: the process exits hard right after committing this step.
@@ -152,6 +153,7 @@ def erase_state(conn: sqlite3.Connection, keys: KeyRing, plan: Plan) -> dict[str
         for _s, browser_id, _key, start, end in plan.segments
     )
     _raise_floors(conn)
+    erased_from_map(conn, persons, plan.browsers, {s[1] for s in plan.shared()})
     counts["segments_handed_to_anonymous"] = _hand_over_shared(conn, keys, plan)
     whole = plan.browsers
     counts["segments"] = _delete_in(conn, "segments", "browser_id", whole)
