@@ -26,7 +26,7 @@ from bond.storage.eventlog import SqliteEventLog, StoredEvent
 from bond.storage.sqlite import connect, data_version, rollback
 from engine.graph import IdentityGraph
 from engine.hooks import AppliedEvent, Hook
-from engine.privacy.erase import run_pending
+from engine.privacy.erase import queue_browsers, run_pending
 from engine.privacy.retention import Retention
 from engine.privacy.schema import migrate_privacy
 from engine.privacy.suppression import SuppressionList
@@ -77,6 +77,7 @@ class Worker:
         self._stopping = False
         self.suppression = SuppressionList(self.log)
         self.retention = Retention(config.engine.retention_days)
+        self._erasures_queued = False  # by this worker, which data_version does not show
 
     def _load_offset(self) -> int:
         row = self.conn.execute("SELECT seq FROM engine_offset WHERE id = 1").fetchone()
@@ -124,8 +125,16 @@ class Worker:
         return len(events)
 
     def _unsuppressed(self, events: list[StoredEvent]) -> list[StoredEvent]:
-        """Drop events of erased persons the collector accepted before it knew of the erasure."""
-        kept, dropped = self.suppression.split(events)
+        """Drop events of erased persons the collector accepted before it knew of the erasure.
+
+        A browser such an event names as only theirs (an identify from a new browser) is
+        queued for erasure before the event goes, so its anonymous events go too and a crash
+        in between loses neither: the erasure plans after applying the log, and finds the
+        browser's events stitched to nobody.
+        """
+        kept, dropped, claimed = self.suppression.split(events)
+        if claimed and queue_browsers(self.conn, claimed):
+            self._erasures_queued = True
         if dropped:
             self.log.delete_seqs(dropped)
             log("suppressed_events_dropped", events=len(dropped), last_seq=events[-1].seq)
@@ -133,8 +142,9 @@ class Worker:
 
     def run_erasures(self) -> list[int]:
         """Carry out queued erasures (between batches: the caches are dropped after each)."""
+        self._erasures_queued = False
         try:
-            done = run_pending(self.conn, self.log, self.store.keys)
+            done = run_pending(self.conn, self.log, self.store.keys, self._catch_up)
         except BaseException:
             self.store.reset()
             raise
@@ -143,10 +153,31 @@ class Worker:
             self.suppression.refresh(force=True)
         return done
 
+    def _catch_up(self) -> bool:
+        """Apply the log up to its head, so that an erasure is planned from the graph itself;
+        False when the worker is stopping first (the erasure stays queued).
+
+        The head is read once: a worker slower than ingest never reaches a moving head, and
+        what arrives after it is dropped by the suppression list the erasure writes next. So
+        the wait is bounded by the backlog when the erasure is taken up, which the worker
+        applies in its ordinary batches and would have applied anyway.
+        """
+        self.store.reset()  # an erasure just before may have deleted what it caches
+        self.suppression.refresh(force=True)
+        head = self.log.head()
+        if self.offset < head:
+            log("erasure_catching_up", offset=self.offset, head=head)
+        while self.offset < head:
+            if self._stopping:
+                return False
+            if not self.run_once():
+                break
+        return True
+
     def _between_batches(self, seen: int) -> int:
         """Erasures when someone wrote to state.db since `seen`; retention when it is due."""
         version = data_version(self.conn)
-        if version != seen:
+        if version != seen or self._erasures_queued:
             self.run_erasures()
         if self.retention.due():
             self.retention.run(self.conn, self.log, self.offset)

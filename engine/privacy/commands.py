@@ -1,8 +1,9 @@
 """`bond erase`, `bond unsuppress` and `bond export`: the operator's privacy commands.
 
 `bond erase` queues the erasure in state.db. When no worker runs on the data directory (the
-worker lock is free), it takes the lock and carries the erasure out itself, which is safe
-because nothing else writes the identity state then. When a worker runs, it leaves the work to
+worker lock is free), it takes the lock and does what the worker would: applies the log up to
+its head (with the worker's hooks) and carries the erasure out, which is safe because nothing
+else writes the identity state then. When a worker runs, it leaves the work to
 it and waits for the result; if the worker does not finish in time, it says so and the request
 stays queued.
 """
@@ -21,16 +22,17 @@ from bond.config import Config
 from bond.errors import BadRequest, NotFound
 from bond.storage.eventlog import SqliteEventLog
 from bond.storage.sqlite import connect
+from engine.hooks import default_hooks
 from engine.privacy import audit, requests
 from engine.privacy.crypto import blind
-from engine.privacy.erase import asked_forms, run_pending
+from engine.privacy.erase import asked_forms
 from engine.privacy.export import export_person
-from engine.privacy.keys import KeyRing
 from engine.privacy.lock import WorkerLock
 from engine.privacy.schema import migrate_privacy
 from engine.privacy.suppression import forms
 from engine.schema import migrate_identity
 from engine.timeline import IdentityReader
+from engine.worker import Worker
 
 POLL_S = 0.1
 
@@ -51,11 +53,7 @@ def erase(config: Config, who: str, *, wait_s: float, out: TextIO = sys.stdout) 
         lock = WorkerLock(config.data_dir)
         if lock.acquire():
             try:
-                log_ = SqliteEventLog(config.events_db)
-                try:
-                    run_pending(conn, log_, KeyRing(conn))
-                finally:
-                    log_.close()
+                _erase_as_worker(config)
             finally:
                 lock.release()
         else:
@@ -72,6 +70,14 @@ def erase(config: Config, who: str, *, wait_s: float, out: TextIO = sys.stdout) 
         )
         return 3
     return 0
+
+
+def _erase_as_worker(config: Config) -> None:
+    worker = Worker(config, default_hooks(config))
+    try:
+        worker.run_erasures()
+    finally:
+        worker.close()
 
 
 def _wait(conn: sqlite3.Connection, request_id: int, wait_s: float) -> dict[str, Any]:

@@ -1,13 +1,17 @@
 """Carrying out one erasure, in recorded steps that a restarted worker resumes.
 
-1. planned: the persons, identifiers and browsers to erase are worked out (plan.py) and kept
-   with the request;
+1. planned: the log is applied up to its head (`catch_up`), so that the persons, identifiers
+   and browsers to erase are worked out (plan.py) from the identity graph itself, and kept
+   with the request; what the collector accepts after that is the suppression list's;
 2. suppressed: their identifiers join the suppression list in events.db, so the collector drops
    their late events from here on;
-3. log_erased: their events and refused events are deleted from events.db;
+3. log_erased: their events and refused events are deleted from events.db (first, a browser
+   that an identify accepted since the plan names as theirs alone is queued for an erasure
+   of its own: that identify goes here, and nothing else would tie the browser to them);
 4. state_erased: one state.db transaction deletes their identity-graph rows, timeline rows,
    household models and alerts, every other row keyed by their person ids, and their keys
-   (crypto-shredding), records the audit entry and clears the plan;
+   (crypto-shredding), removes their email from another person's identify that carried it,
+   records the audit entry and clears the plan;
 5. checkpointed: both databases' WALs are checkpointed and truncated, so no old page image of
    the erased rows is left in a -wal file.
 Each step is idempotent, so a crash between a step's work and its record only repeats it.
@@ -19,19 +23,21 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+
+import orjson
 
 from bond.ids import clean_id, normalize_email
 from bond.logs import log
-from bond.storage.eventlog import SqliteEventLog, StoredEvent
+from bond.storage.eventlog import SqliteEventLog
 from bond.storage.sqlite import write_transaction
 from engine.alerts import outbox
 from engine.households import store as households
 from engine.privacy import audit, crypto, requests
 from engine.privacy.keys import KeyRing
-from engine.privacy.plan import Plan, make_plan, with_unapplied
-from engine.privacy.suppression import forms
+from engine.privacy.plan import Plan, held_by_identified, make_plan
+from engine.privacy.suppression import SuppressionList, forms
 from engine.privacy.tables import has_table, other_person_tables
 from engine.store import erased_from_map
 
@@ -40,16 +46,19 @@ STEPS = ("queued", "planned", "suppressed", "log_erased", "state_erased", "check
 FAULT_ENV = "BOND_FAULT_ERASURE_AFTER"
 CHECKPOINT_TRIES = 50
 UNAPPLIED_CHUNK = 5_000
+# Who asked, in the audit log, for the erasure of a browser found by its suppressed identify.
+LATE_IDENTIFY = "bond:identified-after-plan"
 
 
 def asked_forms(kind: str, value: str) -> list[tuple[str, str]]:
-    """The identifiers a request names: an email, a user id, or (for the CLI) either."""
+    """The identifiers a request names: an email, a user id, (for the CLI) either, or (for the
+    worker, see Worker._unsuppressed) a browser."""
     if kind == "email":
         email = normalize_email(value)
         return [("email", email)] if email else []
-    if kind == "user_id":
+    if kind in ("user_id", "anonymous_id"):
         clean = clean_id(value)
-        return [("user_id", clean)] if clean else []
+        return [(kind, clean)] if clean else []
     return [f for f in forms(value) if f[0] != "anonymous_id"]
 
 
@@ -62,12 +71,15 @@ class Eraser:
         # overwritten here, the request's identifier and plan included, is zeroed on disk.
         conn.execute("PRAGMA secure_delete = ON")
 
-    def run(self, request: requests.Request) -> None:
+    def run(self, request: requests.Request, catch_up: Callable[[], bool]) -> bool:
+        """Carry the request out from its last recorded step; False when `catch_up` was
+        stopped before the log's head (the request stays queued)."""
         done = STEPS.index(request.step)
         plan = Plan.from_json(request.plan) if request.plan else None
         if done < STEPS.index("planned") or plan is None:
+            if not catch_up():
+                return False
             plan = make_plan(self.conn, self.keys, asked_forms(request.kind, request.value or ""))
-            plan = with_unapplied(self.conn, self.keys, plan, self._unapplied())
             self._advance(request, "planned", plan)
         if done < STEPS.index("suppressed"):
             key = self.log.suppression_key()
@@ -76,6 +88,7 @@ class Eraser:
             )
             self._advance(request, "suppressed", plan)
         if done < STEPS.index("log_erased"):
+            self._queue_unapplied_browsers()
             events, rejected = self.log.erase(plan.log_match(), plan.rejected_needles())
             plan.counts["log_events"] = events
             plan.counts["rejected_events"] = rejected
@@ -83,17 +96,28 @@ class Eraser:
         if done < STEPS.index("state_erased"):
             self._erase_state(request, plan)
         self._checkpoint(request)
+        return True
 
-    def _unapplied(self) -> Iterator[StoredEvent]:
-        """The events after the worker's offset, up to the log's head as it is now."""
+    def _queue_unapplied_browsers(self) -> None:
+        """Queue the browsers that identifies accepted since the plan name as only this
+        person's: the log's erasure is about to delete those identifies by their email or
+        user id, and nothing would tie the browsers' other events to the person any more.
+
+        What is read is the log past the worker's offset up to its head as it is now: the
+        events accepted since the plan (the worker had just caught up), or, when resuming
+        after a crash, those accepted while nothing ran.
+        """
         row = self.conn.execute("SELECT seq FROM engine_offset WHERE id = 1").fetchone()
         after, head = (int(row[0]) if row else 0), self.log.head()
+        suppression = SuppressionList(self.log)  # holds this person's identifiers by now
+        claimed: set[str] = set()
         while after < head:
             events = self.log.read_after(after, UNAPPLIED_CHUNK)
             if not events:
-                return
-            yield from (e for e in events if e.seq <= head)
+                break
+            claimed |= suppression.split([e for e in events if e.seq <= head])[2]
             after = events[-1].seq
+        queue_browsers(self.conn, claimed)
 
     def _advance(self, request: requests.Request, step: str, plan: Plan) -> None:
         with self._transaction():
@@ -102,7 +126,8 @@ class Eraser:
 
     def _erase_state(self, request: requests.Request, plan: Plan) -> None:
         with self._transaction():
-            erased = {**plan.counts, **erase_state(self.conn, self.keys, plan)}
+            mentions = _erase_mentions(self.conn, self.keys, plan)
+            erased = {**plan.counts, **erase_state(self.conn, self.keys, plan), **mentions}
             counts = {name: n for name, n in erased.items() if n}
             result = {"found": plan.found, "persons": len(plan.persons), "counts": counts}
             audit.record(
@@ -137,6 +162,18 @@ class Eraser:
         except BaseException:
             self.keys.reset()  # its cache may hold keys the transaction made
             raise
+
+
+def queue_browsers(conn: sqlite3.Connection, claimed: set[str]) -> int:
+    """Queue the erasure of browsers an erased person identified on after their plan (see
+    SuppressionList.split), but not of one someone identified holds; returns how many."""
+    queued = sorted(a for a in claimed if not held_by_identified(conn, a))
+    if queued:
+        with write_transaction(conn):
+            for anonymous_id in queued:
+                requests.enqueue(conn, "anonymous_id", anonymous_id, LATE_IDENTIFY)
+        log("erasure_queued_for_browsers", browsers=len(queued))
+    return len(queued)
 
 
 def erase_state(conn: sqlite3.Connection, keys: KeyRing, plan: Plan) -> dict[str, int]:
@@ -175,6 +212,39 @@ def erase_state(conn: sqlite3.Connection, keys: KeyRing, plan: Plan) -> dict[str
     for table in other_person_tables(conn):
         counts[table] = _delete_in(conn, table, "person_id", persons)
     return {name: n for name, n in counts.items() if n}
+
+
+def _erase_mentions(conn: sqlite3.Connection, keys: KeyRing, plan: Plan) -> dict[str, int]:
+    """Another person's identify that carried their email: its timeline row, and the email
+    trait it gave that person, go (the log's copy went by the email with the log's step)."""
+    emails = set(plan.emails) | {v for k, v in plan.asked if k == "email"}
+    rows = traits = 0
+    for person_id in sorted({p for p, _seq in plan.mentions}):
+        seqs = [seq for p, seq in plan.mentions if p == person_id]
+        deleted = conn.execute(
+            "DELETE FROM timeline WHERE browser_id IN "
+            "(SELECT browser_id FROM segments WHERE person_id = ?) "
+            f"AND seq IN ({','.join('?' * len(seqs))})",
+            [person_id, *seqs],
+        ).rowcount
+        rows += deleted
+        conn.execute(
+            "UPDATE persons SET event_count = max(event_count - ?, 0) WHERE id = ?",
+            (deleted, person_id),
+        )
+        row = conn.execute("SELECT traits FROM persons WHERE id = ?", (person_id,)).fetchone()
+        sealed = keys.open(row[0], crypto.TRAITS) if row and row[0] else None
+        held = orjson.loads(sealed) if sealed else {}
+        email = held.get("email")
+        if email and normalize_email(email[0]) in emails:
+            del held["email"]
+            traits += 1
+            conn.execute(
+                "UPDATE persons SET traits = ? WHERE id = ?",
+                (keys.seal(person_id, orjson.dumps(held), crypto.TRAITS), person_id),
+            )
+    keys.flush()
+    return {"timeline_mentions": rows, "traits_mentions": traits}
 
 
 def _reseal_bystanders(conn: sqlite3.Connection, keys: KeyRing, plan: Plan) -> int:
@@ -264,14 +334,20 @@ def _fault_point(step: str) -> None:
         os._exit(70)
 
 
-def run_pending(conn: sqlite3.Connection, log_: SqliteEventLog, keys: KeyRing) -> list[int]:
+def run_pending(
+    conn: sqlite3.Connection, log_: SqliteEventLog, keys: KeyRing, catch_up: Callable[[], bool]
+) -> list[int]:
     """Carry out every queued or interrupted erasure, oldest first; returns their ids.
 
     The caller must be the only writer of the identity state (the worker between batches, or
-    `bond erase` holding the worker lock) and drop its caches afterwards.
+    `bond erase` holding the worker lock) and drop its caches afterwards. `catch_up` applies
+    the log up to its head before each plan, with caches valid after the erasures before it;
+    it returns False when stopped short. Requests queued meanwhile (by `catch_up` itself) are
+    carried out in turn.
     """
-    done = []
-    for request in requests.unfinished(conn):
-        Eraser(conn, log_, keys).run(request)
-        done.append(request.id)
+    done: list[int] = []
+    while pending := requests.unfinished(conn):
+        if not Eraser(conn, log_, keys).run(pending[0], catch_up):
+            break
+        done.append(pending[0].id)
     return done

@@ -4,6 +4,8 @@ The persons: everyone found by the identifier asked for, and every anonymous per
 into them (their keys sealed part of the survivor's history). Their browsers: a browser whose
 every time range is theirs goes whole (and its anonymous id is suppressed); on a browser shared
 with someone else (a shared computer) only their ranges go, and the other person keeps theirs.
+It is worked out after the log has been applied up to its head (see erase.py), so the graph's
+own rules (aliases, signed identities, shared browsers) decide whose each browser is.
 
 The plan names identifiers in plaintext because the event log (events.db) is matched by them
 after the identity state no longer knows them; it is stored with the request and cleared in the
@@ -13,14 +15,12 @@ transaction that finishes the erasure.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 
 import orjson
 
-from bond.storage.eventlog import LogMatch, StoredEvent
+from bond.storage.eventlog import LogMatch
 from engine.privacy.keys import KeyRing
-from engine.privacy.suppression import email_in
 from engine.store import anonymous_key, read_identifiers
 
 _CHUNK = 10_000
@@ -37,21 +37,25 @@ class Plan:
     anonymous_ids: list[str] = field(default_factory=list)  # of those browsers
     # (segment id, browser id, browser key, start, end) of every range they own
     segments: list[tuple[int, int, str, int, int]] = field(default_factory=list)
+    # (person, seq) of another person's identify that carried their email: the other's user id
+    # won (graph.py's email_of_other_person), and the event's traits are that person's now
+    mentions: list[tuple[int, int]] = field(default_factory=list)
     # rows removed by the steps done so far (kept with the plan across a crash)
     counts: dict[str, int] = field(default_factory=dict)
 
     @property
     def found(self) -> bool:
-        return bool(self.roots)
+        return bool(self.roots or self.anonymous_ids)
 
     def shared(self) -> list[tuple[int, int, str, int, int]]:
         whole = set(self.browsers)
         return [s for s in self.segments if s[1] not in whole]
 
     def suppressed(self) -> list[tuple[str, str]]:
-        """Every identifier whose late events must be dropped."""
+        """Every identifier whose late events must be dropped (a browser asked for only once
+        it turned out theirs alone: see make_plan)."""
         return sorted(
-            {*self.asked}
+            {a for a in self.asked if a[0] != "anonymous_id"}
             | {("email", e) for e in self.emails}
             | {("user_id", u) for u in self.user_ids}
             | {("anonymous_id", a) for a in self.anonymous_ids}
@@ -97,6 +101,7 @@ class Plan:
         data = orjson.loads(raw)
         data["asked"] = [tuple(a) for a in data["asked"]]
         data["segments"] = [tuple(s) for s in data["segments"]]
+        data["mentions"] = [tuple(m) for m in data.get("mentions", [])]
         return Plan(**data)
 
 
@@ -114,6 +119,13 @@ def make_plan(conn: sqlite3.Connection, keys: KeyRing, asked: list[tuple[str, st
     roots: set[int] = set()
     for kind, value in asked:
         if kind == "anonymous_id":
+            # A browser an erased person identified on after their plan (the worker found it
+            # by its suppressed identify): theirs unless someone identified holds it now.
+            owners = _owners(conn, value)
+            if owners is None:
+                plan.anonymous_ids.append(value)
+            elif not held_by_identified(conn, value):
+                roots |= owners
             continue
         holder = _holder(conn, keys, kind, value)
         if holder is not None:
@@ -121,102 +133,11 @@ def make_plan(conn: sqlite3.Connection, keys: KeyRing, asked: list[tuple[str, st
     return _fill(conn, keys, plan, roots)
 
 
-def with_unapplied(
-    conn: sqlite3.Connection, keys: KeyRing, plan: Plan, events: Iterable[StoredEvent]
-) -> Plan:
-    """The plan grown by what the event log holds of the person beyond the worker's offset.
-
-    A worker behind the log (a backlog, a restart) has not yet linked a browser on which the
-    person just identified: its events would be applied after the erasure as an anonymous
-    visitor's, their pages and products included. A browser whose unapplied events name the
-    person, and nobody else, is theirs: anonymous so far in state.db (its persons join the
-    plan) or not there at all (its anonymous id does). So is a user id or an email an
-    unapplied identify gives them that no one holds yet, and what names them only by that
-    one is theirs too, however long the chain.
-    """
-    known: dict[tuple[str, str], bool] = {}  # a backlog names the same people many times
-
-    def held(kind: str, value: str) -> bool:
-        if (kind, value) not in known:
-            known[kind, value] = _holder(conn, keys, kind, value) is not None
-        return known[kind, value]
-
-    browsers, user_ids, emails = _named_in(plan, events, held)
-    extra: set[int] = set()
-    unknown: list[str] = []
-    for anonymous_id in sorted(browsers):
-        owners = _owners(conn, anonymous_id)
-        if owners is None:
-            unknown.append(anonymous_id)
-        elif owners and not _identified(conn, owners - set(plan.roots)):
-            extra |= owners
-    if extra - set(plan.roots):
-        plan = _fill(conn, keys, Plan(asked=plan.asked), set(plan.roots) | extra)
-    plan.anonymous_ids += [a for a in unknown if a not in plan.anonymous_ids]
-    plan.user_ids += sorted(user_ids - set(plan.user_ids))
-    plan.emails += sorted(emails - set(plan.emails))
-    return plan
-
-
-def _named_in(
-    plan: Plan, events: Iterable[StoredEvent], held: Callable[[str, str], bool]
-) -> tuple[set[str], set[str], set[str]]:
-    """Anonymous ids whose events name the person and no one else, and the new user ids and
-    emails identifies gave them.
-
-    As in the identity graph: an identify with their email and another person's user id is
-    that person's (the user id wins), so it names someone else; one with their user id or
-    email gives them the other identifier it carries, unless someone else holds it. Each
-    identifier given is followed in turn, to the events that name them only by it.
-    """
-    user_ids = {*plan.user_ids, *(v for k, v in plan.asked if k == "user_id")}
-    emails = {*plan.emails, *(v for k, v in plan.asked if k == "email")}
-    known_users, known_emails = set(user_ids), set(emails)
-    # Who each event names, once per (browser, user id, email): a backlog repeats them.
-    claims = {
-        (event.anonymous_id, event.user_id, _email_of(event))
-        for event in events
-        if event.user_id is not None or event.type == "identify"
-    }
-
-    def foreign(user_id: str | None) -> bool:
-        return user_id is not None and user_id not in user_ids and held("user_id", user_id)
-
-    def names_them(user_id: str | None, email: str | None) -> bool:
-        return not foreign(user_id) and (
-            user_id in user_ids or (email is not None and email in emails)
-        )
-
-    # An email someone else's login carries too is not given to them: its events stay.
-    shared = {e for _a, u, e in claims if e is not None and foreign(u)}
-
-    grown = True
-    while grown:
-        grown = False
-        for _anonymous_id, user_id, email in claims:
-            if not names_them(user_id, email):
-                continue
-            if user_id is not None and user_id not in user_ids:
-                user_ids.add(user_id)
-                grown = True
-            if email is None or email in emails or email in shared:
-                continue
-            if not held("email", email):
-                emails.add(email)
-                grown = True
-    theirs = {a for a, u, e in claims if a is not None and names_them(u, e)}
-    others = {a for a, u, e in claims if a is not None and (u or e) and not names_them(u, e)}
-    return theirs - others, user_ids - known_users, emails - known_emails
-
-
-def _email_of(event: StoredEvent) -> str | None:
-    if event.type != "identify":
-        return None
-    try:
-        body = orjson.loads(event.body)
-    except orjson.JSONDecodeError:
-        return None
-    return email_in(event.type, body) if isinstance(body, dict) else None
+def held_by_identified(conn: sqlite3.Connection, anonymous_id: str) -> bool:
+    """Whether someone identified owns a range of this browser (it is theirs, not an erased
+    person's, whatever a refused identify on it said)."""
+    owners = _owners(conn, anonymous_id)
+    return bool(owners) and _identified(conn, owners or set())
 
 
 def _owners(conn: sqlite3.Connection, anonymous_id: str) -> set[int] | None:
@@ -261,6 +182,7 @@ def _fill(conn: sqlite3.Connection, keys: KeyRing, plan: Plan, roots: set[int]) 
         for kind, value in read_identifiers(conn, keys, person_id):
             (plan.user_ids if kind == "user_id" else plan.emails).append(value)
     _browsers(conn, plan)
+    _mentions(conn, plan)
     return plan
 
 
@@ -313,3 +235,18 @@ def _browsers(conn: sqlite3.Connection, plan: Plan) -> None:
             plan.browsers.append(browser_id)
             if key.startswith("a:"):
                 plan.anonymous_ids.append(key[2:])
+
+
+def _mentions(conn: sqlite3.Connection, plan: Plan) -> None:
+    mine = set(plan.persons)
+    for first in range(0, len(plan.persons), _CHUNK):
+        chunk = plan.persons[first : first + _CHUNK]
+        plan.mentions += [
+            (root, int(seq))
+            for person_id, seq in conn.execute(
+                "SELECT person_id, seq FROM identity_events WHERE reason = ? "
+                f"AND other_person_id IN ({','.join('?' * len(chunk))})",
+                ["email_of_other_person", *chunk],
+            )
+            if (root := _root(conn, int(person_id))) not in mine
+        ]

@@ -13,8 +13,9 @@ from typing import Any, Literal, NamedTuple
 
 import orjson
 
-Kind = Literal["email", "user_id", "any"]
-KINDS: tuple[Kind, ...] = ("email", "user_id", "any")
+# "anonymous_id" is queued by the worker only (see Worker._unsuppressed).
+Kind = Literal["email", "user_id", "any", "anonymous_id"]
+KINDS: tuple[Kind, ...] = ("email", "user_id", "any", "anonymous_id")
 
 
 class Request(NamedTuple):

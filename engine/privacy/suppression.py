@@ -79,15 +79,31 @@ class SuppressionList:
             or (email is not None and blind(key, "email", email) in digests)
         )
 
-    def split(self, events: Sequence[StoredEvent]) -> tuple[list[StoredEvent], list[int]]:
-        """The events to apply, and the seqs of those to drop (the worker's second line)."""
+    def split(self, events: Sequence[StoredEvent]) -> tuple[list[StoredEvent], list[int], set[str]]:
+        """The events to apply, the seqs of those to drop (the worker's second line), and the
+        browsers a dropped event named as only an erased person's.
+
+        Such a browser is one the person identified on after their erasure was planned: the
+        collector took its identify before it re-read the list, so the browser's other events
+        went in as an anonymous visitor's.
+        """
         if not self.active():
-            return list(events), []
-        kept, dropped = [], []
+            return list(events), [], set()
+        kept, dropped, claimed = [], [], set()
         for ev in events:
             email = email_in(ev.type, orjson.loads(ev.body)) if ev.type == "identify" else None
-            if self.blocks(ev.anonymous_id, ev.user_id, email):
-                dropped.append(ev.seq)
-            else:
+            anonymous_id, user_id = ev.anonymous_id, ev.user_id
+            if not self.blocks(anonymous_id, user_id, email):
                 kept.append(ev)
-        return kept, dropped
+                continue
+            dropped.append(ev.seq)
+            # Its browser is not suppressed (yet), so what blocked it is a user id or email;
+            # another person's user id beside an erased email keeps the browser theirs.
+            if (
+                anonymous_id is not None
+                and not self.blocks(anonymous_id, None, None)
+                and (user_id is None or self.blocks(None, user_id, None))
+                and (email is None or self.blocks(None, None, email))
+            ):
+                claimed.add(anonymous_id)
+        return kept, dropped, claimed

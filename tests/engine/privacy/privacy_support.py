@@ -155,9 +155,19 @@ class Stack:
             row = conn.execute("SELECT seq FROM engine_offset").fetchone()
             return int(row[0]) if row else 0
 
+    def erasing(self) -> int:
+        with sqlite3.connect(self.data_dir / "state.db") as conn:
+            row = conn.execute("SELECT count(*) FROM erasure_requests WHERE state != 'done'")
+            return int(row.fetchone()[0])
+
     def caught_up(self) -> None:
+        """The worker has applied the log's current head and carried out every erasure."""
         head = self.head()
-        wait_until(lambda: self.offset() >= head, timeout=30, what="the worker to catch up")
+        wait_until(
+            lambda: self.offset() >= head and not self.erasing(),
+            timeout=30,
+            what="the worker to catch up",
+        )
 
     def person(self, **key: str) -> dict[str, Any] | None:
         response = self.api.get("/persons", **key)
