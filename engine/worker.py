@@ -314,7 +314,7 @@ class Worker:
             # state.db was built from another (or a since-deleted) event log: new events would
             # be skipped until the log passes the offset. Say so rather than look idle.
             log("worker_offset_ahead_of_log", offset=self.offset, head=head)
-        last_progress = time.monotonic()
+        last_progress, logged_offset = time.monotonic(), self.offset
         try:
             with beside if beside is not None else nullcontext():
                 self.run_erasures()  # resume any interrupted by a crash before applying more
@@ -324,9 +324,12 @@ class Worker:
                     if self.run_once() < self.batch_size:
                         self.log.wait_for_append(IDLE_WAIT_S, since=version)
                     seen = self._between_batches(seen)
-                    if time.monotonic() - last_progress > PROGRESS_EVERY_S:
+                    # Only when it moved: an idle worker's line every 10 s said nothing new.
+                    if time.monotonic() - last_progress > PROGRESS_EVERY_S and (
+                        self.offset != logged_offset
+                    ):
                         log("worker_progress", offset=self.offset, applied=self.applied_total)
-                        last_progress = time.monotonic()
+                        last_progress, logged_offset = time.monotonic(), self.offset
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import signal
 import sqlite3
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ from conftest import (
     start_worker,
     wait_until,
 )
+from engine import worker as worker_module
 from engine.worker import Worker
 from tests.engine.harness import Engine
 from tests.engine.privacy import plaintext
@@ -238,3 +241,20 @@ def test_a_batch_a_full_disk_refused_says_so_and_is_applied_once_later(tmp_path:
         pass
     fresh.close()
     assert dump(replay / "state.db") == dump(tmp_path / "data" / "state.db")
+
+
+def test_progress_is_logged_when_the_offset_moved_not_while_idle(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A line at every pass over the log rather than every 10 s; idle passes come every 0.5 s.
+    monkeypatch.setattr(worker_module, "PROGRESS_EVERY_S", 0.0)
+    engine = Engine(tmp_path)
+    engine.track("laptop", 1_000)
+    stop = threading.Timer(1.6, engine.worker._stop, (signal.SIGTERM, None))
+    stop.start()
+    with captured_logs() as logs:
+        engine.worker.run()
+    stop.join()
+    progress = logs.records("worker_progress")
+    assert [line["offset"] for line in progress] == [1]
+    engine.close()
