@@ -34,7 +34,7 @@ from engine.identity_map import identity_map_routes
 from engine.privacy.routes import privacy_routes
 from engine.privacy.schema import migrate_privacy
 from engine.schema import migrate_identity
-from engine.timeline import MAX_PAGE, Cursor, IdentityReader, whole_number
+from engine.timeline import MAX_PAGE, Cursor, IdentityReader, page_limit, whole_number
 from engine.verification import is_verified, migrate_verification
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -213,14 +213,7 @@ def _profile(reader: IdentityReader, person_id: int) -> Response:
 
 
 def _limit(request: Request) -> int:
-    # Refused rather than capped: a capped page would end paging early (its `next` is null).
-    value = request.query_params.get("limit")
-    if value is None:
-        return DEFAULT_PAGE
-    limit = whole_number(value)
-    if limit is None or not 1 <= limit <= MAX_PAGE:
-        raise BadRequest(f"limit must be a whole number from 1 to {MAX_PAGE}")
-    return limit
+    return page_limit(request.query_params.get("limit"), default=DEFAULT_PAGE, most=MAX_PAGE)
 
 
 def _id_param(request: Request, name: str) -> int | None:

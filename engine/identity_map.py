@@ -56,7 +56,7 @@ from engine.privacy import crypto
 from engine.privacy.keys import KeyRing
 from engine.schema import migrate_identity
 from engine.store import MAX_TS, MIN_TS
-from engine.timeline import whole_number
+from engine.timeline import page_limit, whole_number
 
 Handler = Callable[[Request], Awaitable[Response]]
 Format = Literal["jsonl", "csv"]
@@ -341,7 +341,7 @@ def identity_map_routes(config: Config, guarded: Callable[[Handler], Handler]) -
 
     async def identity_map(request: Request) -> Response:
         params = request.query_params
-        limit = _limit(params.get("limit"))
+        limit = page_limit(params.get("limit"), default=DEFAULT_LIMIT, most=MAX_LIMIT)
         changed_since = params.get("changed_since")
         found = await run_in_threadpool(page, limit, params.get("after") or None, changed_since)
         body: dict[str, Any] = {"rows": found.rows, "next": found.next, "as_of": found.as_of}
@@ -358,15 +358,6 @@ def open_map_state(config: Config) -> sqlite3.Connection:
     migrate_identity(conn)
     conn.execute("PRAGMA query_only = ON")
     return conn
-
-
-def _limit(value: str | None) -> int:
-    if value is None:
-        return DEFAULT_LIMIT
-    limit = whole_number(value)
-    if limit is None or not 1 <= limit <= MAX_LIMIT:
-        raise BadRequest(f"limit must be a whole number from 1 to {MAX_LIMIT:,}")
-    return limit
 
 
 # -- bond identity-map ------------------------------------------------------------------------

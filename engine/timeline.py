@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from bond.errors import BadRequest
 from bond.ids import clean_id, normalize_email
 from engine.privacy import crypto
 from engine.privacy.keys import KeyRing
@@ -43,6 +44,19 @@ def whole_number(text: str) -> int | None:
         return None
     number = int(match[1])
     return number if number <= MAX_INTEGER else None
+
+
+def page_limit(value: str | None, *, default: int, most: int) -> int:
+    """A request's `limit` parameter: `default` when absent, BadRequest outside 1 to `most`.
+
+    Refused rather than capped: a capped page would end paging early (its `next` is null).
+    """
+    if value is None:
+        return default
+    limit = whole_number(value)
+    if limit is None or not 1 <= limit <= most:
+        raise BadRequest(f"limit must be a whole number from 1 to {most:,}")
+    return limit
 
 
 class Cursor(NamedTuple):

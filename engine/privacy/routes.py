@@ -30,7 +30,7 @@ from engine.privacy.erase import asked_forms
 from engine.privacy.export import export_chunks
 from engine.privacy.schema import migrate_privacy
 from engine.schema import migrate_identity
-from engine.timeline import whole_number
+from engine.timeline import page_limit, whole_number
 
 Handler = Callable[[Request], Awaitable[Response]]
 MAX_REQUESTED_BY = 100
@@ -103,9 +103,7 @@ def privacy_routes(
         return StreamingResponse(_closing(chunks, state, log_), media_type="application/json")
 
     async def audit_log(request: Request) -> Response:
-        limit = whole_number(request.query_params.get("limit", "50"))
-        if limit is None or not 1 <= limit <= MAX_AUDIT:
-            raise BadRequest(f"limit must be a whole number from 1 to {MAX_AUDIT}")
+        limit = page_limit(request.query_params.get("limit"), default=50, most=MAX_AUDIT)
         return json_response({"entries": audit.entries(queue(), limit)})
 
     return [
