@@ -20,6 +20,7 @@ an erasure has deleted the newest rows. `engine.privacy.legacy` moves a version 
 Version 3 marks the timeline rows of events that named a person (`claim`). Version 4 indexes
 identity events by their other person. Version 5 lists identified people by `active_at`.
 Version 6 records what an incremental identity-map pull needs (see engine/identity_map.py).
+Version 7 gives the rows applied before version 3 their claim (see engine/claims.py).
 """
 
 from __future__ import annotations
@@ -173,6 +174,20 @@ MIGRATIONS = [
     );
     INSERT OR IGNORE INTO map_sync (id, since)
         SELECT 1, coalesce((SELECT seq FROM engine_offset WHERE id = 1), 0);
+    """,
+    # Rows applied before version 3 get their claim from engine/claims.py, run by the worker in
+    # bounded steps: the events up to this offset, and a cursor in timeline key order below
+    # every row. A fresh state has applied nothing and needs no row.
+    """
+    CREATE TABLE IF NOT EXISTS claim_backfill (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        up_to_seq INTEGER NOT NULL,
+        browser_id INTEGER NOT NULL,
+        ts INTEGER NOT NULL,
+        seq INTEGER NOT NULL
+    );
+    INSERT OR IGNORE INTO claim_backfill (id, up_to_seq, browser_id, ts, seq)
+        SELECT 1, seq, 0, 0, 0 FROM engine_offset WHERE id = 1 AND seq > 0;
     """,
 ]
 

@@ -24,6 +24,7 @@ from bond.logs import log
 from bond.storage.dirlock import WORKER, holding
 from bond.storage.eventlog import SqliteEventLog, StoredEvent
 from bond.storage.sqlite import connect, data_version, rollback
+from engine.claims import ClaimBackfill
 from engine.graph import IdentityGraph
 from engine.hooks import AppliedEvent, Hook
 from engine.privacy.erase import queue_browsers, run_pending
@@ -72,6 +73,7 @@ class Worker:
             hook.migrate(self.conn)
         self.store = IdentityStore(self.conn)
         self.graph = IdentityGraph(self.store, max_user_ids=config.engine.max_user_ids_per_person)
+        self.claims = ClaimBackfill(self.conn, self.store, config.events_db)
         self.offset = self._load_offset()
         self.applied_total = 0
         self._stopping = False
@@ -84,7 +86,11 @@ class Worker:
         return int(row[0]) if row else 0
 
     def run_once(self) -> int:
-        """Apply the next batch after the offset; returns how many events it held."""
+        """Apply the next batch after the offset; returns how many events it held (or, while an
+        older state's claims are backfilled, how many timeline rows that step read, at least 1)."""
+        if self.claims.pending:
+            # Before any new event, so that no split misses a claim; each step is bounded.
+            return max(self.claims.step(), 1)
         # A batch allocates tens of thousands of short-lived objects (from reading the log on)
         # but no reference cycles; the cyclic collector would walk the whole in-memory cache
         # several times per batch.
@@ -321,7 +327,7 @@ class Worker:
                 seen = data_version(self.conn)
                 while not self._stopping:
                     version = self.log.version()
-                    if self.run_once() < self.batch_size:
+                    if self.run_once() < self.batch_size and not self.claims.pending:
                         self.log.wait_for_append(IDLE_WAIT_S, since=version)
                     seen = self._between_batches(seen)
                     # Only when it moved: an idle worker's line every 10 s said nothing new.

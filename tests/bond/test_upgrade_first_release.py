@@ -13,11 +13,14 @@ import orjson
 
 from bond.config import Config
 from bond.storage import eventlog
+from bond.storage.eventlog import NewEvent, SqliteEventLog
 from bond.storage.sqlite import connect, migrate, schema_version
+from conftest import start_worker, wait_until
 from engine import schema
 from engine.alerts import outbox
 from engine.households import store as households
 from engine.store import MAX_TS, MIN_TS
+from engine.timeline import IdentityReader
 from engine.worker import open_state
 from tests.engine.privacy.privacy_support import run_cli
 
@@ -195,3 +198,74 @@ def test_export_and_erase_are_the_first_commands_after_the_upgrade(data_dir: Pat
     assert result["result"]["counts"]["log_events"] == 3
     with closing(sqlite3.connect(data_dir / "state.db")) as conn:
         assert conn.execute("SELECT count(*) FROM households_models").fetchone() == (0,)
+
+
+def _late_login(data_dir: Path) -> None:
+    """Erin logs in on Dave's browser at the time of its page view, and her login reaches the log
+    after Dave's identify and order: it takes the page view only, not what named Dave."""
+    body = {"type": "identify", "messageId": "erin-1", "anonymousId": BROWSER, "userId": "u-erin"}
+    log = SqliteEventLog(data_dir / "events.db")
+    try:
+        log.append(
+            [
+                NewEvent(
+                    "shop",
+                    "erin-1",
+                    "identify",
+                    BROWSER,
+                    "u-erin",
+                    None,
+                    RECEIVED + 1,
+                    RECEIVED + 10,
+                    None,
+                    None,
+                    orjson.dumps(body),
+                )
+            ],
+            [],
+        )
+    finally:
+        log.close()
+
+
+def _timelines_by_worker(data_dir: Path) -> dict[str, list[int]]:
+    worker = start_worker(data_dir)
+    try:
+        with closing(sqlite3.connect(data_dir / "state.db")) as conn:
+            wait_until(
+                lambda: conn.execute("SELECT seq FROM engine_offset").fetchone() == (4,),
+                what="the worker to apply the late login",
+            )
+    finally:
+        worker.stop()
+    conn = open_state(Config(data_dir=data_dir))
+    try:
+        reader = IdentityReader(conn)
+        timelines = {}
+        for user_id in (USER_ID, "u-erin"):
+            person = reader.find(user_id=user_id)
+            assert person is not None
+            timelines[user_id] = sorted(e["seq"] for e in reader.timeline(person, 500).events)
+        return timelines
+    finally:
+        conn.close()
+
+
+def test_a_late_login_after_the_upgrade_leaves_the_first_release_s_claims_alone(
+    tmp_path: Path,
+) -> None:
+    """The first release wrote no `timeline.claim`; the upgraded worker finds who each of its
+    events named, so it splits the shared browser as a fresh install fed the same log does."""
+    fresh = tmp_path / "fresh"
+    write_first_release(fresh)
+    for path in fresh.iterdir():
+        if path.name.startswith("state.db"):
+            path.unlink()
+    _late_login(fresh)
+    expected = _timelines_by_worker(fresh)
+    assert expected == {USER_ID: [2, 3], "u-erin": [1, 4]}
+
+    upgraded = tmp_path / "upgraded"
+    write_first_release(upgraded)
+    _late_login(upgraded)
+    assert _timelines_by_worker(upgraded) == expected

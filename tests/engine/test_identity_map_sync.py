@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 
 from conftest import ReadApi
-from engine.schema import migrate_identity
+from engine.schema import MIGRATIONS, migrate_identity
 from tests.engine.harness import Engine
 from tests.engine.privacy.privacy_support import T0, Stack, iso, post, stack
 from tests.engine.test_identity_map import run_cli
@@ -222,7 +222,7 @@ def test_after_an_upgrade_older_tokens_get_a_full_pull_and_newer_ones_miss_nothi
         engine.close()
     downgrade_to_version_5(data_dir / "state.db")
     with sqlite3.connect(data_dir / "state.db") as conn:
-        assert migrate_identity(conn) == 6
+        assert migrate_identity(conn) == len(MIGRATIONS)
 
     api = ReadApi(data_dir).start()
     try:
