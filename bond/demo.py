@@ -7,6 +7,7 @@ holds everything, so a second run carries on with the first run's people.
 
 from __future__ import annotations
 
+import os
 import secrets
 import signal
 import socket
@@ -20,9 +21,10 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from bond import config as config_module
 from bond.bench.processes import running
 from bond.config import Config
-from bond.errors import BondError
+from bond.errors import BondError, ConfigError
 from bond.serving import bind_failure, http_url, listen_socket
 from bond.storage.dirlock import COLLECTOR, WORKER, holding
 
@@ -32,6 +34,23 @@ SITE_DIR = Path(__file__).resolve().parent.parent / "demo_site"
 SNIPPET_HOST = "'https://bond.example.com'"
 SNIPPET_WRITE_KEY = "'YOUR_WRITE_KEY'"
 TOKEN_FILE = "demo-admin-token"
+DEMO_CONFIG = "demo-bond.toml"
+# Without rules a new demo's Alerts view stays empty whatever the shoppers do. Only the demo adds
+# these, and only to a configuration with no rules of its own: `bond worker` has none by default.
+SAMPLE_RULES = """# Added by `bond demo` because the configuration had no alert rules.
+[[alerts.rules]]
+name = "demo: buyer identified"
+kind = "identified"
+threshold = 15
+currency = "EUR"
+
+[[alerts.rules]]
+name = "demo: large order"
+kind = "event"
+event = "Order Completed"
+where = ["value >= 100"]
+currency = "EUR"
+"""
 
 
 def fill_snippet(html: str, *, collector_url: str, write_key: str) -> str:
@@ -116,6 +135,42 @@ def admin_token(config: Config) -> tuple[str, str]:
     return path.read_text().strip(), f"generated, kept in {path}"
 
 
+def with_sample_rules(config: Config, config_file: str | None) -> tuple[str | None, Config]:
+    """The configuration file the demo's processes read, and what it holds: the user's own
+    when it sets alert rules, else a copy of it (or of nothing) in the data directory with the
+    sample rules appended, since TOML has no include."""
+    if config.alerts.rules:
+        return config_file, config
+    if config_file is None and os.environ.get("BOND_CONFIG"):
+        config_file = os.environ["BOND_CONFIG"]
+    if config_file is None and Path("bond.toml").is_file():
+        config_file = "bond.toml"
+    own = Path(config_file).read_text() if config_file else ""
+    path = config.data_dir.resolve() / DEMO_CONFIG
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # The copy holds whatever secrets the user's file does.
+    path.touch(mode=0o600)
+    path.write_text("\n".join(part for part in (own.rstrip(), SAMPLE_RULES) if part))
+    try:
+        return str(path), config_module.load(path, data_dir=config.data_dir)
+    except ConfigError:
+        # A file that spells its rules as `rules = []` takes no appended [[alerts.rules]].
+        path.unlink()
+        return config_file, config
+
+
+def alerts_line(config: Config, samples_in: str | None) -> str:
+    """What alerts the demo raises and where they go, with how to send them to Discord."""
+    count = len(config.alerts.rules)
+    rules = f"{count} sample rules in {samples_in}" if samples_in else f"{count} rules"
+    if config.alerts.webhook_url is not None:
+        return f"{rules}, sent to the Discord webhook"
+    return (
+        f"{rules}; no Discord webhook, so they wait in the dashboard: "
+        "set BOND_DISCORD_WEBHOOK_URL and restart to send them"
+    )
+
+
 def run_demo(
     config: Config,
     *,
@@ -135,6 +190,8 @@ def run_demo(
     logs = data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     token, token_source = admin_token(config)
+    config_file, alerting = with_sample_rules(config, config_file)
+    samples_in = config_file if alerting is not config else None
     common = ["bond.cli", "--data-dir", str(data_dir)]
     if config_file:
         common += ["--config", config_file]
@@ -188,8 +245,10 @@ def run_demo(
             f"Bond demo on {data_dir}\n"
             f"  storefront  {shop.url}/\n"
             f"  collector   {collector_url}/  (SDK at {collector_url}/sdk/v1/bond.js)\n"
-            f"  dashboard   {http_url(host, api_port)}/dashboard/  (log in with the admin token)\n"
-            f"  read API    {api_url}/status  (Bearer admin token: {token_source})\n"
+            f"  dashboard   {http_url(host, api_port)}/dashboard/  "
+            f"(log in with the admin token: {token_source})\n"
+            f"  read API    {api_url}/status  (Bearer, the same token)\n"
+            f"  alerts      {alerts_line(alerting, samples_in)}\n"
             f"  logs        {logs}/\n"
             "Press Ctrl-C to stop.",
             flush=True,

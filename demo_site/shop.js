@@ -152,8 +152,12 @@
           }),
         };
         bond.track('Order Completed', order);
-        store.set('shop_customer', { email: $('#email').value.trim(), name: $('#name').value.trim() });
-        store.set('shop_last_order', { id: order.order_id, value: order.value, email: $('#email').value.trim() });
+        var email = $('#email').value.trim();
+        // The name a signed-in customer signed up with stays their greeting: the checkout's
+        // is a delivery name, often shorter ("Ada" for "Ada Lovelace").
+        var known = who && who.email === email && who.name;
+        store.set('shop_customer', { email: email, name: known || $('#name').value.trim() });
+        store.set('shop_last_order', { id: order.order_id, value: order.value, email: email });
         store.del('shop_cart');
         // Straight to the confirmation, as real shops do: the SDK must deliver on the way out.
         location.assign('thanks.html');

@@ -82,6 +82,14 @@ MIGRATIONS: list[Migration] = [
     # Alerts written before encryption at rest (Bond of 2026-11-22) name their person in
     # plaintext: they are sealed now.
     _seal_plaintext,
+    # Whether the worker that started last delivers alerts at all (see sender.py): without a
+    # webhook they stay pending for good, and the dashboard says why.
+    """
+    CREATE TABLE alert_delivery (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        webhook INTEGER NOT NULL
+    );
+    """,
 ]
 # The version from which alerts are sealed in the outbox.
 _SEALED = 2

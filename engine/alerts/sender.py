@@ -36,7 +36,7 @@ from discord_webhook import DiscordWebhook
 from bond.config import Config
 from bond.errors import StorageError
 from bond.logs import log
-from bond.storage.sqlite import connect, data_version, wait_for_commit
+from bond.storage.sqlite import connect, data_version, wait_for_commit, write_transaction
 from engine.alerts import outbox
 from engine.alerts.outbox import Alert
 
@@ -187,14 +187,32 @@ def running_sender(config: Config) -> Iterator[None]:
     if url is None:
         if config.alerts.rules:
             log("alerts_undelivered", reason="alert rules are set but no webhook_url")
+        _record_webhook(config, configured=False)
         yield
         return
+    _record_webhook(config, configured=True)
     conn = connect(config.state_db, durable=False)
     try:
         with in_background(Sender(conn, url, timeout_s=config.alerts.timeout_s)):
             yield
     finally:
         conn.close()
+
+
+def _record_webhook(config: Config, *, configured: bool) -> None:
+    """Whether the running worker delivers alerts at all, for the dashboard: without a webhook
+    they stay pending for good, and its view says why instead of looking stuck."""
+    try:
+        conn = connect(config.state_db, durable=False)
+        try:
+            with write_transaction(conn):
+                # The table is the outbox's (migrated by the worker's alerts hook before this).
+                conn.execute("INSERT OR REPLACE INTO alert_delivery VALUES (1, ?)", (configured,))
+        finally:
+            conn.close()
+    except (sqlite3.Error, StorageError) as exc:
+        # Only the dashboard's explanation is missing then; delivery itself does not need it.
+        log("alert_delivery_unrecorded", reason=str(exc))
 
 
 @contextmanager

@@ -27,6 +27,7 @@ def alerts_page(reader: IdentityReader, limit: int, before: int | None = None) -
     return {
         "alerts": alerts,
         "counts": state_counts(reader),
+        "webhook": webhook(reader),
         "next": alerts[-1]["id"] if more else None,
     }
 
@@ -39,6 +40,15 @@ def state_counts(reader: IdentityReader) -> dict[str, int]:
         ):
             counts[state] = n
     return counts
+
+
+def webhook(reader: IdentityReader) -> bool | None:
+    """Whether the worker that last started has a webhook to deliver to; None before any
+    worker said (one from before this was recorded, or none yet)."""
+    if not has_table(reader.conn, "alert_delivery"):
+        return None
+    row = reader.conn.execute("SELECT webhook FROM alert_delivery WHERE id = 1").fetchone()
+    return None if row is None else bool(row[0])
 
 
 def pending(reader: IdentityReader) -> int:

@@ -13,8 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bond.config import Config
-from bond.demo import SITE_DIR, ShopServer, admin_token, fill_snippet
+from bond.config import Config, load
+from bond.demo import SITE_DIR, ShopServer, admin_token, fill_snippet, with_sample_rules
 from conftest import ADMIN_TOKEN, ROOT, WRITE_KEY, BondProcess, free_port, wait_until
 from tests.bond.network_support import ipv6_loopback
 
@@ -200,3 +200,26 @@ def test_the_demo_dashboard_reads_the_collector_on_the_demo_port(tmp_path: Path)
             wait_until(collector_seen, timeout=15, interval=0.2, what="the collector's metrics")
     finally:
         assert demo.stop(signal.SIGTERM) == 0, demo.log
+
+
+def test_the_demo_adds_sample_alert_rules_only_to_a_configuration_without_any(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("BOND_CONFIG", raising=False)
+    data_dir = tmp_path / "data"
+    own = tmp_path / "own.toml"
+    own.write_text('admin_token = "from-the-file"\n[alerts]\ncurrency = "USD"\n')
+    path, config = with_sample_rules(load(own, data_dir=data_dir), str(own))
+    assert path == str(data_dir.resolve() / "demo-bond.toml")
+    assert [rule.name for rule in config.alerts.rules] == [
+        "demo: buyer identified",
+        "demo: large order",
+    ]
+    # The user's own settings stay, and the copy of their secrets is the owner's alone.
+    assert config.admin_token == "from-the-file" and config.alerts.currency == "USD"
+    assert Path(path).stat().st_mode & 0o077 == 0
+
+    own.write_text('[[alerts.rules]]\nname = "mine"\nkind = "identified"\nthreshold = 9\n')
+    mine = load(own, data_dir=data_dir)
+    assert with_sample_rules(mine, str(own)) == (str(own), mine)

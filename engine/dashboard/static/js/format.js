@@ -46,6 +46,13 @@ export function dateTime(ms) {
   });
 }
 
+// Every shown time's hover text: the full local time, and the same instant in UTC as the logs
+// give it, since the page shows times in the browser's zone without naming one.
+export function hover(ms) {
+  if (ms == null) return null;
+  return `${dateTime(ms)} (your time) · ${new Date(ms).toISOString().slice(0, 19).replace('T', ' ')} UTC`;
+}
+
 export function shortDate(ms) {
   const d = new Date(ms);
   const sameDay = d.toDateString() === new Date().toDateString();

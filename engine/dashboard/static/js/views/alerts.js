@@ -3,7 +3,7 @@
 import { get } from '../api.js';
 import { segmented } from '../controls.js';
 import { el, replace, row, table, empty, errorBanner } from '../dom.js';
-import { number, shortDate } from '../format.js';
+import { hover, number, shortDate } from '../format.js';
 import { who } from '../who.js';
 
 const REFRESH_MS = 3000;
@@ -14,15 +14,24 @@ const COLUMNS = [
   { label: 'State' }, { label: 'Attempts', class: 'right' }, { label: 'Delivery', class: 'wrap' },
 ];
 
-function delivery(alert) {
-  if (alert.state === 'sent') return el('span', { class: 'muted' }, `sent ${shortDate(alert.sent_at)}`);
+// The worker's sender only runs with a webhook: without one a pending alert stays pending for
+// good, and saying "waiting for its turn" would make the view look stuck.
+const NO_WEBHOOK = 'no webhook configured: not sent';
+const CONNECT = 'The worker has no Discord webhook, so alerts are kept here and not sent. '
+  + 'Set BOND_DISCORD_WEBHOOK_URL (or [alerts] webhook_url in bond.toml) and restart the worker: '
+  + 'it then delivers the pending ones.';
+
+function delivery(alert, webhook) {
+  if (alert.state === 'sent') return el('span', { class: 'muted', title: hover(alert.sent_at) }, `sent ${shortDate(alert.sent_at)}`);
   if (alert.last_error) return el('span', { class: alert.state === 'failed' ? 'failed-reason' : 'muted' }, alert.last_error);
+  if (alert.state === 'pending' && webhook === false) return el('span', { class: 'no-webhook' }, NO_WEBHOOK);
   return el('span', { class: 'faint' }, 'waiting for its turn');
 }
 
 export function render(main) {
   let state = 'all';
   let counts = {};
+  let webhook = null;
   // Every alert read so far by id: the refresh rereads the newest page (their states change),
   // Load older adds the pages before it, and nothing read goes away while the view is open.
   const known = new Map();
@@ -30,25 +39,28 @@ export function render(main) {
   let loading = false;
   const seg = segmented('Delivery state', STATES, state, (value) => { state = value; draw(); }, { counts: true });
   const body = el('div', { id: 'alerts' });
+  const notice = el('div', { id: 'alerts-webhook' });
   const more = el('div', { class: 'more' });
 
   const keep = (page) => {
     for (const alert of page.alerts) known.set(alert.id, alert);
     counts = page.counts;
+    webhook = page.webhook;
   };
   const total = (value) => (value === 'all' ? Object.values(counts).reduce((a, b) => a + b, 0) : counts[value] || 0);
 
   const draw = () => {
     for (const button of seg.children) button.querySelector('.count').textContent = number(total(button.dataset.value));
     const shown = [...known.values()].sort((a, b) => b.id - a.id).filter((a) => state === 'all' || a.state === state);
+    replace(notice, webhook === false ? el('div', { class: 'notice', role: 'status' }, el('strong', null, 'No webhook configured. '), CONNECT) : null);
     replace(body, shown.length ? table(COLUMNS, shown.map((a) => row(COLUMNS, [
-      el('span', { class: 'time' }, shortDate(a.created_at)),
+      el('span', { class: 'time', title: hover(a.created_at) }, shortDate(a.created_at)),
       a.rule,
       a.person ? who(a.person) : `#${a.person_id}`,
       a.summary,
       el('span', { class: `badge ${a.state}` }, a.state),
       el('span', { class: 'num' }, number(a.attempts)),
-      delivery(a),
+      delivery(a, webhook),
     ], { 'data-state': a.state, 'data-id': a.id })))
       : empty(state === 'all' ? 'No alerts yet' : `No ${state} alerts`,
         'Alerts are written when a rule in bond.toml ([[alerts.rules]]) matches, then delivered to Discord.'));
@@ -80,6 +92,7 @@ export function render(main) {
       el('div', null, el('h1', null, 'Alerts'),
         el('p', null, 'Discord alerts for high-value people, as the worker wrote them and as Discord took them.')),
       seg),
+    notice,
     el('section', { class: 'card' }, body, more));
   draw();
   refresh();

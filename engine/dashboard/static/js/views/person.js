@@ -3,7 +3,7 @@
 
 import { get } from '../api.js';
 import { el, replace, empty, errorBanner } from '../dom.js';
-import { browser, dateTime, duration, money, number, plural, shortDate, text } from '../format.js';
+import { browser, dateTime, duration, hover, money, number, plural, shortDate, text } from '../format.js';
 import { avatar, personName, who } from '../who.js';
 
 const PAGE = 50;
@@ -50,7 +50,7 @@ function timelineItems(events) {
     }
     const classes = ['tl-item', event.stitched ? 'stitched' : '', event.type === 'identify' ? 'identify' : ''];
     items.push(el('li', { class: classes.join(' ').trim(), 'data-seq': event.seq, 'data-stitched': String(event.stitched) },
-      el('div', { class: 'tl-when', title: dateTime(event.timestamp) }, shortDate(event.timestamp)),
+      el('div', { class: 'tl-when', title: hover(event.timestamp) }, shortDate(event.timestamp)),
       el('div', { class: 'tl-rail' }),
       el('div', { class: 'tl-body' },
         el('div', { class: 'tl-title' }, title(event),
@@ -122,8 +122,8 @@ export function render(main, { feed }, [id]) {
                 el('span', { class: `badge ${person.identified ? 'identified' : ''}` }, person.identified ? 'Identified' : 'Anonymous'),
                 el('span', { class: 'muted' }, `person #${person.id}`)))),
           el('div', { class: 'facts' },
-            fact('First seen', dateTime(person.first_seen)),
-            fact('Last seen', dateTime(person.last_seen)),
+            fact('First seen', el('span', { title: hover(person.first_seen) }, dateTime(person.first_seen))),
+            fact('Last seen', el('span', { title: hover(person.last_seen) }, dateTime(person.last_seen))),
             fact('Events', number(person.event_count)),
             fact('Order value', ordersValue))),
         el('div', { class: 'split' },
@@ -139,7 +139,7 @@ export function render(main, { feed }, [id]) {
                 chipList(`Browsers (${person.anonymous_ids.length})`, person.anonymous_ids),
                 person.browsers.length ? el('dl', { class: 'kv' }, person.browsers.map((b) => [
                   el('dt', { class: 'mono', title: b.anonymous_id }, browser(b.anonymous_id)),
-                  el('dd', null, b.identified_at == null ? 'joined by stitching'
+                  el('dd', { title: hover(b.identified_at) }, b.identified_at == null ? 'joined by stitching'
                     : `identified ${duration(b.identified_at - person.first_seen)} after the first visit`),
                 ])) : null)),
             el('section', { class: 'card', id: 'orders' }, el('div', { class: 'card-head' }, el('h2', null, 'Orders')), orders),
@@ -149,7 +149,7 @@ export function render(main, { feed }, [id]) {
                 : el('span', { class: 'faint' }, 'No traits sent'))),
             el('section', { class: 'card' }, el('div', { class: 'card-head' }, el('h2', null, 'Identity events')),
               person.identity_events.length ? el('ul', { class: 'feed-list' }, person.identity_events.map((c) =>
-                el('li', { class: 'feed-item' }, el('span', { class: 'time' }, shortDate(c.at)),
+                el('li', { class: 'feed-item' }, el('span', { class: 'time', title: hover(c.at) }, shortDate(c.at)),
                   el('div', { class: 'feed-main' }, el('div', { class: 'feed-title' },
                     el('span', { class: `badge ${c.kind}` }, c.kind), counterpart(c, person.id)),
                   el('div', { class: 'feed-sub' }, c.explanation || `${number(c.anonymous_events_stitched)} anonymous events stitched`)), null)))
@@ -165,7 +165,7 @@ export function render(main, { feed }, [id]) {
         // room in this side card and broke in two ("FK-" / "MX6CV8TY").
         el('li', { class: 'feed-item order' },
           el('div', { class: 'feed-main' }, el('div', { class: 'feed-title' }, o.order_id ? text(o.order_id) : 'Order'),
-            el('div', { class: 'feed-sub' }, el('span', { class: 'time', title: dateTime(o.timestamp) }, shortDate(o.timestamp)),
+            el('div', { class: 'feed-sub' }, el('span', { class: 'time', title: hover(o.timestamp) }, shortDate(o.timestamp)),
               o.products.length ? ` · ${o.products.join(', ')}` : null)),
           el('strong', { class: 'num' }, money(o.value, o.currency)))))
         : el('span', { class: 'faint' }, 'No orders yet'),

@@ -4,7 +4,7 @@
 import { get } from '../api.js';
 import { segmented } from '../controls.js';
 import { el, replace, empty, errorBanner } from '../dom.js';
-import { clock, duration, number, plural, shortDate } from '../format.js';
+import { clock, duration, hover, number, plural } from '../format.js';
 import { who } from '../who.js';
 
 const KINDS = {
@@ -34,7 +34,7 @@ function stitchItem(change, fresh) {
   if (change.person) title.push(who(change.person));
   if (refused && change.other) title.push(el('span', { class: 'muted' }, 'kept apart from'), who(change.other));
   return el('li', { class: `feed-item${fresh ? ' fresh' : ''}`, 'data-kind': change.kind, 'data-id': change.id },
-    el('div', { class: 'time', title: shortDate(change.at) }, clock(change.at)),
+    el('div', { class: 'time', title: hover(change.at) }, clock(change.at)),
     el('div', { class: 'feed-main' }, el('div', { class: 'feed-title' }, title), el('div', { class: 'feed-facts' }, facts)),
     change.person ? el('a', { class: 'button small', href: `#/people/${change.person.id}` }, 'History') : null);
 }
