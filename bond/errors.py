@@ -63,6 +63,14 @@ class NotFound(RequestError):
     code = "not_found"
 
 
+class Gone(RequestError):
+    """What was asked for is no longer answerable (an identity-map sync token from before the
+    state recorded changes): the reason says what to ask instead."""
+
+    status_code = 410
+    code = "gone"
+
+
 class PayloadTooLarge(RequestError):
     status_code = 413
     code = "payload_too_large"

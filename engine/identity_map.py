@@ -48,7 +48,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from bond.config import Config
-from bond.errors import BadRequest, RequestError, StorageError
+from bond.errors import BadRequest, Gone, StorageError
 from bond.http import json_response
 from bond.logs import log
 from bond.storage.sqlite import connect, rollback
@@ -105,13 +105,6 @@ _REST_OF_BROWSER = (
     "JOIN segments s ON s.browser_id = b.id WHERE b.key = ? AND s.start_ts > ? "
     "ORDER BY s.start_ts"
 )
-
-
-class SyncTooOld(RequestError):
-    """A `changed_since` older than the changes the state recorded: only a full pull is right."""
-
-    status_code = 410
-    code = "gone"
 
 
 class MapPage(NamedTuple):
@@ -209,7 +202,7 @@ def _since(conn: sqlite3.Connection, token: str, as_of: int) -> int:
     row = conn.execute("SELECT since FROM map_sync WHERE id = 1").fetchone()
     floor = int(row[0]) if row else 0
     if since < floor:
-        raise SyncTooOld(
+        raise Gone(
             f"changed_since {since} is older than offset {floor}, from which on this Bond "
             "records what changed (it was upgraded then); do a full pull (leave changed_since "
             "out) and re-sync from its sync token"
