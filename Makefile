@@ -11,9 +11,10 @@ NODE_STAMP := node_modules/.installed
 demo: $(PY_STAMP)
 	$(BIN)/bond demo
 
+# One pytest worker per core, each taking whole test files (a module's servers start once).
 test: $(PY_STAMP) $(NODE_STAMP) chromium lint
 	npm test
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadfile
 
 bench: $(PY_STAMP)
 	$(BIN)/bond bench ingest

@@ -174,9 +174,14 @@ def collector(data_dir: Path) -> Iterator[Collector]:
     server.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():  # type: ignore[no-untyped-def]
-    """Debian's Chromium driven by Playwright (its own browser download needs the internet)."""
+    """Debian's Chromium driven by Playwright (its own browser download needs the internet).
+
+    One per test module: while Playwright's sync API is open, its event loop counts as running
+    in this thread and `asyncio.run` refuses to start, so a module of async tests run after a
+    browser module in the same process (as `pytest -n` schedules them) would fail.
+    """
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
