@@ -21,6 +21,8 @@ Version 3 marks the timeline rows of events that named a person (`claim`). Versi
 identity events by their other person. Version 5 lists identified people by `active_at`.
 Version 6 records what an incremental identity-map pull needs (see engine/identity_map.py).
 Version 7 gives the rows applied before version 3 their claim (see engine/claims.py).
+Version 8 indexes the timeline's orders, so a person's orders are read without scanning their
+other events (a lifetime value, the dashboard's order list).
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ from engine.privacy.legacy import seal_legacy
 from engine.store import MIN_TS
 
 COMPONENT = "identity"
+# Segment's e-commerce spec name for a placed order; `timeline_orders` holds these rows only.
+ORDER_EVENT = "Order Completed"
+ORDERS_INDEX = "timeline_orders"
 
 # IF NOT EXISTS: the worker and the read API may both start on a fresh directory and race to
 # migrate; the loser then finds the tables there and only records the version.
@@ -189,6 +194,11 @@ MIGRATIONS = [
     INSERT OR IGNORE INTO claim_backfill (id, up_to_seq, browser_id, ts, seq)
         SELECT 1, seq, 0, 0, 0 FROM engine_offset WHERE id = 1 AND seq > 0;
     """,
+    # Partial: the worker's inserts of every other event pay nothing for it. SQLite uses a
+    # partial index only for a query naming the same literal, so engine/timeline.py writes it
+    # into its SQL and names the index.
+    f"CREATE INDEX IF NOT EXISTS {ORDERS_INDEX} ON timeline (browser_id, ts, seq) "
+    f"WHERE name = '{ORDER_EVENT}'",
 ]
 
 

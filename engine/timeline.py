@@ -24,6 +24,7 @@ from bond.errors import BadRequest
 from bond.ids import clean_id, normalize_email
 from engine.privacy import crypto
 from engine.privacy.keys import KeyRing
+from engine.schema import ORDER_EVENT, ORDERS_INDEX
 from engine.store import MIN_TS, anonymous_key, read_identifiers, user_key
 
 MAX_PAGE = 500
@@ -35,6 +36,10 @@ _WHOLE_NUMBER = re.compile(r"0*([0-9]{1,19})")
 # A timeline row inside segment `s`, from its start; its end is bounded with the row value
 # (ts, seq), so that SQLite seeks the primary key to one end of the range, never scans it.
 _IN_SEGMENT = "t.browser_id = s.browser_id AND t.ts >= s.start_ts"
+# The index clause and condition of a read of orders alone. SQLite takes a partial index only
+# for a query holding its condition as a literal, and without statistics it prefers the primary
+# key, which would scan every event between two orders: the index is named.
+_ORDERS = (f" INDEXED BY {ORDERS_INDEX}", f" AND name = '{ORDER_EVENT}'")
 
 
 def whole_number(text: str) -> int | None:
@@ -249,9 +254,12 @@ class IdentityReader:
         before: Cursor | None,
         *,
         browsers_only: bool = False,
+        orders_only: bool = False,
     ) -> list[tuple[str, list[Any]]]:
         """Per segment that can hold one of the person's newest `limit` rows before `before`:
         its browser's key and its newest `limit` rows before `before`.
+
+        `orders_only`: only the rows of orders, through their own index (see timeline).
 
         `columns` start with ts and seq; each run is newest first. A person with thousands of
         browsers (one login shared by a team) would cost a query per browser and page; their
@@ -259,13 +267,14 @@ class IdentityReader:
         newest of them (and any tied with the last) can hold a row of the page.
         """
         bound = before if before is not None else Cursor(MAX_INTEGER, 0)
+        index, named = _ORDERS if orders_only else ("", "")
         segments = self.conn.execute(
             "SELECT s.browser_id, s.start_ts, s.end_ts, b.key, "
-            f"(SELECT t.ts FROM timeline t WHERE {_IN_SEGMENT} "
+            f"(SELECT t.ts FROM timeline t{index} WHERE {_IN_SEGMENT} "
             # The segment's end or the cursor, whichever comes first: seq starts at 1, so
             # (end, 0) excludes the end timestamp itself.
             "AND (t.ts, t.seq) < (min(s.end_ts, :ts), "
-            "CASE WHEN s.end_ts <= :ts THEN 0 ELSE :seq END) "
+            f"CASE WHEN s.end_ts <= :ts THEN 0 ELSE :seq END){named} "
             "ORDER BY t.ts DESC, t.seq DESC LIMIT 1) AS newest "
             "FROM segments s JOIN browsers b ON b.id = s.browser_id WHERE s.person_id = :person"
             # Not a user id's events, which the site's server sent for them (see latest_before).
@@ -282,10 +291,16 @@ class IdentityReader:
                 continue
             upper = min(Cursor(end, 0), bound)
             rows = self.conn.execute(
-                f"SELECT {columns} FROM timeline "
-                "WHERE browser_id = ? AND ts >= ? AND (ts, seq) < (?, ?) "
-                "ORDER BY ts DESC, seq DESC LIMIT ?",
-                (browser_id, max(start, floor), upper.ts, upper.seq, limit),
+                f"SELECT {columns} FROM timeline{index} "
+                "WHERE browser_id = :browser AND ts >= :start AND (ts, seq) < (:ts, :seq)"
+                f"{named} ORDER BY ts DESC, seq DESC LIMIT :limit",
+                {
+                    "browser": browser_id,
+                    "start": max(start, floor),
+                    "ts": upper.ts,
+                    "seq": upper.seq,
+                    "limit": limit,
+                },
             ).fetchall()
             runs.append((key, rows))
         return runs
@@ -301,11 +316,25 @@ class IdentityReader:
         found = [Cursor(*rows[0]) for _key, rows in runs if rows]
         return max(found) if found else None
 
-    def timeline(self, person_id: int, limit: int, before: Cursor | None = None) -> TimelinePage:
+    def timeline(
+        self,
+        person_id: int,
+        limit: int,
+        before: Cursor | None = None,
+        *,
+        orders_only: bool = False,
+    ) -> TimelinePage:
+        """A newest-first page of the person's stitched timeline; `next` continues it.
+
+        `orders_only`: only their orders, read through the timeline's index of them, so a page
+        costs the orders on it whatever lies between them.
+        """
         limit = max(1, min(limit, MAX_PAGE))
         runs = [
             [(ts, seq, type_, name, data, key) for ts, seq, type_, name, data in rows]
-            for key, rows in self._runs(person_id, "ts, seq, type, name, data", limit + 1, before)
+            for key, rows in self._runs(
+                person_id, "ts, seq, type, name, data", limit + 1, before, orders_only=orders_only
+            )
         ]
         merged = list(
             heapq.merge(*runs, key=lambda r: (r[0], r[1]), reverse=True)  # newest first

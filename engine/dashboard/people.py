@@ -11,16 +11,12 @@ from typing import Any
 
 from bond.errors import BadRequest, NotFound
 from engine.alerts.money import currency_code
-from engine.alerts.person import order_value
+from engine.alerts.person import order_events, order_value
 from engine.dashboard.households import member_count
 from engine.dashboard.labels import label_of
 from engine.dashboard.stitches import labelled
-from engine.timeline import MAX_PAGE, ActiveCursor, Cursor, IdentityReader, StitchRange
+from engine.timeline import ActiveCursor, Cursor, IdentityReader, StitchRange
 from engine.verification import is_verified
-
-# Orders are found among this many newest events: a person page costs the same for a person
-# with a very long history (the alert module reads the same window).
-ORDER_SCAN = 5000
 
 
 def people_page(reader: IdentityReader, limit: int, before: ActiveCursor | None) -> dict[str, Any]:
@@ -107,35 +103,31 @@ def stitched(event: dict[str, Any], ranges: list[StitchRange]) -> bool:
 
 
 def orders(reader: IdentityReader, person_id: int) -> dict[str, Any]:
-    """The person's orders among their newest ORDER_SCAN events, newest first, and their total."""
+    """The person's orders over their whole history, newest first, and their total: the ones
+    their lifetime value counts (see `order_events`). `complete` is false only past its bound,
+    and `scanned` then says how many newest orders are shown."""
+    events, complete = order_events(reader, person_id)
     found: list[dict[str, Any]] = []
-    scanned, cursor = 0, None
-    while scanned < ORDER_SCAN:
-        page = reader.timeline(person_id, MAX_PAGE, cursor)
-        scanned += len(page.events)
-        for event in page.events:
-            value = order_value(event)
-            if value is not None:
-                props = event.get("properties") or {}
-                found.append(
-                    {
-                        "seq": event["seq"],
-                        "timestamp": event["timestamp"],
-                        "order_id": props.get("order_id"),
-                        "value": value,
-                        "currency": currency_code(props.get("currency")),
-                        "products": _product_names(props.get("products")),
-                    }
-                )
-        cursor = page.next
-        if cursor is None:
-            break
+    for event in events:
+        value = order_value(event)
+        if value is not None:
+            props = event.get("properties") or {}
+            found.append(
+                {
+                    "seq": event["seq"],
+                    "timestamp": event["timestamp"],
+                    "order_id": props.get("order_id"),
+                    "value": value,
+                    "currency": currency_code(props.get("currency")),
+                    "products": _product_names(props.get("products")),
+                }
+            )
     return {
         "person_id": person_id,
         "orders": found,
         "totals": _totals(found),
-        "complete": cursor is None,
-        "scanned": scanned,
+        "complete": complete,
+        "scanned": len(events),
     }
 
 

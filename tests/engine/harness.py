@@ -6,6 +6,7 @@ The `engine` fixture (root conftest.py) hands one to a test.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,20 @@ from bond.config import Config, EngineConfig
 from bond.storage.eventlog import NewEvent, SqliteEventLog
 from engine.timeline import IdentityReader
 from engine.worker import Worker
+
+
+def append_pages(log: SqliteEventLog, anon: str, timestamps: Iterable[int]) -> None:
+    """A page view of browser `anon` at each timestamp, all appended in one transaction: a long
+    history in a moment, where an append per event would take seconds."""
+    events = []
+    for ts in timestamps:
+        message_id = f"page-{anon}-{ts}"
+        message = {"type": "page", "messageId": message_id, "anonymousId": anon}
+        body = orjson.dumps({**message, "properties": {"path": "/"}})
+        events.append(
+            NewEvent("default", message_id, "page", anon, None, None, ts, ts, None, None, body)
+        )
+    log.append(events, [])
 
 
 class Engine:

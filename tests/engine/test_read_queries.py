@@ -86,6 +86,25 @@ def test_a_timeline_page_reads_only_the_browsers_that_can_hold_its_events(engine
     assert 1 <= len(per_browser) <= 4, statements
 
 
+def test_a_persons_orders_are_read_through_their_index_not_between_them(engine: Engine) -> None:
+    team = team_on_kiosks(engine)
+    engine.track("kiosk-3", 3_500, event="Order Completed")
+    engine.track("kiosk-7", 7_500, event="Order Completed")
+    engine.run()
+
+    page, statements = traced(
+        engine.reader.conn, lambda: engine.reader.timeline(team, 10, orders_only=True)
+    )
+
+    assert [e["timestamp"] for e in page.events] == [7_500, 3_500]
+    reads = [s for s in statements if "FROM timeline" in s]
+    assert reads and all("timeline_orders" in s for s in reads), statements
+    # Through the index: the planner would otherwise take the primary key and step over every
+    # page view between two orders.
+    for sql in reads:
+        assert any("USING INDEX timeline_orders" in step for step in plan(engine.reader.conn, sql))
+
+
 def test_a_browsers_identification_is_looked_up_only_where_it_can_be(engine: Engine) -> None:
     team = team_on_kiosks(engine)
     for n in range(KIOSKS):  # every kiosk in use again later: their spans all overlap

@@ -5,14 +5,22 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from bond.errors import BadRequest, NotFound
 from conftest import ADMIN_TOKEN
+from engine.alerts import person
+from engine.alerts.money import Amounts
 from engine.dashboard import people
 from engine.timeline import Cursor
 from tests.engine.dashboard.dashboard_support import Client, HookedEngine, dashboard, log_in
+from tests.engine.harness import append_pages
+
+# More events than the alerts read for a cart or the last steps (HISTORY_LIMIT), and than the
+# person page once looked for orders among.
+LONG = 5_100
 
 
 @pytest.fixture
@@ -116,13 +124,84 @@ def test_the_person_page_names_identifiers_browsers_and_identity_events(
     assert page["household_members"] == 0
 
 
-def test_orders_and_their_total_come_from_the_newest_events(shop: HookedEngine) -> None:
+def test_a_persons_orders_and_their_total(shop: HookedEngine) -> None:
     ada = people.search(shop.reader, "ada@example.com")
     found = people.orders(shop.reader, ada)
     assert [(o["order_id"], o["value"], o["currency"]) for o in found["orders"]] == [
         ("FK-1", 66.0, "EUR")
     ]
     assert (found["totals"], found["complete"]) == ([{"currency": "EUR", "value": 66.0}], True)
+
+
+def order_ids(found: dict[str, Any]) -> list[str]:
+    return [order["order_id"] for order in found["orders"]]
+
+
+def test_orders_older_than_a_long_history_are_listed_and_counted(data_dir: Path) -> None:
+    """Ada's first orders (one placed anonymously on her phone, one her shop's server sent)
+    lie under thousands of later page views; the API finds them from her phone's old id too."""
+    engine = HookedEngine(data_dir)
+    engine.order("phone", 1_000, "FK-1", 10)
+    engine.identify("laptop", 2_000, user="u-ada")
+    props = {"order_id": "FK-2", "value": 20, "currency": "EUR"}
+    engine.send("track", user="u-ada", ts=3_000, event="Order Completed", properties=props)
+    append_pages(engine.log, "laptop", range(10_000, 10_000 + LONG))
+    engine.order("laptop", 20_000, "FK-3", 30)
+    engine.identify("phone", 21_000, user="u-ada")
+    engine.run()
+    phone = engine.reader.find(anonymous_id="phone")
+    (merged,) = [c for c in engine.reader.identity_events(10) if c["kind"] == "merged"]
+    with dashboard(engine.config) as client:
+        log_in(client)
+        found = client.get(f"/dashboard/api/persons/{merged['other_person_id']}/orders").json()
+    engine.close()
+    assert (found["person_id"], order_ids(found)) == (phone, ["FK-3", "FK-2", "FK-1"])
+    assert (found["totals"], found["complete"]) == ([{"currency": "EUR", "value": 60.0}], True)
+
+
+def test_on_a_shared_computer_each_person_has_only_their_own_orders(data_dir: Path) -> None:
+    """Alice and Bob take turns on one browser without logging out; Alice's first order is
+    older than her newest thousands of events. Her page and her alerts count the same orders."""
+    engine = HookedEngine(data_dir)
+    engine.identify("family-pc", 1_000, user="alice")
+    engine.order("family-pc", 2_000, "A-1", 40)
+    engine.identify("family-pc", 3_000, user="bob")
+    engine.order("family-pc", 4_000, "B-1", 7)
+    engine.identify("family-pc", 5_000, user="alice")
+    append_pages(engine.log, "family-pc", range(10_000, 10_000 + LONG))
+    engine.order("family-pc", 20_000, "A-2", 2)
+    engine.run()
+    found = {}
+    for user in ("alice", "bob"):
+        person_id = engine.reader.find(user_id=user)
+        assert person_id is not None
+        loaded = person.load_person(engine.worker.conn, person_id)
+        assert loaded is not None
+        found[user] = (order_ids(people.orders(engine.reader, person_id)), loaded.lifetime_value)
+    engine.close()
+    assert found == {
+        "alice": (["A-2", "A-1"], Amounts({"EUR": 42.0})),
+        "bob": (["B-1"], Amounts({"EUR": 7.0})),
+    }
+
+
+def test_past_the_bound_on_orders_the_newest_are_shown_and_marked_incomplete(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(person, "ORDER_LIMIT", 2)
+    engine = HookedEngine(data_dir)
+    engine.identify("laptop", 1_000, user="u-ada")
+    for ts in (2_000, 3_000, 4_000):
+        engine.order("laptop", ts, f"FK-{ts}", 5)
+    engine.run()
+    found = people.orders(engine.reader, engine.person(user_id="u-ada")["id"])
+    engine.close()
+    assert (order_ids(found), found["complete"], found["scanned"]) == (
+        ["FK-4000", "FK-3000"],
+        False,
+        2,
+    )
+    assert found["totals"] == [{"currency": "EUR", "value": 10.0}]
 
 
 def test_orders_in_different_currencies_are_summed_per_currency(data_dir: Path) -> None:

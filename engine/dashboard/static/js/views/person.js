@@ -169,7 +169,7 @@ export function render(main, { feed }, [id]) {
               o.products.length ? ` · ${o.products.join(', ')}` : null)),
           el('strong', { class: 'num' }, money(o.value, o.currency)))))
         : el('span', { class: 'faint' }, 'No orders yet'),
-      found.complete ? null : el('p', { class: 'faint' }, `Among the newest ${plural(found.scanned, 'event', 'events')}.`));
+      found.complete ? null : el('p', { class: 'faint' }, `Only the newest ${plural(found.scanned, 'order', 'orders')}.`));
     }).catch((error) => replace(orders, errorBanner(error)));
   }).catch((error) => replace(main, el('a', { class: 'crumb', href: '#/people' }, '← People'), errorBanner(error)));
 
