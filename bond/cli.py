@@ -284,24 +284,37 @@ def _parser() -> argparse.ArgumentParser:
 
     simulate = commands.add_parser(
         "simulate",
-        help="synthetic households through the real collector and worker, scored on attribution",
+        help="canaries: synthetic traffic through the real collector and worker, scored "
+        "against its ground truth",
+        description="Two canaries, each run through a real `bond serve` and `bond worker` on "
+        "a temporary data directory. --households N (the default, 200 households): shared "
+        "accounts, scored on which member made each order. --visitors N: people on several "
+        "devices, shared computers, cleared cookies, late logins, server-side events and "
+        "aliases, scored on whether each event lands on its own person's record.",
     )
-    simulate.add_argument(
-        "--households", type=_positive, default=200, help="how many (default 200)"
+    mode = simulate.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--households",
+        type=_positive,
+        help="the households canary: how many households (the default mode, 200)",
     )
-    simulate.add_argument(
+    mode.add_argument(
+        "--visitors",
+        type=_positive,
+        help="the identity canary: how many simulated people (2,000 take about 10 s)",
+    )
+    simulate.add_argument("--seed", type=int, default=7, help="the generator's seed (default 7)")
+    simulate.add_argument("--json", action="store_true", help="print one JSON object")
+    households = simulate.add_argument_group("households canary only")
+    households.add_argument(
         "--sessions", type=_positive, default=None, help="stop generating at this many sessions"
     )
-    simulate.add_argument("--weeks", type=_positive, default=8, help="simulated weeks (default 8)")
-    simulate.add_argument(
-        "--difficulty", type=_fraction, default=0.5, help="0 easy .. 1 hard (default 0.5)"
-    )
-    simulate.add_argument("--seed", type=int, default=7)
-    simulate.add_argument("--json", action="store_true", help="print one JSON object")
-    simulate.add_argument(
+    households.add_argument("--weeks", type=_positive, help="simulated weeks (default 8)")
+    households.add_argument("--difficulty", type=_fraction, help="0 easy .. 1 hard (default 0.5)")
+    households.add_argument(
         "--offline", action="store_true", help="score the model in-process, without HTTP"
     )
-    simulate.add_argument(
+    households.add_argument(
         "--calibrate",
         action="store_true",
         help="fit the attribution calibration on simulated households and save it with the model",
@@ -474,15 +487,27 @@ def _bench_dashboard(args: argparse.Namespace, config: Config) -> int:
 
 
 def _simulate(args: argparse.Namespace, config: Config) -> int:
+    household_options = {
+        "households": args.households,
+        "sessions": args.sessions,
+        "weeks": args.weeks,
+        "difficulty": args.difficulty,
+    }
+    if args.visitors is not None:
+        given = [name for name, value in household_options.items() if value is not None]
+        given += [name for name in ("offline", "calibrate") if getattr(args, name)]
+        if given:
+            flags = ", ".join(f"--{name}" for name in given)
+            raise BondError(f"{flags}: options of the households canary, not of --visitors")
+        from bond.simulate.visitors import Settings as VisitorSettings
+        from bond.simulate.visitors_canary import run as run_visitors
+
+        return run_visitors(VisitorSettings(args.visitors, seed=args.seed), as_json=args.json)
+
     from bond.simulate.households import Settings
 
-    settings = Settings(
-        households=args.households,
-        weeks=args.weeks,
-        difficulty=args.difficulty,
-        seed=args.seed,
-        sessions=args.sessions,
-    )
+    chosen = {name: value for name, value in household_options.items() if value is not None}
+    settings = Settings(seed=args.seed, **chosen)
     if args.calibrate:
         from bond.simulate.offline import fit_and_save
 

@@ -45,9 +45,9 @@ def run(settings: Settings, *, as_json: bool, timeout_s: float = 1800.0) -> int:
     started = time.perf_counter()
     households = generate(settings)
     truth = truth_of(households)
-    with tempfile.TemporaryDirectory(prefix="bond-simulate-") as tmp, _Stack(Path(tmp)) as stack:
-        sent = _send(stack, messages(households))
-        _wait_caught_up(stack, timeout_s)
+    with tempfile.TemporaryDirectory(prefix="bond-simulate-") as tmp, Stack(Path(tmp)) as stack:
+        sent = send(stack, messages(households))
+        wait_caught_up(stack, timeout_s)
         worker_cpu = cpu_seconds(stack.procs[1].pid)
         state = sqlite3.connect(f"file:{stack.data_dir / 'state.db'}?mode=ro", uri=True)
         account_of = _accounts(state)
@@ -78,7 +78,7 @@ def run(settings: Settings, *, as_json: bool, timeout_s: float = 1800.0) -> int:
     return 0
 
 
-class _Stack:
+class Stack:
     """`bond serve` and `bond worker` on a free port over one temporary data directory."""
 
     def __init__(self, data_dir: Path) -> None:
@@ -87,7 +87,7 @@ class _Stack:
         self.url = f"http://127.0.0.1:{self.port}"
         self.procs: list[subprocess.Popen[bytes]] = []
 
-    def __enter__(self) -> _Stack:
+    def __enter__(self) -> Stack:
         env = {**os.environ, "BOND_WRITE_KEY": WRITE_KEY, "BOND_DATA_DIR": str(self.data_dir)}
         base = [sys.executable, "-m", "bond.cli", "--data-dir", str(self.data_dir)]
         for args in (["serve", "--port", str(self.port)], ["worker"]):
@@ -119,7 +119,7 @@ class _Stack:
                 proc.wait()
 
 
-def _send(stack: _Stack, stream: Iterator[dict[str, Any]]) -> dict[str, Any]:
+def send(stack: Stack, stream: Iterator[dict[str, Any]]) -> dict[str, Any]:
     latencies: list[float] = []
     events = 0
     watcher = _StitchWatcher(stack.data_dir)
@@ -205,7 +205,7 @@ def _offset(state: sqlite3.Connection) -> int:
     return int(row[0]) if row else 0
 
 
-def _wait_caught_up(stack: _Stack, timeout_s: float) -> None:
+def wait_caught_up(stack: Stack, timeout_s: float) -> None:
     events = sqlite3.connect(f"file:{stack.data_dir / 'events.db'}?mode=ro", uri=True)
     head = int(events.execute("SELECT max(seq) FROM events").fetchone()[0] or 0)
     events.close()
