@@ -96,3 +96,7 @@ class Unavailable(RequestError):
 
     status_code = 503
     code = "unavailable"
+
+    def __init__(self, reason: str, *, retry_after_s: int | None = None) -> None:
+        retry = {} if retry_after_s is None else {"Retry-After": str(retry_after_s)}
+        super().__init__(reason, headers=retry)

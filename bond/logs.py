@@ -7,6 +7,7 @@ reasons. Nothing personal or secret goes in: emails are logged as a short hash.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import sys
 import time
@@ -19,8 +20,11 @@ _stream: TextIO = sys.stderr
 
 def log(event: str, **fields: Any) -> None:
     record = {"ts": round(time.time(), 3), "event": event, **fields}
-    _stream.write(orjson.dumps(record, default=str).decode() + "\n")
-    _stream.flush()
+    # A log on a full disk (or a reader gone) drops or delays the line rather than stop what
+    # logs it: the collector's restart of its commit process died on one, and never came back.
+    with contextlib.suppress(OSError):
+        _stream.write(orjson.dumps(record, default=str).decode() + "\n")
+        _stream.flush()
 
 
 class Tally:

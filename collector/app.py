@@ -52,9 +52,12 @@ class IngestFirst:
 def create_app(config: Config) -> IngestFirst:
     """Open the event log (failing fast when it cannot be) and wire the routes around it."""
     writer = Writer(config.events_db, queue_max_events=config.collector.queue_max_events)
-    metrics = CollectorMetrics(queue_depth=lambda: writer.queue_depth)
+    metrics = CollectorMetrics(
+        queue_depth=lambda: writer.queue_depth, writable=lambda: float(writer.healthy)
+    )
     writer.on_commit.append(metrics.on_commit)
     writer.on_exit.append(lambda: metrics.writer_exits.inc(1))
+    writer.on_failure.append(lambda: metrics.commit_failures.inc(1))
     ingest = Ingest(config, writer, metrics)  # opens and migrates the log first
     sdk = SdkFiles(load_builds())
 
@@ -64,7 +67,8 @@ def create_app(config: Config) -> IngestFirst:
         return response
 
     async def healthz(request: Request) -> Response:
-        # An empty group commit proves the log takes a write transaction right now.
+        # An empty group commit proves the log takes a write transaction right now; the writer
+        # stays unhealthy a moment after a failed commit even so (see collector/writer.py).
         try:
             await asyncio.wait_for(writer.submit([], []), HEALTH_TIMEOUT_S)
         except (RequestError, TimeoutError) as exc:
@@ -72,6 +76,8 @@ def create_app(config: Config) -> IngestFirst:
             return json_response(
                 {"status": "unavailable", "reason": writer.last_error or reason}, 503
             )
+        if not writer.healthy:
+            return json_response({"status": "unavailable", "reason": writer.last_error}, 503)
         return json_response({"status": "ok", "queue_events": writer.queue_depth})
 
     async def metrics_page(request: Request) -> Response:

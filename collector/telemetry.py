@@ -8,7 +8,7 @@ from bond.metrics import Counter, Gauge, Histogram, Registry
 
 
 class CollectorMetrics:
-    def __init__(self, queue_depth: Callable[[], float]) -> None:
+    def __init__(self, queue_depth: Callable[[], float], writable: Callable[[], float]) -> None:
         self.registry = Registry()
         add = self.registry.add
         self.requests = add(
@@ -59,6 +59,21 @@ class CollectorMetrics:
             )
         )
         add(Gauge("bond_writer_queue_events", "Events waiting for the writer.", queue_depth))
+        add(
+            Gauge(
+                "bond_event_log_writable",
+                "1 while the event log takes commits; 0 while it cannot be written (a full "
+                "disk, its writer restarting), /healthz saying why.",
+                writable,
+            )
+        )
+        self.commit_failures = add(
+            Counter(
+                "bond_commit_failures_total",
+                "Group commits that failed; their requests were answered 503 and nothing of "
+                "them was stored.",
+            )
+        )
         self.writer_exits = add(
             Counter(
                 "bond_writer_exits_total",

@@ -9,6 +9,12 @@ the requests that arrived during one commit share the next.
 If the commit process exits, the requests it had not answered fail with 503: their clients
 send them again, and whatever it had committed of them is then stored once, as duplicates are.
 A new one starts after a pause that grows while they keep failing.
+
+A commit that fails (a full disk) fails its requests with 503, Retry-After and the reason, and
+every request after tries again: the first commit that succeeds once there is room ends it,
+with no restart. A full disk still takes the health check's one page now and then (into the
+room a failed commit's partial write left), so a probe alone says the log is writable again
+only once no commit has failed for HEALTH_HOLD_S.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -26,6 +33,7 @@ from typing import NamedTuple
 
 from bond.errors import Overloaded, Unavailable
 from bond.logs import log
+from bond.outage import Outage
 from bond.storage.eventlog import NewEvent, RejectedEvent
 from collector.commit_protocol import Ack, FrameReader, decode_ack, group_frame
 
@@ -34,6 +42,11 @@ CommitListener = Callable[[int, int, int, float], None]
 
 RESTART_S = (0.1, 10.0)  # the first pause before a new commit process, and the longest
 STOP_TIMEOUT_S = 30.0
+HEALTH_HOLD_S = 2.0  # after a failed commit, how long a probe's success does not count
+# What a 503 asks clients (the browser SDK honours it) to wait: a full disk is not freed in a
+# second; a new commit process is ready in a fraction of one.
+FAILED_RETRY_AFTER_S = 10
+RESTARTING_RETRY_AFTER_S = 1
 
 
 class _Waiting(NamedTuple):
@@ -62,8 +75,11 @@ class Writer:
         self._drained: asyncio.Event | None = None
         self.on_commit: list[CommitListener] = []
         self.on_exit: list[Callable[[], None]] = []  # the commit process ended unasked
+        self.on_failure: list[Callable[[], None]] = []  # a commit failed
         self.healthy = True
         self.last_error: str | None = None
+        self._failed_at = float("-inf")  # when a commit last failed (monotonic)
+        self._outage = Outage("event_log_write")
 
     @property
     def queue_depth(self) -> int:
@@ -104,9 +120,15 @@ class Writer:
         fewer to create and resume on every request.
         """
         if self._closing:
-            raise Unavailable("the collector is shutting down; retry shortly")
+            raise Unavailable(
+                "the collector is shutting down; retry shortly",
+                retry_after_s=RESTARTING_RETRY_AFTER_S,
+            )
         if self._process is None:
-            raise Unavailable("the event log's writer is restarting; retry shortly")
+            raise Unavailable(
+                "the event log's writer is restarting; retry shortly",
+                retry_after_s=RESTARTING_RETRY_AFTER_S,
+            )
         if self._queued_events + len(events) > self._queue_max:
             raise Overloaded(
                 f"the write queue holds {self._queued_events} events; retry after a pause",
@@ -163,20 +185,29 @@ class Writer:
         self._restart_s = RESTART_S[0]
 
     def _committed(self, ack: Ack) -> None:
+        refused = None
+        if ack.error is not None:
+            refused = f"{ack.error}; nothing of this request was stored: retry later"
         for _ in range(ack.frames):
             done, events = self._waiting.popleft()
             self._queued_events -= events
             if done.done():  # cancelled: a health check that stopped waiting
                 continue
-            if ack.error is None:
+            if refused is None:
                 done.set_result(None)
             else:
-                done.set_exception(Unavailable("the event log could not be written; retry later"))
+                done.set_exception(Unavailable(refused, retry_after_s=FAILED_RETRY_AFTER_S))
         if ack.error is not None:
             self._unhealthy(ack.error)
-            log("event_log_write_failed", reason=ack.error, requests=ack.frames)
+            self._failed_at = time.monotonic()
+            self._outage.failed(ack.error, requests=ack.frames)
+            for failed in self.on_failure:
+                failed()
         else:
-            self.healthy, self.last_error = True, None
+            rows = ack.events or ack.rejected
+            if rows or time.monotonic() - self._failed_at >= HEALTH_HOLD_S:
+                self.healthy, self.last_error = True, None
+                self._outage.ended()
             for listener in self.on_commit:
                 listener(ack.events, ack.events - ack.new, ack.rejected, ack.seconds)
         self._check_drained()
@@ -197,7 +228,7 @@ class Writer:
             done, events = self._waiting.popleft()
             self._queued_events -= events
             if not done.done():
-                done.set_exception(Unavailable(reason))
+                done.set_exception(Unavailable(reason, retry_after_s=RESTARTING_RETRY_AFTER_S))
         self._check_drained()
         if not self._closing:
             self._restarting = asyncio.get_running_loop().create_task(

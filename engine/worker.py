@@ -2,6 +2,10 @@
 
 The offset lives in state.db and moves in the same transaction as the state (and the hooks'
 writes) it produced, so a crash or kill -9 at any point neither loses nor re-applies an event.
+
+A write the disk refuses (full, over a quota) rolls its batch back like a crash would; the
+worker says so once, waits, and applies the batch again from its offset once there is room,
+rather than exit and be restarted into the same refusal by its service manager.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ import signal
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from types import FrameType
 from typing import Any
@@ -21,6 +25,7 @@ import orjson
 from bond.config import Config
 from bond.errors import StorageError
 from bond.logs import log
+from bond.outage import Outage
 from bond.storage.dirlock import WORKER, holding
 from bond.storage.eventlog import SqliteEventLog, StoredEvent
 from bond.storage.sqlite import connect, data_version, rollback
@@ -45,6 +50,13 @@ STATE_CACHE_KIB = 64 * 1024
 # trigger; a checkpoint then ran inside every commit. Copied every 10,000 pages (40 MiB of WAL),
 # a page rewritten by many batches is copied once. Erasures still truncate the WAL at once.
 CHECKPOINT_PAGES = 10_000
+# After a write the disk refused, the first pause before trying again, and the longest.
+RETRY_S = (0.5, 10.0)
+_STOP_CHECK_S = 0.1  # how soon a pause ends once the worker is asked to stop
+# SQLite's answers that the disk takes no more for now (full, over a quota or a file-size
+# limit, failing) or another process holds the write lock: waited out. Anything else stops
+# the worker, as a bug should.
+_PASSING = frozenset({sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_BUSY})
 _EMPTY: dict[str, Any] = {}
 _new_tuple = tuple.__new__
 
@@ -80,6 +92,9 @@ class Worker:
         self.suppression = SuppressionList(self.log)
         self.retention = Retention(config.engine.retention_days)
         self._erasures_queued = False  # by this worker, which data_version does not show
+        self._seen = 0  # state.db's data_version when erasures were last looked for
+        self._outage = Outage("worker_storage")
+        self._retry_s = RETRY_S[0]
 
     def _load_offset(self) -> int:
         row = self.conn.execute("SELECT seq FROM engine_offset WHERE id = 1").fetchone()
@@ -323,13 +338,13 @@ class Worker:
         last_progress, logged_offset = time.monotonic(), self.offset
         try:
             with beside if beside is not None else nullcontext():
-                self.run_erasures()  # resume any interrupted by a crash before applying more
-                seen = data_version(self.conn)
+                # Erasures a crash interrupted are resumed before applying more.
+                while not self._stopping and not self._attempt(self.run_erasures):
+                    pass
+                self._seen = data_version(self.conn)
                 while not self._stopping:
-                    version = self.log.version()
-                    if self.run_once() < self.batch_size and not self.claims.pending:
-                        self.log.wait_for_append(IDLE_WAIT_S, since=version)
-                    seen = self._between_batches(seen)
+                    if not self._attempt(self._follow):
+                        continue
                     # Only when it moved: an idle worker's line every 10 s said nothing new.
                     if time.monotonic() - last_progress > PROGRESS_EVERY_S and (
                         self.offset != logged_offset
@@ -342,12 +357,48 @@ class Worker:
             log("worker_stopped", offset=self.offset, applied=self.applied_total)
             self.close()
 
+    def _follow(self) -> None:
+        """Apply the next batch, or wait a moment for one; then what is due between batches."""
+        version = self.log.version()
+        if self.run_once() < self.batch_size and not self.claims.pending:
+            self.log.wait_for_append(IDLE_WAIT_S, since=version)
+        self._seen = self._between_batches(self._seen)
+
+    def _attempt(self, step: Callable[[], object]) -> bool:
+        """Run `step`; False, after a pause (longer each time in a row), when the disk refused
+        a write: what the step wrote was rolled back, and it is run again."""
+        try:
+            step()
+        except (StorageError, sqlite3.Error) as exc:
+            if not _passing(exc):
+                raise
+            self._outage.failed(str(exc), offset=self.offset, retry_s=self._retry_s)
+            self._pause(self._retry_s)
+            self._retry_s = min(self._retry_s * 2, RETRY_S[1])
+            return False
+        self._outage.ended(offset=self.offset)
+        self._retry_s = RETRY_S[0]
+        return True
+
+    def _pause(self, seconds: float) -> None:
+        # In slices: a signal's handler runs during a sleep, but the sleep goes on after it.
+        deadline = time.monotonic() + seconds
+        while not self._stopping and (left := deadline - time.monotonic()) > 0:
+            time.sleep(min(left, _STOP_CHECK_S))
+
     def _stop(self, signum: int, frame: FrameType | None) -> None:
         self._stopping = True
 
     def close(self) -> None:
         self.log.close()
         self.conn.close()
+
+
+def _passing(exc: Exception) -> bool:
+    """Whether `exc`, or the SQLite error it was raised from, is one the worker waits out."""
+    error = exc if isinstance(exc, sqlite3.Error) else exc.__cause__
+    code = getattr(error, "sqlite_errorcode", None)
+    return code is not None and (code & 0xFF) in _PASSING
 
 
 def _unreadable(seq: int, error: Exception) -> dict[str, Any]:

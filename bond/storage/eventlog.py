@@ -297,6 +297,12 @@ _INSERTS = {
     for size in _INSERT_SIZES
 }
 _DELETE_CHUNK = 10_000  # offsets bound in one DELETE, under SQLite's limit on parameters
+# What an operator reads after SQLite's own words when an append fails (in /healthz, the logs
+# and the 503's reason). A quota or a file-size limit is an I/O error to SQLite, not a full disk.
+_HINTS = {
+    sqlite3.SQLITE_FULL: " (free space on its disk: appends resume by themselves)",
+    sqlite3.SQLITE_IOERR: " (is its disk full, over a quota or failing?)",
+}
 # Digests held in memory before parts of them are merged into the runs: about 100 bytes each,
 # and about what a process reads back from the rows when it first appends.
 DEDUP_MEMORY_KEYS = 200_000
@@ -388,7 +394,8 @@ class SqliteEventLog:
             recent.merge_if_due(len(added))
             return inserted
         except sqlite3.Error as exc:
-            raise StorageError(f"cannot append to the event log: {exc}") from exc
+            hint = _HINTS.get(getattr(exc, "sqlite_errorcode", 0) & 0xFF, "")
+            raise StorageError(f"the event log cannot be written: {exc}{hint}") from exc
 
     def prepare_appends(self) -> None:
         """Read back what appending needs, which the first append does otherwise: for the log's

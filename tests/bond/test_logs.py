@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import io
 
-from bond.logs import Tally
+from bond import logs
+from bond.logs import Tally, log
 from conftest import captured_logs
 
 
@@ -23,3 +25,17 @@ def test_a_problem_repeated_gets_a_few_lines_and_the_rest_are_counted() -> None:
     assert own == [True] * 3 + [False] * 5 + [True, True]
     [line] = logs.records("summary")
     assert line["counts"] == {"batch 400 missing_id": 5}
+
+
+def test_a_line_a_full_disk_refuses_is_dropped_and_the_caller_goes_on() -> None:
+    # /dev/full refuses every write with ENOSPC. Unbuffered, so that closing it has nothing
+    # left to write.
+    with (
+        open("/dev/full", "wb", buffering=0) as device,
+        io.TextIOWrapper(device, write_through=True) as full,
+    ):
+        previous = logs.redirect(full)
+        try:
+            log("event_log_write_failed", reason="database or disk is full")
+        finally:
+            logs.redirect(previous)

@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import os
+import resource
+import sqlite3
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
+import orjson
 import pytest
 
 from bond.storage.eventlog import NewEvent, SqliteEventLog
 from collector.checkpointer import Checkpointer
 from collector.commit_process import Committer
-from collector.commit_protocol import Group
+from collector.commit_protocol import READY, Ack, FrameReader, Group, decode_ack, group_frame
+from conftest import wait_until
 
 PAGE = 4096
 RESTART_FRAMES = 64
@@ -84,3 +91,72 @@ def test_the_database_file_is_flushed_after_each_of_the_checkpointers_copies(
     )
     assert len(flushed) >= 2
     assert set(flushed) == {db.stat().st_ino}
+
+
+def test_checkpoints_a_full_disk_refuses_are_one_line_and_so_is_their_end(tmp_path: Path) -> None:
+    db = tmp_path / "events.db"
+    body = b'{"pad":"' + b"x" * 1000 + b'"}'
+
+    def group(name: str, count: int) -> bytes:
+        return group_frame(
+            [
+                NewEvent("web", f"{name}-{i}", "track", "a", None, "E", 1, 2, None, None, body)
+                for i in range(count)
+            ],
+            [],
+        )
+
+    frames_in, frames_out = os.pipe()
+    acks_in, acks_out = os.pipe()
+    stderr = tmp_path / "commit-process.log"
+    with stderr.open("wb") as log_file:
+        process = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "collector.commit_process", "--events-db", str(db)),
+                *("--input", str(frames_in), "--output", str(acks_out)),
+            ],
+            pass_fds=(frames_in, acks_out),
+            stderr=log_file,
+        )
+    os.close(frames_in)
+    os.close(acks_out)
+    reader = FrameReader()
+
+    def answer() -> Ack:
+        while not (payloads := reader.feed(os.read(acks_in, 65536))):
+            pass
+        (ack,) = [decode_ack(payload) for payload in payloads]
+        return ack
+
+    def commit(frame: bytes) -> Ack:
+        os.write(frames_out, frame)
+        return answer()
+
+    try:
+        assert answer() == READY
+        assert commit(group("first", 600)).error is None
+        with sqlite3.connect(db) as conn:  # all of it in the database, the WAL emptied
+            assert conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] == 0
+        # The database may not grow past its size now, the WAL (starting over) may: commits
+        # succeed, and every checkpoint after them fails, as on a full disk.
+        full = db.stat().st_size
+        soft, hard = resource.prlimit(process.pid, resource.RLIMIT_FSIZE)
+        resource.prlimit(process.pid, resource.RLIMIT_FSIZE, (full, hard))
+        for n in range(4):
+            assert commit(group(f"full{n}", 50)).error is None
+            time.sleep(0.3)  # the checkpointer's turn, 0.2 s after a commit
+        resource.prlimit(process.pid, resource.RLIMIT_FSIZE, (soft, hard))
+        assert commit(group("room", 50)).error is None
+        wait_until(lambda: db.stat().st_size > full, what="a checkpoint with room")
+    finally:
+        os.close(frames_out)
+        process.wait(timeout=30)
+        os.close(acks_in)
+    lines = [orjson.loads(line) for line in stderr.read_text().splitlines()]
+    [failed] = [line for line in lines if line["event"] == "event_log_checkpoint_failed"]
+    assert "disk I/O error" in failed["reason"]
+    [recovered] = [line for line in lines if line["event"] == "event_log_checkpoint_recovered"]
+    assert recovered["failures"] >= 2
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        assert conn.execute("SELECT count(*) FROM events").fetchone()[0] == 850

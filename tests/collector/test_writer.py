@@ -22,6 +22,8 @@ from bond.errors import Unavailable
 from collector.writer import Writer
 from conftest import WRITE_KEY, Collector, wait_until
 
+FRAME = 24 + 4096  # a WAL frame: its header and a page
+
 
 def batch(n: int, prefix: str) -> bytes:
     events = [{"type": "page", "anonymousId": "a", "messageId": f"{prefix}-{i}"} for i in range(n)]
@@ -132,9 +134,10 @@ def test_health_is_503_while_the_log_cannot_be_written(collector: Collector) -> 
         # The writer gives up after SQLite's busy timeout; the request is refused, not lost.
         assert done.wait(timeout=30)
     assert result["response"].status_code == 503
-    assert "could not be written" in result["response"].json()["reason"]
-    wait_until(lambda: httpx.get(f"{collector.url}/healthz").status_code == 200, what="recovery")
+    assert "cannot be written: database is locked" in result["response"].json()["reason"]
+    # The next commit, with no restart; a health check alone would also say so 2 s later.
     assert httpx.post(f"{collector.url}/v1/batch", content=batch(1, "after")).status_code == 200
+    assert httpx.get(f"{collector.url}/healthz").status_code == 200
 
 
 def test_a_log_deleted_under_the_collector_is_refused_not_acknowledged(
@@ -166,6 +169,8 @@ def test_metrics_are_prometheus_text(collector: Collector) -> None:
     assert 'bond_commit_seconds_bucket{le="+Inf"}' in text
     assert "bond_writer_queue_events 0" in text
     assert "bond_writer_exits_total 0" in text
+    assert "bond_event_log_writable 1" in text
+    assert "bond_commit_failures_total 0" in text
 
 
 def test_commits_reach_the_database_file_itself_soon_after(
@@ -266,13 +271,15 @@ def test_a_commit_process_that_cannot_be_started_leaks_no_pipe(
     assert len(os.listdir("/proc/self/fd")) == before
 
 
-def test_health_is_503_while_the_disk_takes_no_more_and_says_why(collector: Collector) -> None:
+def test_a_full_disk_is_refused_with_its_reason_until_there_is_room_again(
+    collector: Collector,
+) -> None:
     db = collector.data_dir / "events.db"
     wal = db.with_name("events.db-wal")
     assert httpx.post(f"{collector.url}/v1/batch", content=batch(5, "before")).status_code == 200
     # A reader's snapshot keeps the WAL from starting over, so once it has grown past its old
-    # size every commit extends it. Then the commit process may write no further than its end:
-    # what a full disk does to it.
+    # size every commit extends it. Then the commit process may write one frame further: what
+    # a full disk does to it, the room a failed commit's partial write left included.
     reader = sqlite3.connect(db, isolation_level=None)
     reader.execute("BEGIN")
     reader.execute("SELECT count(*) FROM events").fetchone()
@@ -287,18 +294,35 @@ def test_health_is_503_while_the_disk_takes_no_more_and_says_why(collector: Coll
     wait_until(grown, interval=0, what="the WAL to grow")
     child = commit_process(collector)
     soft, hard = resource.prlimit(child, resource.RLIMIT_FSIZE)
-    resource.prlimit(child, resource.RLIMIT_FSIZE, (wal.stat().st_size, hard))
+    resource.prlimit(child, resource.RLIMIT_FSIZE, (wal.stat().st_size + FRAME, hard))
     try:
-        for size_of_batch in (1, 600):  # one statement, and a transaction of several
-            posted = httpx.post(f"{collector.url}/v1/batch", content=batch(size_of_batch, "full"))
-            assert posted.status_code == 503
-            health = httpx.get(f"{collector.url}/healthz", timeout=10)
-            assert health.status_code == 503
-            assert "disk I/O error" in health.json()["reason"]
+        refused = httpx.post(f"{collector.url}/v1/batch", content=batch(600, "full"))
+        assert refused.status_code == 503
+        assert refused.headers["Retry-After"] == "10"
+        reason = refused.json()["reason"]
+        assert reason.startswith("the event log cannot be written: disk I/O error")
+        assert "nothing of this request was stored" in reason
+        # Its one page fits where the batch did not: health must not say ok all the same.
+        health = httpx.get(f"{collector.url}/healthz", timeout=10)
+        assert health.status_code == 503
+        assert health.json()["reason"].startswith("the event log cannot be written")
+        ones = [batch(1, f"one{n}") for n in range(20)]  # one statement each
+        posted = [httpx.post(f"{collector.url}/v1/batch", content=one) for one in ones]
+        assert {response.status_code for response in posted} == {503}
+        assert metric(collector, "bond_event_log_writable") == 0
+        assert metric(collector, "bond_commit_failures_total") >= 21
     finally:
         resource.prlimit(child, resource.RLIMIT_FSIZE, (soft, hard))
         reader.close()
-    failures = [line for line in collector.log.splitlines() if "event_log_write_failed" in line]
-    assert failures and all("disk I/O error" in line for line in failures)
-    wait_until(lambda: httpx.get(f"{collector.url}/healthz").status_code == 200, what="recovery")
+    # The client's retry, with no restart: the first commit that succeeds ends it.
     assert httpx.post(f"{collector.url}/v1/batch", content=batch(600, "full")).status_code == 200
+    assert httpx.get(f"{collector.url}/healthz").status_code == 200
+    assert metric(collector, "bond_event_log_writable") == 1
+    failed = [line for line in collector.log.splitlines() if "event_log_write_failed" in line]
+    assert len(failed) == 1 and "disk I/O error" in failed[0]  # one line, not one a commit
+    assert '"event":"event_log_write_recovered"' in collector.log
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        stored = "SELECT count(*) FROM events WHERE message_id LIKE ?"
+        assert conn.execute(stored, ("full-%",)).fetchone()[0] == 600
+        assert conn.execute(stored, ("one%",)).fetchone()[0] == 0

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import resource
 import signal
 import sqlite3
 import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,16 +17,19 @@ import pytest
 
 from bond.config import Config
 from bond.errors import StorageError
-from bond.storage.eventlog import NewEvent
+from bond.storage.eventlog import NewEvent, SqliteEventLog
 from conftest import (
     WRITE_KEY,
     BondProcess,
     Collector,
     ReadApi,
     captured_logs,
+    start_together,
     start_worker,
+    stop_together,
     wait_until,
 )
+from conftest import Worker as WorkerProcess
 from engine import worker as worker_module
 from engine.worker import Worker
 from tests.engine.harness import Engine
@@ -72,6 +77,21 @@ def state_offset(data_dir: Path) -> int:
 def dump(path: Path) -> dict[str, list[tuple[Any, ...]]]:
     with sqlite3.connect(path) as conn:
         return plaintext.dump(conn)
+
+
+def replayed(data_dir: Path, replay: Path) -> dict[str, list[tuple[Any, ...]]]:
+    """The identity state a fresh worker makes of a copy of `data_dir`'s log, in one go."""
+    replay.mkdir()
+    with (
+        sqlite3.connect(data_dir / "events.db") as source,
+        sqlite3.connect(replay / "events.db") as copy,
+    ):
+        source.backup(copy)  # the log's newest pages may still be in its WAL file
+    fresh = Worker(Config(data_dir=replay))
+    while fresh.run_once():
+        pass
+    fresh.close()
+    return dump(replay / "state.db")
 
 
 def test_events_posted_to_the_collector_appear_stitched(
@@ -153,18 +173,7 @@ def test_kill_9_mid_stream_loses_and_doubles_nothing(collector: Collector, tmp_p
     assert counted == total
 
     # Replaying the same log from zero in one go gives exactly the state the kills left.
-    replay = tmp_path / "replay"
-    replay.mkdir()
-    with (
-        sqlite3.connect(collector.data_dir / "events.db") as source,
-        sqlite3.connect(replay / "events.db") as copy,
-    ):
-        source.backup(copy)  # the log's newest pages may still be in its WAL file
-    fresh = Worker(Config(data_dir=replay))
-    while fresh.run_once():
-        pass
-    fresh.close()
-    assert dump(replay / "state.db") == dump(state)
+    assert replayed(collector.data_dir, tmp_path / "replay") == dump(state)
 
 
 def test_worker_stops_cleanly_on_sigterm(collector: Collector) -> None:
@@ -229,18 +238,66 @@ def test_a_batch_a_full_disk_refused_says_so_and_is_applied_once_later(tmp_path:
         assert engine.worker.offset == 600
     finally:
         engine.close()
-    replay = tmp_path / "replay"
-    replay.mkdir()
-    with (
-        sqlite3.connect(tmp_path / "data" / "events.db") as source,
-        sqlite3.connect(replay / "events.db") as copy,
-    ):
-        source.backup(copy)
-    fresh = Worker(Config(data_dir=replay))
-    while fresh.run_once():
-        pass
-    fresh.close()
-    assert dump(replay / "state.db") == dump(tmp_path / "data" / "state.db")
+    assert replayed(tmp_path / "data", tmp_path / "replay") == dump(tmp_path / "data" / "state.db")
+
+
+def send(log: SqliteEventLog, first: int, count: int) -> None:
+    """Events `first` to `first + count - 1` as the collector would append them: browsers that
+    browse and, now and then, identify."""
+    events = []
+    for n in range(first, first + count):
+        anon, ts = f"anon-{n % 7}", T0 + n
+        if n % 5 == 0:
+            user, email = f"user-{n % 3}", f"p{n % 3}@example.com"
+            body = {"type": "identify", "anonymousId": anon, "userId": user}
+            body["traits"] = {"email": email}
+            row = ("identify", anon, user, None)
+        else:
+            body = {"type": "track", "anonymousId": anon, "event": "Viewed"}
+            row = ("track", anon, None, "Viewed")
+        body["messageId"] = f"m-{n}"
+        events.append(NewEvent("default", f"m-{n}", *row, ts, ts, None, None, orjson.dumps(body)))
+    log.append(events, [])
+
+
+def test_a_worker_on_a_full_disk_waits_then_applies_every_event_once(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    log = SqliteEventLog(data_dir / "events.db")  # the test appends as the collector would
+    send(log, 0, 10)
+    worker, api = WorkerProcess(data_dir), ReadApi(data_dir)
+    start_together(worker, api)
+    assert worker.proc is not None
+    try:
+        wait_until(lambda: state_offset(data_dir) == 10, what="the first events applied")
+        # state.db's WAL only grows here (no checkpoint before 10,000 pages), so a limit at its
+        # size refuses the next batch's writes as a full disk would; the worker's own log is
+        # a smaller file and takes its lines.
+        wal = data_dir / "state.db-wal"
+        soft, hard = resource.prlimit(worker.proc.pid, resource.RLIMIT_FSIZE)
+        resource.prlimit(worker.proc.pid, resource.RLIMIT_FSIZE, (wal.stat().st_size, hard))
+        try:
+            send(log, 10, 40)
+            wait_until(lambda: "worker_storage_failed" in worker.log, what="the worker to say")
+            time.sleep(1.2)  # a few more tries, each refused
+            assert worker.proc.poll() is None  # waiting, not exited into a restart loop
+            status = api.get("/status")  # reads go on from what was applied
+            assert status.status_code == 200
+            assert (status.json()["offset"], status.json()["lag"]) == (10, 40)
+            assert state_offset(data_dir) == 10
+        finally:
+            resource.prlimit(worker.proc.pid, resource.RLIMIT_FSIZE, (soft, hard))
+        wait_until(lambda: state_offset(data_dir) == 50, what="the rest applied, with room")
+    finally:
+        stop_together(api, worker)
+        log.close()
+    assert worker.proc.returncode == 0
+    lines = [orjson.loads(line) for line in worker.log.splitlines()]
+    [failed] = [line for line in lines if line["event"] == "worker_storage_failed"]
+    assert "disk I/O error" in failed["reason"] and failed["offset"] == 10
+    [recovered] = [line for line in lines if line["event"] == "worker_storage_recovered"]
+    # Tried again after growing pauses, not at once: a loop that spun would count thousands.
+    assert 2 <= recovered["failures"] < 10 and recovered["offset"] == 50
+    assert replayed(data_dir, tmp_path / "replay") == dump(data_dir / "state.db")
 
 
 def test_progress_is_logged_when_the_offset_moved_not_while_idle(
