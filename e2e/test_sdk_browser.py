@@ -408,6 +408,24 @@ def test_require_consent_keeps_everything_in_memory_until_consent(
     assert events[3]["userId"] == "user-9"
 
 
+def test_a_banner_passing_the_refusal_to_consent_sends_and_stores_nothing(
+    collector: Collector, site: Site, tab: Tab
+) -> None:
+    url = site.page("declined.html", collector.url, requireConsent=True, flushInterval=50)
+    tab.page.clock.install()
+    tab.page.goto(url)
+    tab.page.evaluate("bond.track('Before the answer'); bond.consent(false); bond.consent(0)")
+    tab.page.evaluate("bond.track('After the refusal')")
+    tab.page.clock.run_for(60000)
+    assert tab.sends() == 0
+    assert tab.cookie() is None
+    assert tab.page.evaluate("localStorage.length") == 0
+    # The refusal is not remembered as consent: the next page holds everything again.
+    tab.page.reload()
+    tab.page.clock.run_for(60000)
+    assert tab.sends() == 0
+
+
 class OverloadedCollector:
     """A tiny collector that serves the SDK, answers the first batch with 429 and Retry-After,
     then accepts; it remembers the messageIds of every batch."""

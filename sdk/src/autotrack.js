@@ -6,14 +6,18 @@ const EMAIL = /^\S+@\S+\.\S+$/;
 
 export const autotrack = (api, cfg, on, nav) => {
   if (cfg.trackPages !== false) {
-    for (const k of ['pushState', 'replaceState']) {
+    // A single-page app changes the URL first and renders the new view and its title after, in
+    // the same task (a router) or on the hashchange that follows popstate: the page view waits
+    // for that. A redirect (pushState, then replaceState at once) is one page view, the last.
+    const later = () => setTimeout(nav);
+    for (const k of ['replaceState', 'pushState']) {
       const orig = history[k];
       history[k] = function () {
         orig.apply(this, arguments);
-        nav();
+        later();
       };
     }
-    on(w, 'popstate', nav);
+    on(w, 'popstate', later);
     // A page restored from the back-forward cache runs no script again, yet it is a page view.
     on(w, 'pageshow', (e) => e.persisted && api.page());
     nav();

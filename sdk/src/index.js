@@ -8,6 +8,9 @@ import { BOT, cleanId, json, uuid } from './util.js';
 
 const tab = uuid();
 let cfg, Q, out, pageUrl;
+// The page before this one: the document's referrer until a single-page app moves on, then the
+// address of its previous page view.
+let ref = d.referrer;
 let jar = { load() {}, save() {} };
 
 // Keys live in localStorage once ls is set (with requireConsent, after consent); the opt-out and
@@ -53,18 +56,16 @@ const here = () => location.href.replace(/#(?![/!]).*/, '');
 const pageInfo = () => ({
   url: location.href,
   path: location.pathname,
-  referrer: d.referrer,
+  referrer: ref,
   title: d.title,
   search: location.search,
 });
 
-// null or undefined means "no id given"; anything else must be a real id, never a placeholder.
-// Where one is required (an event name, a group id, alias's user id) the call passes '' for none.
-const ID_FIELDS = ['userId', 'previousId', 'groupId', 'event'];
-
 // sig: the site server's signature of the identity this event claims (see identify).
 const send = (type, fields, sig) => {
-  const bad = ID_FIELDS.find((k) => fields[k] != null && !cleanId(fields[k]));
+  // null or undefined means "no id given"; anything else must be a real id, never a placeholder.
+  // Where one is required (an event name, a group id, alias's user id) the call passes '' for none.
+  const bad = ['userId', 'previousId', 'groupId', 'event'].find((k) => fields[k] != null && !cleanId(fields[k]));
   const why = blocked() || (bad && 'placeholder ' + bad);
   if (why) return skip(type, why);
   const now = new Date();
@@ -91,7 +92,6 @@ const send = (type, fields, sig) => {
   // the signature; a new user id without one drops it.
   if (u) (sig || u != S.load('bond_uid')) && S.save('bond_us', sig || ''), S.save('bond_uid', u);
   if (sig ||= S.load('bond_us')) msg.context.bond = { signature: sig };
-  if (type == 'alias') msg.previousId ??= msg.anonymousId;
   const lost = Q.add(msg);
   if (lost) log('dropped', lost);
   out.added();
@@ -99,16 +99,21 @@ const send = (type, fields, sig) => {
 
 // From here on ids and queue live on disk and may be sent; before (requireConsent) they lived
 // in memory only. Returns 1 for ready().
-const persist = () => {
+const persist = (mine = m.bond_id) => {
   // A sandboxed frame (Shopify's custom pixels, say) throws on any use of document.cookie: the
   // id then lives without a cookie, and events are sent all the same.
   try {
     d.cookie;
     jar = cookieJar(d);
   } catch (e) {}
-  if (m.bond_id) jar.save(m.bond_id);
-  for (const k in m) S.save(k, m[k], 1);
-  return (ls = 1);
+  ls = 1;
+  // The id this page made up in memory gives way to the stored one (another tab's, whose visitor
+  // consented there meanwhile, or an earlier visit's), and the events held here are rewritten to
+  // it: one browser stays one visitor. anonId runs only when something was held, so a visitor
+  // with Do Not Track gets no id by consenting.
+  delete m.bond_id;
+  for (const k in m) S.save(k, ('' + m[k]).split(mine).join(anonId(jar, S)), 1);
+  return 1;
 };
 
 // Deletes the id cookie and the stored keys that match.
@@ -122,13 +127,13 @@ const api = {
     if (cfg) return;
     const url = (cfg = o).host + '/v1/batch';
     Q = queue(S, tab, 500);
-    cfg.requireConsent || persist();
     out = sender({
       Q,
       S,
       log,
-      // Consent may have come from another tab: it is on disk then.
-      ready: () => (ls || (S.load('bond_consent', 1) && persist())) && n.onLine && !blocked(),
+      // Without requireConsent, the first run moves to disk; with it, consent may have come
+      // from another tab: it is on disk then.
+      ready: () => (ls || ((!cfg.requireConsent || S.load('bond_consent', 1)) && persist())) && n.onLine && !blocked(),
       wrap: (batch) => json({ writeKey: key, sentAt: new Date().toISOString(), batch }),
       // No keepalive: Chromium fails a keepalive body over 64 KB at once (an oversized event would
       // be retried forever), and keepalive requests take from the 64 KB in flight that unload's
@@ -145,8 +150,8 @@ const api = {
     on(w, 'pagehide', out.unload);
     on(d, 'visibilitychange', () => d.hidden && out.unload());
     on(w, 'online', out.run);
-    // First, so that consent given on an earlier visit (ready() finds it on disk) moves the ids to
-    // disk before anything is forgotten or tracked.
+    // First, so that the ids move to disk (ready() does it, with requireConsent once consent is
+    // found there) before anything is forgotten or tracked.
     out.run();
     // A visitor who turned on DNT or GPC since an earlier visit leaves no id behind.
     if (blocked()) forget(/^bond_(?!optout|consent)/);
@@ -159,24 +164,27 @@ const api = {
   },
   track: (event, properties = {}) => send('track', { event: event ?? '', properties }),
   page(name, properties) {
+    ref = (here() != pageUrl && pageUrl) || ref;
     pageUrl = here();
     send('page', { name, properties: { ...pageInfo(), ...properties } });
   },
   group: (groupId, traits = {}) => send('group', { groupId: groupId ?? '', traits }),
-  alias: (userId, previousId) => send('alias', { userId: userId ?? '', previousId: previousId ?? S.load('bond_uid') }),
+  // previousId defaults to the user id, else the anonymous id: anonId is not called for a visitor
+  // nothing may be stored for (the reason stands in, and send skips the call with it).
+  alias: (userId, previousId) =>
+    send('alias', { userId: userId ?? '', previousId: previousId ?? S.load('bond_uid') ?? (blocked() || anonId(jar, S)) }),
   // Forgets who this browser is (but still sends what they did): the next person on a shared
   // computer starts with a new id and a new session.
-  reset: () => forget(/^bond_(u?id|u?s)$/),
+  reset: () => forget(/^bond_u?(id|s)$/),
   // Forgets everything, unsent events included.
   optOut() {
     forget(/^bond_/);
     S.save('bond_optout', 1, 1);
   },
   optIn: () => S.del('bond_optout', 1),
-  consent() {
-    S.save('bond_consent', 1, 1);
-    out.run();
-  },
+  // A banner's callback often passes the visitor's answer: a refusal (false, or 0) is no
+  // consent, and what the page holds in memory stays there, unsent.
+  consent: (given) => given != 0 && (S.save('bond_consent', 1, 1), out.run()),
 };
 
 // The stub's calls replay in order; the snippet calls init first, and calls before init are

@@ -24,6 +24,7 @@ export const queue = (store, tab, max, now = Date.now) => {
       store.save(`bond_e${now()}${n++}_${m.messageId}`, json(m));
       return lost;
     },
+    // ids: the messageIds to remove, as a list or as the text of a request body carrying them.
     drop(ids) {
       for (const k of keys()) if (ids.includes(k.split('_')[2])) store.del(k);
     },

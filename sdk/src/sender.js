@@ -11,26 +11,27 @@ export const sender = (io, at = 20, every = 1e3, timer = setTimeout, now = Date.
   let pending;
   let busy;
   let tries = 0;
-  // The messageIds this page's beacons carried, run together (UUIDs: a substring test is exact).
+  // The bodies of this page's beacons, run together: the messageIds they carried (UUIDs, so a
+  // substring test is exact; Q.drop takes a body too).
   let gone = '';
   const held = () => S.load('bond_hold') - now();
   const later = (ms) => (pending ||= timer(() => run((pending = 0)), ms));
-  const ids = (c) => c.map((m) => m.messageId);
   // An event no request can carry (see chunk) would stop every beacon at page hide while it led
   // the queue: it is dropped instead, with its reason, like an event the SDK skips.
   const big = (m) => {
-    Q.drop(ids([m]));
+    Q.drop(m.messageId);
     log('skipped', m.type + ':', 'over 60 KB');
   };
 
   const send = async () => {
     const c = chunk(Q.all(), big);
     if (!Q.locked() || !c[0]) return;
-    const r = await io.post(io.wrap(c)).catch((e) => ({ s: 0, t: e }));
+    const body = io.wrap(c);
+    const r = await io.post(body).catch((e) => ({ s: 0, t: e }));
     const v = verdict(r.s);
     // A 200 may still list rejected events: they are final, their reasons are in r.t.
     log(v, c.length, r.s, r.t);
-    if (v != 'retry') return Q.drop(ids(c)), (tries = 0);
+    if (v != 'retry') return Q.drop(body), (tries = 0);
     S.save('bond_hold', now() + (r.h > 0 ? r.h * 1e3 : backoff(tries++, rand)));
   };
 
@@ -42,8 +43,8 @@ export const sender = (io, at = 20, every = 1e3, timer = setTimeout, now = Date.
     busy = 1;
     // Check the lock a moment later, once a competing tab's write has landed.
     timer(() => send().finally(() => {
-      busy = 0;
       Q.unlock();
+      busy = 0;
       if (Q.all()[0]) later(every);
     }), 50);
   };
@@ -59,8 +60,8 @@ export const sender = (io, at = 20, every = 1e3, timer = setTimeout, now = Date.
     // the next page sends them again; the collector stores each messageId once.
     unload() {
       if (!(held() > 0) && io.ready() && Q.lock())
-        for (let c; (c = chunk(Q.all().filter((m) => !gone.includes(m.messageId)), big))[0] && io.beacon(io.wrap(c)); )
-          gone += ids(c);
+        for (let c, body; (c = chunk(Q.all().filter((m) => !gone.includes(m.messageId)), big))[0] && io.beacon((body = io.wrap(c))); )
+          gone += body;
       Q.unlock();
     },
   };
