@@ -132,8 +132,10 @@ def stop_together(*processes: BondProcess) -> None:
         assert process.proc is not None
         if process.proc.poll() is None:
             process.proc.send_signal(signal.SIGTERM)
+    # Waited, not signalled again: a second SIGTERM that lands once a process has put back the
+    # default handler to shut down kills it (exit -15) before it finishes.
     for process in processes:
-        process.stop()
+        process.proc.wait(timeout=15)
 
 
 class Collector(BondProcess):

@@ -74,9 +74,9 @@ def _as_written_before_version_3(data_dir: Path) -> None:
     with closing(sqlite3.connect(data_dir / "state.db")) as conn:
         conn.execute("UPDATE timeline SET claim = NULL")
         conn.execute("DROP TABLE claim_backfill")
+        conn.execute(f"DROP INDEX {schema.ORDERS_INDEX}")  # version 8, after the backfill's 7
         conn.execute(
-            "UPDATE schema_version SET version = ? WHERE component = ?",
-            (len(schema.MIGRATIONS) - 1, schema.COMPONENT),
+            "UPDATE schema_version SET version = ? WHERE component = ?", (6, schema.COMPONENT)
         )
         conn.commit()
 

@@ -15,7 +15,7 @@ from bond.storage.sqlite import migrate
 from conftest import ADMIN_TOKEN, WRITE_KEY
 from engine.api import create_read_app
 from engine.privacy.legacy import seal_legacy
-from engine.schema import COMPONENT, MIGRATIONS
+from engine.schema import COMPONENT, MIGRATIONS, ORDERS_INDEX
 from engine.timeline import IdentityReader
 from engine.worker import Worker
 from tests.engine.harness import Engine
@@ -123,13 +123,14 @@ def test_a_state_from_before_the_people_list_lists_its_people(engine: Engine) ->
     engine.run()
     engine.worker.close()
     # As the code before version 5 left it: the same tables and indexes as then, and the rows
-    # (version 6's change marks for the identity map go first).
+    # (version 6's change marks for the identity map and version 8's orders index go first).
     with closing(sqlite3.connect(engine.config.state_db)) as conn, conn:
         for table in ("map_changes", "map_removed", "map_sync"):
             conn.execute(f"DROP TABLE {table}")
         conn.execute("DROP INDEX persons_map_changed")
         conn.execute("ALTER TABLE persons DROP COLUMN map_seq")
         conn.execute("DROP INDEX persons_active")
+        conn.execute(f"DROP INDEX {ORDERS_INDEX}")  # version 8
         conn.execute("ALTER TABLE persons DROP COLUMN active_at")
         conn.execute("UPDATE schema_version SET version = ? WHERE component = ?", (4, COMPONENT))
         with closing(sqlite3.connect(":memory:")) as before:
