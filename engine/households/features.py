@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -77,7 +77,7 @@ def session_features(session: Session) -> SessionFeatures:
       agent, which is what a never-seen browser is judged by;
     - the category mix of products viewed or bought, scaled down to at most CATEGORY_CAP hits.
     """
-    local = datetime.fromtimestamp(session.start_ms / 1000, UTC).astimezone(_zone(session.timezone))
+    local = datetime.fromtimestamp(session.start_ms / 1000, _zone(session.timezone))
     hour = local.hour + local.minute / 60
     angle = 2 * math.pi * hour / 24
     total = sum(session.categories.values())

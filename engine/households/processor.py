@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -91,13 +91,20 @@ class HouseholdProcessor:
             self._indexed = opened
             latest = self.latest = {s.person_id: s.device for s in opened.values()}
         watermark = 0
+        # The open session a sweep looks at first (least recently active). Most events close
+        # nothing, so one comparison with it saves a sweep per event; it is looked up again
+        # whenever the event moves, closes or opens the first session.
+        oldest = _oldest(opened)
+        move_to_end, touched = opened.move_to_end, batch.touched
         for event in events:
             at = event.timestamp
             if at > watermark:
                 watermark = at
                 # Close what has ended by now, not at the end of the batch: a session is learnt
                 # before the events after it whatever the batching (see `_attribute`).
-                self._sweep(batch, watermark)
+                if oldest is not None and oldest.last_ms < at - SESSION_GAP_MS:
+                    self._sweep(batch, watermark)
+                    oldest = _oldest(opened)
             if event.anonymous_id is None:
                 # The site's server sent it (see sessions.py): it joins the session the person
                 # is browsing in, which an order is then judged on, or no session at all.
@@ -116,10 +123,12 @@ class HouseholdProcessor:
                 elif session.person_id != event.person_id and latest.get(session.person_id) == key:
                     del latest[session.person_id]  # a login handed the session to the account
                 latest[event.person_id] = key
-            opened.move_to_end(key)
+            move_to_end(key)
+            if oldest is None or oldest.device == key:
+                oldest = _oldest(opened)
             session.add(event)
             if session.identified:
-                batch.touched.add(key)
+                touched.add(key)
             if event.event == CONVERSION and event.identified:
                 self._attribute(batch, event, session)
         self._sweep(batch, watermark)
@@ -358,6 +367,10 @@ class HouseholdProcessor:
                 self._record(batch, account, verdict, rows[-1].start_ms, members_before)
 
 
+def _oldest(opened: Mapping[str, Session]) -> Session | None:
+    return next(iter(opened.values()), None)
+
+
 def _browser_since(account: Account, rows: list[Recent], start: int) -> list[int]:
     """Per window row, the window position where its browser first shows."""
     # A browser the state does not know (it was saved by an older Bond) counts as old.
@@ -382,7 +395,8 @@ class _Batch:
 
     def flush(self, at: int) -> None:
         opened = self.memory.open
-        store.drop_open(self.conn, self.closed - opened.keys())
+        # Not `closed - opened.keys()`: a set minus a keys view walks every open session.
+        store.drop_open(self.conn, [d for d in self.closed if d not in opened])
         store.save_open(
             self.conn,
             [opened[d].to_dict() for d in self.touched if d in opened and opened[d].identified],

@@ -36,7 +36,7 @@ class EventLike(Protocol):
     def context(self) -> Mapping[str, Any]: ...
 
 
-@dataclass
+@dataclass(slots=True)
 class Session:
     device: str  # the browser's anonymous id
     person_id: int
