@@ -35,11 +35,12 @@ XSS_EMAIL = "<img/src=x/onerror=alert(2)>@evil.example"
 
 class Dashboard:
     """An operator's browser tab on the dashboard, failing the test on any page error, dialog
-    or Content-Security-Policy violation."""
+    or Content-Security-Policy violation. `options` go to the browser context (a zoom's
+    device scale, reduced motion)."""
 
-    def __init__(self, browser: Browser, base: str) -> None:
+    def __init__(self, browser: Browser, base: str, **options: Any) -> None:
         self.base = base
-        self.context = browser.new_context(viewport=LAPTOP)
+        self.context = browser.new_context(**{"viewport": LAPTOP, **options})
         self.page: Page = self.context.new_page()
         self.problems: list[str] = []
         self.page.on("pageerror", lambda error: self.problems.append(f"error: {error}"))

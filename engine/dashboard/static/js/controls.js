@@ -16,7 +16,8 @@ export function segmented(label, options, initial, choose, { counts = false } = 
         }
         choose(value);
       },
-    }, text, counts ? el('span', { class: 'count' }, '0') : null));
+    // The space keeps the count a word of its own in the button's name ("Failed 1", not "Failed1").
+    }, text, counts ? [' ', el('span', { class: 'count' }, '0')] : null));
   }
   return group;
 }

@@ -61,6 +61,40 @@ export function empty(title, text) {
   return el('div', { class: 'empty' }, el('strong', null, title), text);
 }
 
+// Gives `node` the focus, a control or not (an item that Load older brought, a heading): a
+// screen reader reads it, and Tab goes on from there.
+export function focusItem(node) {
+  if (!node) return;
+  if (node.tabIndex < 0) node.tabIndex = -1;
+  node.focus({ preventScroll: true });
+}
+
+const CONTROLS = 'a[href], button, input, [tabindex]';
+
+// Draws `containers` again without losing the keyboard's place: what had the focus in them gets
+// it back in the new drawing, found by its id, or by the `key` attribute of its item and its
+// place among that item's controls. A view redrawn every few seconds would otherwise send a
+// keyboard user back to the top of the page each time.
+export function keepFocus(containers, key, draw) {
+  const was = document.activeElement;
+  if (!containers.some((c) => c !== was && c.contains(was))) {
+    draw();
+    return;
+  }
+  const item = was.closest(`[${key}]`);
+  const value = item && item.getAttribute(key);
+  const place = item ? [...item.querySelectorAll(CONTROLS)].indexOf(was) : -1;
+  draw();
+  if (was.isConnected) return;
+  let again = was.id ? document.getElementById(was.id) : null;
+  if (!again && item) {
+    const found = containers.flatMap((c) => [...c.querySelectorAll(`[${key}]`)])
+      .find((n) => n.getAttribute(key) === value);
+    again = found && (was === item ? found : found.querySelectorAll(CONTROLS)[place]);
+  }
+  if (again && !again.disabled) focusItem(again);
+}
+
 export function errorBanner(error) {
   return el('div', { class: 'error-banner', role: 'alert' }, String(error.message || error));
 }

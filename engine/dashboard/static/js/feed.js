@@ -41,7 +41,9 @@ export class Feed {
     });
   }
 
+  // The status is a polite live region: said once when the stream's state changes, not again.
   setStatus(state, text) {
+    if (this.status.dataset.state === state && this.status.textContent === text) return;
     this.status.dataset.state = state;
     this.status.textContent = text;
   }

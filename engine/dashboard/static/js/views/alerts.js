@@ -2,7 +2,7 @@
 
 import { get } from '../api.js';
 import { segmented } from '../controls.js';
-import { el, replace, row, table, empty, errorBanner } from '../dom.js';
+import { el, replace, row, table, empty, errorBanner, focusItem, keepFocus } from '../dom.js';
 import { hover, number, shortDate } from '../format.js';
 import { who } from '../who.js';
 
@@ -32,6 +32,7 @@ export function render(main) {
   let state = 'all';
   let counts = {};
   let webhook = null;
+  let noticed;
   // Every alert read so far by id: the refresh rereads the newest page (their states change),
   // Load older adds the pages before it, and nothing read goes away while the view is open.
   const known = new Map();
@@ -49,10 +50,16 @@ export function render(main) {
   };
   const total = (value) => (value === 'all' ? Object.values(counts).reduce((a, b) => a + b, 0) : counts[value] || 0);
 
-  const draw = () => {
+  const showing = (alert) => state === 'all' || alert.state === state;
+  // Drawn again at every refresh: the keyboard's place is kept, and the notice (a live region)
+  // only changes, and so is only read, when the webhook comes or goes.
+  const draw = () => keepFocus([body, more], 'data-id', () => {
     for (const button of seg.children) button.querySelector('.count').textContent = number(total(button.dataset.value));
-    const shown = [...known.values()].sort((a, b) => b.id - a.id).filter((a) => state === 'all' || a.state === state);
-    replace(notice, webhook === false ? el('div', { class: 'notice', role: 'status' }, el('strong', null, 'No webhook configured. '), CONNECT) : null);
+    const shown = [...known.values()].sort((a, b) => b.id - a.id).filter(showing);
+    if (webhook !== noticed) {
+      noticed = webhook;
+      replace(notice, webhook === false ? el('div', { class: 'notice', role: 'status' }, el('strong', null, 'No webhook configured. '), CONNECT) : null);
+    }
     replace(body, shown.length ? table(COLUMNS, shown.map((a) => row(COLUMNS, [
       el('span', { class: 'time', title: hover(a.created_at) }, shortDate(a.created_at)),
       a.rule,
@@ -74,12 +81,20 @@ export function render(main) {
           loading = true;
           draw();
           get('alerts', { limit: PAGE, before: next })
-            .then((page) => { keep(page); next = page.next; loading = false; draw(); })
+            .then((page) => {
+              keep(page);
+              next = page.next;
+              loading = false;
+              draw();
+              // The first alert it brought takes the focus, as after every Load older.
+              const first = page.alerts.find(showing);
+              if (first) focusItem(body.querySelector(`tr[data-id="${first.id}"]`));
+            })
             .catch((error) => replace(more, errorBanner(error)));
         },
       }, 'Load older'),
     ]);
-  };
+  });
   const refresh = () => get('alerts', { limit: PAGE }).then((page) => {
     // The first page sets where Load older starts; later refreshes only bring newer alerts.
     if (next === undefined) next = page.next;

@@ -17,7 +17,8 @@ function tile(id, label, unit, color) {
     node,
     update(current, series, text) {
       value.classList.toggle('unknown', current == null);
-      replace(value, current == null ? 'unknown' : number(current), current == null ? null : el('span', { class: 'unit' }, unit));
+      // The space keeps the unit a word of its own when read aloud ("0 events behind").
+      replace(value, current == null ? 'unknown' : [number(current), el('span', { class: 'unit' }, ' ', unit)]);
       note.textContent = text;
       replace(chart, sparkline(series, { color, label }));
     },

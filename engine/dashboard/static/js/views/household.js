@@ -16,7 +16,7 @@ function hourLabel(hour) {
 function memberCard(member, index) {
   const color = memberColor(index);
   return el('section', { class: 'card member', 'data-member': member.member },
-    el('div', { class: 'member-head' }, el('span', { class: `avatar ${memberClass(index)}` }, String(index + 1)),
+    el('div', { class: 'member-head' }, el('span', { class: `avatar ${memberClass(index)}`, 'aria-hidden': 'true' }, String(index + 1)),
       el('div', null, el('h3', null, `Member ${index + 1}`),
         el('span', { class: 'muted' }, `${percent(member.share)} of sessions · usually around ${hourLabel(member.typical_hour)}`))),
     el('div', null, el('div', { class: 'section-label' }, 'When'),

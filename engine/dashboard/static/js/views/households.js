@@ -2,7 +2,7 @@
 
 import { get } from '../api.js';
 import { personSearch } from '../controls.js';
-import { el, replace, empty, errorBanner } from '../dom.js';
+import { el, replace, empty, errorBanner, focusItem } from '../dom.js';
 import { memberClass } from '../charts.js';
 import { number } from '../format.js';
 import { avatar, personName } from '../who.js';
@@ -29,7 +29,10 @@ export function render(main) {
       replace(grid, el('div', { class: 'card' }, empty('No shared accounts yet',
         'An account appears here once its sessions show more than one person behind it.')));
     } else {
-      grid.append(...page.households.map(householdCard));
+      const cards = page.households.map(householdCard);
+      grid.append(...cards);
+      // Load more's button goes with the page it read: the first household it brought takes the focus.
+      if (before) focusItem(cards[0]);
     }
     next = page.next;
     replace(more, next ? el('button', { class: 'button small', type: 'button', onclick: () => load(next) }, 'Load more') : null);

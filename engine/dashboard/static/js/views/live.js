@@ -44,7 +44,9 @@ export function render(main, { feed }) {
 
   const tbody = el('tbody');
   const note = el('span', { class: 'live-meta' });
-  const pause = el('button', { class: 'button', type: 'button', 'aria-pressed': 'false', id: 'pause' }, 'Pause');
+  // Its name says what pressing it does, Pause or Resume, so no pressed state besides: a screen
+  // reader would read "Resume, pressed".
+  const pause = el('button', { class: 'button', type: 'button', id: 'pause' }, 'Pause');
   const search = el('input', {
     class: 'input search', type: 'search', placeholder: 'Filter by event, page or person', 'aria-label': 'Filter events', id: 'live-filter',
   });
@@ -71,7 +73,7 @@ export function render(main, { feed }) {
   search.addEventListener('input', () => { text = search.value.trim().toLowerCase(); draw(); });
   pause.addEventListener('click', () => {
     paused = !paused;
-    pause.setAttribute('aria-pressed', String(paused));
+    pause.classList.toggle('paused', paused);
     pause.textContent = paused ? 'Resume' : 'Pause';
     if (!paused) { missed = 0; draw(); }
     drawNote();

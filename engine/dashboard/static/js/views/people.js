@@ -3,9 +3,9 @@
 
 import { get } from '../api.js';
 import { personSearch } from '../controls.js';
-import { el, replace, empty, errorBanner } from '../dom.js';
+import { el, replace, empty, errorBanner, focusItem } from '../dom.js';
 import { ago, dateTime, hover, plural } from '../format.js';
-import { who } from '../who.js';
+import { personName, who } from '../who.js';
 
 function personItem(person) {
   return el('li', { class: 'feed-item', 'data-person': person.id },
@@ -17,7 +17,7 @@ function personItem(person) {
       el('div', { class: 'feed-facts' },
         el('span', null, el('b', null, plural(person.event_count, 'event', 'events'))),
         el('span', { title: hover(person.first_seen) }, 'first seen ', dateTime(person.first_seen)))),
-    el('a', { class: 'button small', href: `#/people/${person.id}` }, 'Open'));
+    el('a', { class: 'button small', href: `#/people/${person.id}`, 'aria-label': `Open ${personName(person.label)}` }, 'Open'));
 }
 
 export function render(main) {
@@ -40,7 +40,10 @@ export function render(main) {
       replace(list, el('li', null,
         empty('Nobody identified yet', 'People appear here when they sign up, log in or check out.')));
     } else {
-      list.append(...page.people.map(personItem));
+      const items = page.people.map(personItem);
+      list.append(...items);
+      // Load older's button goes with the page it read: the first person it brought takes the focus.
+      if (before) focusItem(items[0]);
     }
     replace(more, page.next ? el('button', {
       class: 'button small', type: 'button', id: 'people-older',
@@ -59,6 +62,5 @@ export function render(main) {
       el('section', { class: 'card search-hero' }, el('h2', null, 'Find a person'), form, message),
       el('section', { class: 'card' }, el('div', { class: 'card-head' }, el('h2', null, 'Identified people'),
         el('p', null, 'Most recently active first')), list, more)));
-  input.focus();
   load().catch((error) => replace(list, el('li', null, errorBanner(error))));
 }

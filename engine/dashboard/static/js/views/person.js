@@ -2,7 +2,7 @@
 // timeline, where the anonymous part that identification brought along is marked.
 
 import { get } from '../api.js';
-import { el, replace, empty, errorBanner } from '../dom.js';
+import { el, replace, empty, errorBanner, focusItem, keepFocus } from '../dom.js';
 import { browser, dateTime, duration, hover, money, number, plural, shortDate, text } from '../format.js';
 import { avatar, personName, who } from '../who.js';
 
@@ -88,15 +88,18 @@ export function render(main, { feed }, [id]) {
   let next = null;
   let refresh = null;
 
-  const drawTimeline = () => {
+  // Drawn again whenever this person's events arrive: the keyboard's place is kept.
+  const drawTimeline = () => keepFocus([timeline, more], 'data-seq', () => {
     replace(timeline, events.length ? timelineItems(events) : el('li', null, empty('No events', '')));
     replace(more, next ? el('button', { class: 'button small', type: 'button', id: 'older', onclick: older }, 'Load older') : null);
-  };
+  });
   const older = async () => {
     const page = await get(`persons/${id}/timeline`, { limit: PAGE, before: next });
     events = events.concat(page.events);
     next = page.next;
     drawTimeline();
+    // The first event it brought takes the focus, as after every Load older.
+    if (page.events.length) focusItem(timeline.querySelector(`[data-seq="${page.events[0].seq}"]`));
   };
   const reload = async () => {
     const page = await get(`persons/${id}/timeline`, { limit: Math.max(PAGE, events.length) });

@@ -3,9 +3,9 @@
 
 import { get } from '../api.js';
 import { segmented } from '../controls.js';
-import { el, replace, empty, errorBanner } from '../dom.js';
+import { el, replace, empty, errorBanner, focusItem } from '../dom.js';
 import { clock, duration, hover, number, plural } from '../format.js';
-import { who } from '../who.js';
+import { personName, who } from '../who.js';
 
 const KINDS = {
   identified: 'Identified',
@@ -36,7 +36,9 @@ function stitchItem(change, fresh) {
   return el('li', { class: `feed-item${fresh ? ' fresh' : ''}`, 'data-kind': change.kind, 'data-id': change.id },
     el('div', { class: 'time', title: hover(change.at) }, clock(change.at)),
     el('div', { class: 'feed-main' }, el('div', { class: 'feed-title' }, title), el('div', { class: 'feed-facts' }, facts)),
-    change.person ? el('a', { class: 'button small', href: `#/people/${change.person.id}` }, 'History') : null);
+    change.person ? el('a', {
+      class: 'button small', href: `#/people/${change.person.id}`, 'aria-label': `History of ${personName(change.person)}`,
+    }, 'History') : null);
 }
 
 function tile(label, value, note) {
@@ -71,6 +73,9 @@ export function render(main, { feed }) {
     items = items.concat(page.stitches);
     next = page.next;
     draw();
+    // Load older's button was drawn again: the first identification it brought takes the focus.
+    const first = page.stitches.find((c) => keep(c, filter));
+    if (first) focusItem(list.querySelector(`[data-id="${first.id}"]`));
   };
 
   replace(main,
