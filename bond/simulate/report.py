@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 
 
-def print_report(report: dict[str, Any], *, as_json: bool) -> None:
+def print_report(
+    report: dict[str, Any],
+    *,
+    as_json: bool,
+    table: Callable[[dict[str, Any]], list[str]] | None = None,
+) -> None:
+    """One JSON object, or the tables: the households canary's unless `table` gives others."""
     if as_json:
         print(orjson.dumps(report, option=orjson.OPT_SERIALIZE_NUMPY).decode())
         return
-    for line in lines(report):
+    for line in (table or lines)(report):
         print(line)
 
 
@@ -56,9 +63,9 @@ def lines(report: dict[str, Any]) -> list[str]:
         if not s.get("n"):
             continue
         out.append(
-            f"| {name} | {s['n']} | {_pct(s['accuracy'])} | {_pct(s['baseline_accuracy'])} "
-            f"| {_pct(s['random_accuracy'])} | {s['macro_f1']:.3f} | {_num(ari)} "
-            f"| {s['ece']:.3f} | {s['brier']:.3f} | {_pct(exact)} |"
+            f"| {name} | {s['n']} | {percent(s['accuracy'])} | {percent(s['baseline_accuracy'])} "
+            f"| {percent(s['random_accuracy'])} | {s['macro_f1']:.3f} | {_num(ari)} "
+            f"| {s['ece']:.3f} | {s['brier']:.3f} | {percent(exact)} |"
         )
     out += ["", "reliability (confidence of the chosen member):"]
     out.append("| confidence | n | mean confidence | accuracy |")
@@ -70,7 +77,9 @@ def lines(report: dict[str, Any]) -> list[str]:
     out += ["", "cold start (all conversions, by the account's sessions seen before it):"]
     out.append("| sessions seen | n | accuracy |")
     out.append("| --- | --- | --- |")
-    out += [f"| {c['sessions_seen']} | {c['n']} | {_pct(c['accuracy'])} |" for c in q["cold_start"]]
+    out += [
+        f"| {c['sessions_seen']} | {c['n']} | {percent(c['accuracy'])} |" for c in q["cold_start"]
+    ]
     d = q["drift"]
     settled = d["after_settled_account"]
     out += [
@@ -89,7 +98,7 @@ def lines(report: dict[str, Any]) -> list[str]:
     return out
 
 
-def _pct(value: float | None) -> str:
+def percent(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}%"
 
 

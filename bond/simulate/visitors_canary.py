@@ -16,11 +16,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from bond.simulate.canary import Stack, send, wait_caught_up
+from bond.simulate.report import percent, print_report
 from bond.simulate.visitors import DAY_MS, LABELS, Person, Population, Scenario, Settings, generate
-from bond.simulate.visitors_score import attribute, score
+from bond.simulate.visitors_score import OUTCOMES, attribute, score
 from engine.identity_map import snapshot
 from engine.timeline import IdentityReader
 
@@ -50,10 +49,7 @@ def run(settings: Settings, *, as_json: bool, timeout_s: float = 600.0) -> int:
         "total_s": round(time.perf_counter() - started, 1),
         "quality": quality,
     }
-    if as_json:
-        print(orjson.dumps(report).decode())
-    else:
-        print("\n".join(lines(report)))
+    print_report(report, as_json=as_json, table=lines)
     return 0
 
 
@@ -103,8 +99,7 @@ def lines(report: dict[str, Any]) -> list[str]:
         ("all who never identified", q["never_identified"]),
     ]
     for label, row in rows:
-        cells = [_cell(row, outcome) for outcome in ("own", "anonymous", "wrong_person")]
-        cells += [_cell(row, outcome) for outcome in ("merged", "missing")]
+        cells = [_cell(row, outcome) for outcome in OUTCOMES]
         out.append(f"| {label} | {row['people']:,} | {row['events']:,} | {' | '.join(cells)} |")
     foreign = q["under_another_user_id"]
     fragmentation, merges = q["fragmentation"], q["merges"]
@@ -112,7 +107,7 @@ def lines(report: dict[str, Any]) -> list[str]:
         "* not a case the identity graph claims to handle (engine/README.md, Identity rules)",
         "",
         f"events sent under another person's user id (logged out without reset()): "
-        f"{foreign['events']:,}, on that person's record {_share(foreign['own_share'])}, "
+        f"{foreign['events']:,}, on that person's record {percent(foreign['own_share'])}, "
         f"wrong person {foreign['wrong_person']}, merged {foreign['merged']}, "
         f"missing {foreign['missing']}",
         f"Bond records (persons holding their identifiers) per person who identified: "
@@ -128,11 +123,7 @@ def lines(report: dict[str, Any]) -> list[str]:
 
 def _cell(row: dict[str, Any], outcome: str) -> str:
     count, share = row[outcome], row[f"{outcome}_share"]
-    return f"{count:,} ({_share(share)})" if count else "0"
-
-
-def _share(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1%}"
+    return f"{count:,} ({percent(share)})" if count else "0"
 
 
 def _histogram(counts: dict[str, int]) -> str:

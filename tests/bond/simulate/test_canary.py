@@ -2,26 +2,11 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
-from conftest import ROOT
-
-BOND = [sys.executable, "-m", "bond.cli"]
+from tests.bond.simulate.support import simulate_json
 
 
 def test_bond_simulate_drives_the_real_collector_and_worker() -> None:
-    result = subprocess.run(
-        [*BOND, "simulate", "--households", "8", "--seed", "3", "--json"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=110,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout)
+    report = simulate_json("--households", "8", "--seed", "3")
     assert report["events"] > 0 and report["ingest"]["requests"] >= 1
     assert report["stitch_latency_ms"]["batches"] >= 1
     assert report["worker_cpu_s"] > 0 and report["worker_events_per_cpu_s"] > 0

@@ -3,9 +3,6 @@ ground truth, and `bond simulate --visitors` through the real collector and work
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from collections import Counter
 from typing import Any
 
@@ -14,9 +11,7 @@ import pytest
 from bond.cli import main
 from bond.simulate.visitors import CLAIMED, PAIRED, Person, Scenario, Sent, Settings, generate
 from bond.simulate.visitors_score import attribute, score
-from conftest import ROOT
-
-BOND = [sys.executable, "-m", "bond.cli"]
+from tests.bond.simulate.support import simulate_json
 
 
 def _sent(
@@ -230,16 +225,7 @@ def test_the_generated_truth_follows_the_sdk() -> None:
 
 
 def test_bond_simulate_visitors_through_the_real_collector_and_worker() -> None:
-    result = subprocess.run(
-        [*BOND, "simulate", "--visitors", "300", "--seed", "3", "--json"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=110,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout)
+    report = simulate_json("--visitors", "300", "--seed", "3")
     quality = report["quality"]
     assert report["mode"] == "visitors" and report["events"] == quality["events"] > 0
     by_scenario = quality["by_scenario"]
