@@ -27,12 +27,16 @@ export const sender = (io, at = 20, every = 1e3, timer = setTimeout, now = Date.
     const c = chunk(Q.all(), big);
     if (!Q.locked() || !c[0]) return;
     const body = io.wrap(c);
+    const sent = gone;
     const r = await io.post(body).catch((e) => ({ s: 0, t: e }));
     const v = verdict(r.s);
     // A 200 may still list rejected events: they are final, their reasons are in r.t.
     log(v, c.length, r.s, r.t);
     if (v != 'retry') return Q.drop(body), (tries = 0);
-    S.save('bond_hold', now() + (r.h > 0 ? r.h * 1e3 : backoff(tries++, rand)));
+    // A request the page's beacons overtook (it was left, and leaving aborts the request) is no
+    // sign of a collector in trouble: a hold then would stop the next page's beacons too, and
+    // an order placed on it would wait in the browser for a next visit.
+    gone == sent && S.save('bond_hold', now() + (r.h > 0 ? r.h * 1e3 : backoff(tries++, rand)));
   };
 
   // Coming back online (the online event is an argument) is no reason to wait out the backoff.

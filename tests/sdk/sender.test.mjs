@@ -5,7 +5,7 @@ import { sender } from '../../sdk/src/sender.js';
 import { fakeClock, memStore, msg } from './fakes.mjs';
 
 // One tab: a queue and a sender over a shared store, a fake collector and a fake clock.
-const tab = (name, { S = memStore(), clock = fakeClock(), answers = [], at = 3, every = 1000 } = {}) => {
+const tab = (name, { S = memStore(), clock = fakeClock(), answers = [], at = 3, every = 1000, post } = {}) => {
   const t = { S, clock, posts: [], beacons: [], logs: [], online: true };
   t.Q = queue(S, name, 500, clock.now);
   t.out = sender({
@@ -14,12 +14,12 @@ const tab = (name, { S = memStore(), clock = fakeClock(), answers = [], at = 3, 
     log: (...a) => t.logs.push(a.join(' ')),
     ready: () => t.online,
     wrap: (batch) => JSON.stringify({ writeKey: 'wk', sentAt: 'now', batch }),
-    post: async (body) => {
+    post: post || (async (body) => {
       t.posts.push(JSON.parse(body).batch.map((m) => m.messageId));
       const a = answers.shift() || { s: 200 };
       if (a.s == null) throw new TypeError('Failed to fetch');
       return a;
-    },
+    }),
     // Like browsers, it refuses a body over 64 KB.
     beacon: (body) => body.length <= 65536 && t.beacons.push(JSON.parse(body).batch.map((m) => m.messageId)) > 0,
   }, at, every, clock.timer, clock.now, () => 0.5);
@@ -248,4 +248,21 @@ test('an event too big for any request is dropped with its reason, and the rest 
   assert.deepEqual(t.Q.all(), []);
   assert.ok(!t.posts.flat().includes(big));
   assert.equal(t.logs[0], 'skipped track: over 60 KB');
+});
+
+test('a request the page abandons as it leaves holds back no later page', async () => {
+  const S = memStore();
+  const clock = fakeClock();
+  let abort;
+  const a = tab('A', { S, clock, at: 1, post: () => new Promise((_, no) => (abort = no)) });
+  const id = a.add();
+  await clock.advance(60); // its request is in flight
+  a.out.unload(); // the visitor moves on: the beacon carries the event
+  abort(new TypeError('Failed to fetch')); // and the navigation aborts the request
+  await clock.advance(10);
+  assert.equal(S.load('bond_hold'), undefined, 'no backoff from a request cut by leaving');
+  const b = tab('B', { S, clock });
+  const next = b.add();
+  b.out.unload();
+  assert.deepEqual(b.beacons, [[id, next]], 'the next page still sends on its way out');
 });
