@@ -21,12 +21,20 @@ frame, which under steady load is the writer's own: it then flushed every page c
 WAL last started over (up to 32 MB) while every request waited. Under 12 s of batches that was
 a stall of 80-100 ms about once a second, for all connections at once: p99 111-113 ms, the
 longest request 132-167 ms. So the checkpointer flushes the database file after each of its
-checkpoints, a fifth of a second of copies at a time, and the writer's flush finds little left:
-p99 52-58 ms, the longest 68-85 ms. (Those smaller flushes still slow the commits beside them a
-little: p90 33-34 -> 37-43 ms.)
+checkpoints, and the writer's flush finds little left: p99 52-58 ms, the longest 68-85 ms.
+
+A flush still slows the commit beside it, whose own fsync waits behind the database's pages on
+their way to disk, by about as long as those pages take to write. With a checkpoint every 0.2 s
+that was about 10 ms four times a second, and it made the batches' p99 in `bond bench ingest`
+(19-23 ms against a median of 5-7 ms, on a day the collector took 115,000-125,000 events/s).
+A checkpoint every 0.1 s flushes half as much at a time: p99 17-18 ms, and in three runs
+alternating with 0.2 s the same rates (batches 115,000-117,000 against 116,000-121,000 events/s,
+single events 0.77-0.81x against 0.77-0.79x the trivial endpoint). Every 0.05 s: p99 14-16 ms,
+but batches 5-10% slower and single events too, as pages rewritten by the commits between two
+checkpoints are copied and flushed more often.
 
 On a full disk a checkpoint fails after every commit until there is room again: that is one
-line when it starts and one when it ends (bond/outage.py), not one every fifth of a second.
+line when it starts and one when it ends (bond/outage.py), not one every tenth of a second.
 """
 
 from __future__ import annotations
@@ -53,7 +61,7 @@ class Checkpointer:
         path: Path,
         *,
         finish: Callable[[], None],
-        interval_s: float = 0.2,
+        interval_s: float = 0.1,
         restart_frames: int = RESTART_FRAMES,
         tail_frames: int = TAIL_FRAMES,
     ) -> None:

@@ -144,7 +144,7 @@ def test_checkpoints_a_full_disk_refuses_are_one_line_and_so_is_their_end(tmp_pa
         resource.prlimit(process.pid, resource.RLIMIT_FSIZE, (full, hard))
         for n in range(4):
             assert commit(group(f"full{n}", 50)).error is None
-            time.sleep(0.3)  # the checkpointer's turn, 0.2 s after a commit
+            time.sleep(0.3)  # the checkpointer's turn, 0.1 s after a commit
         resource.prlimit(process.pid, resource.RLIMIT_FSIZE, (soft, hard))
         assert commit(group("room", 50)).error is None
         wait_until(lambda: db.stat().st_size > full, what="a checkpoint with room")
