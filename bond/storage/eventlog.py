@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, NamedTuple, Protocol, cast
 
 from bond.errors import StorageError
+from bond.outage import Outage
 from bond.storage.dedup import LAST_SEQ, RecentKeys, dedup_key, keep_deleted
 from bond.storage.dedup_runs import CHUNK_KEYS, PARTS, TOP_LEVEL, SortedKeys
 from bond.storage.sqlite import (
@@ -308,6 +309,10 @@ _HINTS = {
 DEDUP_MEMORY_KEYS = 200_000
 
 
+def _hint(exc: sqlite3.Error) -> str:
+    return _HINTS.get(getattr(exc, "sqlite_errorcode", 0) & 0xFF, "")
+
+
 def _write_a_page(conn: sqlite3.Connection) -> None:
     """Commit a page to the WAL that changes nothing, in the caller's transaction.
 
@@ -361,6 +366,7 @@ class SqliteEventLog:
         migrate(self._conn, MIGRATIONS, name="event log")
         self._dedup_memory = dedup_memory
         self._recent: RecentKeys | None = None  # read on the first append: readers never need it
+        self._merges = Outage("dedup_merge")
 
     def append(self, events: Sequence[NewEvent], rejected: Sequence[RejectedEvent]) -> int:
         # SQLite goes on committing into a file deleted under it (its data directory removed,
@@ -391,11 +397,18 @@ class SqliteEventLog:
             except BaseException:
                 recent.forget(added, head)
                 raise
-            recent.merge_if_due(len(added))
-            return inserted
         except sqlite3.Error as exc:
-            hint = _HINTS.get(getattr(exc, "sqlite_errorcode", 0) & 0xFF, "")
-            raise StorageError(f"the event log cannot be written: {exc}{hint}") from exc
+            raise StorageError(f"the event log cannot be written: {exc}{_hint(exc)}") from exc
+        # The rows are committed whatever becomes of the merge: a failed one must not fail the
+        # append (its requests would be answered 503 and sent again). Its transaction left
+        # memory as it was, holding the digests, and the next append merges again.
+        try:
+            recent.merge_if_due(len(added))
+        except sqlite3.Error as exc:
+            self._merges.failed(f"{exc}{_hint(exc)}")
+        else:
+            self._merges.ended()
+        return inserted
 
     def prepare_appends(self) -> None:
         """Read back what appending needs, which the first append does otherwise: for the log's

@@ -19,7 +19,7 @@ from bond.storage.dedup import dedup_key
 from bond.storage.dedup_runs import PARTS, RunFilter, SortedRuns
 from bond.storage.eventlog import NewEvent, RejectedEvent, SqliteEventLog
 from bond.storage.sqlite import connect
-from conftest import ROOT
+from conftest import ROOT, captured_logs
 
 DAY_MS = 86_400_000
 
@@ -324,4 +324,35 @@ def test_the_memory_a_clean_stop_stored_serves_until_a_merge_replaces_it(tmp_pat
     assert sorted(ids(log)) == sorted(
         ["b0", "b1", "c0", "e0", *(f"a{i}" for i in range(300)), *(f"d{i}" for i in range(20))]
     )
+    log.close()
+
+
+def test_a_failed_merge_fails_no_append_and_is_done_by_a_later_one(tmp_path: Path) -> None:
+    path = tmp_path / "events.db"
+    log = SqliteEventLog(path, dedup_memory=10)
+    # What a full disk does to the merge's first write, after the append's own commit.
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "CREATE TRIGGER no_room BEFORE INSERT ON dedup_chunks "
+            "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"
+        )
+    with captured_logs() as logs:
+        assert log.append([new(f"a{i}") for i in range(30)], []) == 30
+        assert log.append([new(f"b{i}") for i in range(30)], []) == 30
+    assert merged_keys(path) == 0
+    [failed] = logs.records("dedup_merge_failed")
+    assert "disk is full" in failed["reason"]
+    with sqlite3.connect(path) as conn:
+        conn.execute("DROP TRIGGER no_room")
+    with captured_logs() as logs:
+        assert log.append([new("c0"), new("a3"), new("b29")], []) == 1
+    assert logs.records("dedup_merge_recovered")
+    # The backlog goes a few parts an append, as after a restart.
+    for n in range(1, PARTS):
+        assert log.append([new(f"c{n}")], []) == 1
+        assert log._recent is not None
+        if log._recent.count <= 10:
+            break
+    assert log._recent.count <= 10
+    assert merged_keys(path) >= 50
     log.close()
