@@ -53,6 +53,7 @@ FLUSH_EVERY_S = 0.02
 # A test-only fault point: after the first database is copied the process sends itself this
 # signal (KILL, TERM), to show what an interrupted backup leaves.
 FAULT_ENV = "BOND_FAULT_BACKUP_SIGNAL"
+_PARTIAL = ".partial-"  # an unfinished copy: `.DEST.partial-PID-random`
 
 
 def backup(config: Config, dest: Path) -> int:
@@ -61,9 +62,13 @@ def backup(config: Config, dest: Path) -> int:
     data = config.data_dir.resolve()
     target = _destination(data, dest)
     target.parent.mkdir(parents=True, exist_ok=True)
+    removed = _remove_abandoned(target.parent)
     # Beside DEST, so the rename cannot cross file systems; mkdtemp makes it private (0700), as
-    # the copy of state.db holds every person's key.
-    partial = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
+    # the copy of state.db holds every person's key. The pid in its name says when it is
+    # abandoned.
+    partial = Path(
+        tempfile.mkdtemp(prefix=f".{target.name}{_PARTIAL}{os.getpid()}-", dir=target.parent)
+    )
     try:
         with _signals_interrupt():
             summary = _copy(data, partial)
@@ -77,9 +82,45 @@ def backup(config: Config, dest: Path) -> int:
         raise
     _fsync(target.parent)
     summary["backup"] = str(target)
+    if removed:
+        summary["removed_unfinished"] = removed
     summary["seconds"] = round(time.monotonic() - started, 3)
     print(orjson.dumps(summary).decode())
     return 0
+
+
+def _remove_abandoned(parent: Path) -> list[str]:
+    """Delete the unfinished copies that backups killed with -9 left in `parent`, and name them.
+
+    Each holds every person's key in a hidden directory nobody would think to delete. One whose
+    process still runs (another backup beside this one) is left, as is anything not ours.
+    """
+    removed = []
+    for entry in parent.iterdir():
+        name = entry.name
+        if not name.startswith(".") or _PARTIAL not in name:
+            continue
+        pid = name.rpartition(_PARTIAL)[2].partition("-")[0]
+        if not pid.isdigit() or _alive(int(pid)):
+            continue
+        try:
+            if not entry.is_dir() or entry.is_symlink() or entry.stat().st_uid != os.getuid():
+                continue
+        except OSError:
+            continue
+        shutil.rmtree(entry, ignore_errors=True)
+        removed.append(name)
+    return sorted(removed)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except PermissionError:
+        return True  # another user's process
+    except (OSError, OverflowError):
+        return False
+    return True
 
 
 def _destination(data: Path, dest: Path) -> Path:

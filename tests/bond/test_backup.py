@@ -215,7 +215,7 @@ def test_an_interrupted_backup_leaves_no_backup(tmp_path: Path, sig: signal.Sign
         assert [p.name for p in tmp_path.iterdir()] == ["data"]
     else:
         assert result.returncode == -signal.SIGKILL
-        # What a kill leaves is hidden and named as unfinished, and does not stand in the way.
+        # What a kill leaves is hidden, named as unfinished, and does not stand in the way.
         [partial] = [p.name for p in tmp_path.iterdir() if p.name != "data"]
         assert partial.startswith(".backup.partial-")
     dest.mkdir()  # an empty directory is taken as a new one
@@ -224,7 +224,32 @@ def test_an_interrupted_backup_leaves_no_backup(tmp_path: Path, sig: signal.Sign
 
     assert again.returncode == 0, again.stderr
     assert sorted(p.name for p in dest.iterdir()) == ["events.db", "state.db"]
-    assert orjson.loads(again.stdout)["events"] == 50
+    summary = orjson.loads(again.stdout)
+    assert summary["events"] == 50
+    # The next backup beside it deletes what the killed one left: a copy of every key.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["backup", "data"]
+    if sig == signal.SIGKILL:
+        assert summary["removed_unfinished"] == [partial]
+    else:
+        assert "removed_unfinished" not in summary
+
+
+def test_an_unfinished_copy_of_a_backup_still_running_is_left_alone(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    bond_data(data_dir)
+    running = tmp_path / f".monday.partial-{os.getpid()}-x1y2"
+    running.mkdir()
+    gone = tmp_path / ".sunday.partial-999999999-a1b2"  # beyond any pid Linux hands out
+    gone.mkdir()
+    (gone / "state.db").write_bytes(b"keys")
+    stranger = tmp_path / ".notes.partial-999999999-mine"
+    stranger.write_text("a file, not a copy")
+
+    result = run_backup(data_dir, tmp_path / "tuesday")
+
+    assert result.returncode == 0, result.stderr
+    assert orjson.loads(result.stdout)["removed_unfinished"] == [gone.name]
+    assert running.is_dir() and stranger.is_file() and not gone.exists()
 
 
 def test_an_erasure_between_the_two_copies_is_in_the_backup(data_dir: Path, tmp_path: Path) -> None:
