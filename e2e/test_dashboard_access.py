@@ -1,8 +1,9 @@
-"""The live dashboard for a sales person on a keyboard, a screen reader or a 200% zoom, in
-Chromium against the whole stack: every view reached and worked with the keys alone, the focus
-always visible and landing on each view's heading, every control named in the accessibility
-tree, text contrast to WCAG AA, nothing cut off at 200%, and no animation for those who asked
-for less motion. One stack for the module, seeded once."""
+"""The live dashboard for a sales person on a keyboard, a touch screen, a screen reader or a
+200% zoom, in Chromium against the whole stack: every view reached and worked with the keys
+alone, the focus always visible and landing on each view's heading, every control named in the
+accessibility tree, text contrast to WCAG AA, nothing cut off at 200%, no animation for those
+who asked for less motion, every time's exact UTC instant shown without a mouse, and chart
+lines told apart without colour. One stack for the module, seeded once."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -351,11 +353,12 @@ def test_every_view_by_keyboard_alone_with_the_focus_on_its_heading(
     page = dashboard.page
     dashboard.view("live", "#live-table tbody tr")
     header = []
-    for _ in range(8):
+    for _ in range(9):
         press(page, "Tab")
         header.append(focused(page))
     views = ("Live", "Stitches", "People", "Households", "Alerts", "Health")
-    assert header == ['- link "Bond"', *(f'- link "{v}"' for v in views), '- button "Log out"']
+    tabs = [f'- link "{v}"' for v in views]
+    assert header == ['- link "Bond"', *tabs, '- button "UTC times"', '- button "Log out"']
 
     # Live: the type filter, the text filter and pause, with the keys alone.
     tab_to(page, '- button "Tracks"')
@@ -549,3 +552,133 @@ def test_reduced_motion_stops_every_animation(
         "document.getAnimations().map((a) => `${a.animationName} on ${a.effect.target.className}`)"
     )
     assert running == []
+
+
+# Every time a view shows, as the page has it: its instant (the `datetime` of its <time>), what
+# it reads as shown (innerText: what is on screen), and whether its holder has the hover text.
+TIMES_JS = """() => [...document.querySelectorAll('#main time')].map((t) => ({
+  datetime: t.getAttribute('datetime'),
+  shown: t.innerText.replace(/\\s+/g, ' ').trim(),
+  hover: (t.parentElement.getAttribute('title') || '').endsWith(' UTC'),
+}))"""
+
+# Whatever gives a UTC time on hover alone: a title with no <time> in it to show it otherwise.
+HOVER_ONLY_JS = """() => [...document.querySelectorAll('#main [title]')]
+  .filter((e) => / UTC$/.test(e.title) && !e.querySelector(':scope > time[datetime]'))
+  .map((e) => `${e.tagName}.${e.className} "${e.textContent.trim().slice(0, 30)}"`)"""
+
+UTC_SHOWN = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC")
+
+
+def in_utc(instant: str) -> str:
+    """A <time>'s datetime as the page writes an exact time: to the second, in UTC."""
+    return datetime.fromisoformat(instant).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def times_on(dashboard: Dashboard, route: str, ready: str) -> list[dict[str, Any]]:
+    """Open `route` and read its times, once its data (and the health chart's axis) is drawn."""
+    dashboard.view(route, ready)
+    if route == "health":
+        dashboard.page.wait_for_selector("#health-chart .axis")
+    assert dashboard.page.evaluate(HOVER_ONLY_JS) == [], route
+    times: list[dict[str, Any]] = dashboard.page.evaluate(TIMES_JS)
+    assert all(t["hover"] for t in times), route  # a mouse still gets both forms on hover
+    return times
+
+
+def test_every_time_shows_its_exact_utc_instant_to_the_keyboard_and_a_screen_reader(
+    dashboard: Dashboard, seeded: Seeded
+) -> None:
+    page = dashboard.page
+    local = {route: times_on(dashboard, route, ready) for route, ready in views(seeded)}
+    # Every view with times has them as <time> elements, none of them in UTC yet.
+    assert [route for route, times in local.items() if not times] == ["households"]
+    assert not [t for times in local.values() for t in times if UTC_SHOWN.search(t["shown"])]
+
+    # One stop in the top bar, for every view, instead of one on each time.
+    dashboard.view("live", "#live-table tbody tr")
+    tab_to(page, '- button "UTC times"')
+    page.keyboard.press("Space")
+    assert focused(page) == '- button "UTC times" [pressed]'
+    try:
+        for route, ready in views(seeded):
+            times = times_on(dashboard, route, ready)
+            assert len(times) >= len(local[route]), route
+            wrong = [t for t in times if not t["shown"].endswith(in_utc(t["datetime"]))]
+            assert wrong == [], route
+            # A screen reader reads the exact instant where the time stands.
+            tree = page.locator("#main").aria_snapshot()
+            missing = [t["shown"] for t in times if in_utc(t["datetime"]) not in tree]
+            assert missing == [], route
+            if route == "people/" + str(seeded.ada):
+                # A time said in a sentence keeps its words, with the instant after them.
+                browsers = [t["shown"] for t in times if t["shown"].startswith("identified ")]
+                assert browsers and all(", at " in b for b in browsers)
+        # The choice is kept for the next visit.
+        dashboard.view("alerts", "#alerts tr[data-state=sent]")
+        assert page.get_attribute("#utc-times", "aria-pressed") == "true"
+        sent = page.inner_text("#alerts tr[data-state=sent] td[data-label=Delivery]")
+        assert UTC_SHOWN.search(sent) and sent.startswith("sent ")
+    finally:
+        tab_to(page, '- button "UTC times" [pressed]', "Shift+Tab")
+        page.keyboard.press("Enter")
+    assert focused(page) == '- button "UTC times"'
+    times = times_on(dashboard, "live", "#live-table tbody tr")
+    assert times and not [t for t in times if UTC_SHOWN.search(t["shown"])]
+
+
+def test_a_tap_shows_exact_times_on_a_touch_screen_with_nothing_cut_off(
+    browser: Browser, stack: Stack, seeded: Seeded
+) -> None:
+    """A phone at 200% text: the toggle is tapped, and the longer times still fit every view."""
+    tab = Dashboard(browser, stack.api.url.removesuffix("/api"), has_touch=True, **ZOOMED)
+    try:
+        tab.log_in()
+        tab.view("live", "#live-table tbody tr")
+        tab.page.tap("#utc-times")
+        assert tab.page.get_attribute("#utc-times", "aria-pressed") == "true"
+        for route, ready in views(seeded):
+            times = times_on(tab, route, ready)
+            assert all(t["shown"].endswith(in_utc(t["datetime"])) for t in times), route
+            assert tab.page.evaluate(CUT_OFF_JS) == [], route
+            assert tab.page.evaluate(LOW_CONTRAST_JS, [AA_TEXT, AA_LARGE_TEXT]) == [], route
+        tab.shoot("utc-times-health")
+    finally:
+        tab.close()
+    assert not tab.problems, tab.problems
+
+
+# Each line of the health chart and each legend's sample of it: colour, dash and name.
+LINES_JS = """() => {
+  const look = (e) => {
+    if (!e) return { stroke: 'none', dash: 'no sample' };
+    const style = getComputedStyle(e);
+    return { stroke: style.stroke, dash: style.strokeDasharray };
+  };
+  return {
+    lines: [...document.querySelectorAll('#health-chart path[data-series]')]
+      .map((p) => ({ name: p.dataset.series, ...look(p) })),
+    legend: [...document.querySelectorAll('.legend [data-series]')]
+      .map((s) => ({ name: s.textContent.trim(), ...look(s.querySelector('svg line')) })),
+    counts: [...document.querySelectorAll('#health-counts .stat')]
+      .map((s) => ({ name: s.querySelector('[data-count]').dataset.count,
+        ...look(s.querySelector('.stat-label svg line')) })),
+  };
+}"""
+
+
+def test_the_health_charts_lines_differ_by_dash_as_well_as_colour(
+    dashboard: Dashboard, seeded: Seeded
+) -> None:
+    page = dashboard.page
+    dashboard.view("health", "#health-chart svg.chart")
+    drawn = page.evaluate(LINES_JS)
+    names = ["accepted", "rejected", "deduplicated"]
+    assert [line["name"] for line in drawn["lines"]] == names
+    # Solid, dashed, dotted: no two lines alike once colour is taken away.
+    dashes = [line["dash"] for line in drawn["lines"]]
+    assert len(set(dashes)) == len(names), dashes
+    # The legend keeps its words, and each word's sample is its line: colour and dash.
+    assert drawn["legend"] == drawn["lines"]
+    assert drawn["counts"] == drawn["lines"]
+    assert page.locator("#health-chart svg.chart").get_attribute("aria-label")

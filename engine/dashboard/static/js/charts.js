@@ -30,7 +30,8 @@ export function sparkline(values, { color = '#4f46e5', height = 56, label = '' }
   svg('path', { d: line, fill: 'none', stroke: color, 'stroke-width': '2', 'vector-effect': 'non-scaling-stroke', 'stroke-linejoin': 'round' }));
 }
 
-// Several series over the same time axis, with a light grid and the top value marked.
+// Several series over the same time axis, with a light grid and the top value marked. Each
+// series has a `color` and may have a `dash` (an SVG dash array) and a `name`.
 export function lines(series, { height = 160, label = '' } = {}) {
   const width = 600;
   const pad = { top: 10, bottom: 18, left: 0, right: 0 };
@@ -44,10 +45,22 @@ export function lines(series, { height = 160, label = '' } = {}) {
   const paths = series.map((s) => {
     const offset = length - s.values.length;
     const d = s.values.map((v, i) => `${i ? 'L' : 'M'}${x(i + offset).toFixed(1)},${y(v).toFixed(1)}`).join(' ');
-    return svg('path', { d, fill: 'none', stroke: s.color, 'stroke-width': '2', 'vector-effect': 'non-scaling-stroke', 'stroke-linejoin': 'round' });
+    return svg('path', {
+      d, fill: 'none', stroke: s.color, 'stroke-dasharray': s.dash, 'stroke-width': '2', 'vector-effect': 'non-scaling-stroke',
+      'stroke-linejoin': 'round', 'stroke-linecap': 'round', 'data-series': s.name,
+    });
   });
   return svg('svg', { class: 'chart', viewBox: `0 0 ${width} ${height}`, preserveAspectRatio: 'none', height, role: 'img', 'aria-label': label },
     grid, paths);
+}
+
+// A line's sample for a legend, in its colour and its dash: where lines differ in both, the
+// legend is read without telling colours apart.
+export function lineKey(color, dash) {
+  return svg('svg', { class: 'key', viewBox: '0 0 24 10', 'aria-hidden': 'true' },
+    svg('line', {
+      x1: 2, y1: 5, x2: 22, y2: 5, stroke: color, 'stroke-dasharray': dash, 'stroke-width': '2', 'stroke-linecap': 'round',
+    }));
 }
 
 // Horizontal bars for shares (0..1), one row per item.

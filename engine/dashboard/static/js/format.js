@@ -46,11 +46,16 @@ export function dateTime(ms) {
   });
 }
 
-// Every shown time's hover text: the full local time, and the same instant in UTC as the logs
-// give it, since the page shows times in the browser's zone without naming one.
+// An instant in UTC to the second, as the logs give it.
+export function utc(ms) {
+  return `${new Date(ms).toISOString().slice(0, 19).replace('T', ' ')} UTC`;
+}
+
+// Every shown time's hover text: the full local time, and the same instant in UTC, since the
+// page shows times in the browser's zone without naming one.
 export function hover(ms) {
   if (ms == null) return null;
-  return `${dateTime(ms)} (your time) · ${new Date(ms).toISOString().slice(0, 19).replace('T', ' ')} UTC`;
+  return `${dateTime(ms)} (your time) · ${utc(ms)}`;
 }
 
 export function shortDate(ms) {

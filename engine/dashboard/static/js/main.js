@@ -3,6 +3,7 @@
 import { get } from './api.js';
 import { errorBanner, focusItem, replace } from './dom.js';
 import { Feed } from './feed.js';
+import { timesToggle } from './times.js';
 import * as alerts from './views/alerts.js';
 import * as health from './views/health.js';
 import * as household from './views/household.js';
@@ -23,6 +24,7 @@ const ROUTES = [
   [/^#\/health$/, health, 'health', 'Health'],
 ];
 
+timesToggle(document.getElementById('utc-times'));
 const main = document.getElementById('main');
 const feed = new Feed(document.getElementById('connection'));
 let leave = null;

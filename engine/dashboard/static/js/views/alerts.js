@@ -3,7 +3,8 @@
 import { get } from '../api.js';
 import { segmented } from '../controls.js';
 import { el, replace, row, table, empty, errorBanner, focusItem, keepFocus } from '../dom.js';
-import { hover, number, shortDate } from '../format.js';
+import { number, shortDate } from '../format.js';
+import { when } from '../times.js';
 import { who } from '../who.js';
 
 const REFRESH_MS = 3000;
@@ -22,7 +23,7 @@ const CONNECT = 'The worker has no Discord webhook, so alerts are kept here and 
   + 'it then delivers the pending ones.';
 
 function delivery(alert, webhook) {
-  if (alert.state === 'sent') return el('span', { class: 'muted', title: hover(alert.sent_at) }, `sent ${shortDate(alert.sent_at)}`);
+  if (alert.state === 'sent') return el('span', { class: 'muted' }, 'sent ', when('span', null, alert.sent_at, shortDate(alert.sent_at)));
   if (alert.last_error) return el('span', { class: alert.state === 'failed' ? 'failed-reason' : 'muted' }, alert.last_error);
   if (alert.state === 'pending' && webhook === false) return el('span', { class: 'no-webhook' }, NO_WEBHOOK);
   return el('span', { class: 'faint' }, 'waiting for its turn');
@@ -61,7 +62,7 @@ export function render(main) {
       replace(notice, webhook === false ? el('div', { class: 'notice', role: 'status' }, el('strong', null, 'No webhook configured. '), CONNECT) : null);
     }
     replace(body, shown.length ? table(COLUMNS, shown.map((a) => row(COLUMNS, [
-      el('span', { class: 'time', title: hover(a.created_at) }, shortDate(a.created_at)),
+      when('span', { class: 'time' }, a.created_at, shortDate(a.created_at)),
       a.rule,
       a.person ? who(a.person) : `#${a.person_id}`,
       a.summary,

@@ -3,10 +3,20 @@
 
 import { get } from '../api.js';
 import { el, replace, errorBanner } from '../dom.js';
-import { lines, sparkline } from '../charts.js';
+import { lineKey, lines, sparkline } from '../charts.js';
 import { duration, number } from '../format.js';
+import { when } from '../times.js';
 
 const KEEP = 300;
+// The collector's counts, each drawn as a line of its own colour and dash (solid, dashed,
+// dotted), so the lines read apart without their colours too; every legend and count shows
+// the same line. Accepted is more than the log head above: a resent event is accepted again
+// but kept once.
+const COUNTS = [
+  { name: 'accepted', label: 'Accepted', color: '#12b76a', dash: null, note: ', resent events included' },
+  { name: 'rejected', label: 'Rejected', color: '#f04438', dash: '7 5', note: '' },
+  { name: 'deduplicated', label: 'Deduplicated', color: '#98a2b3', dash: '0.5 5', note: ': resent events the log already had' },
+];
 
 function tile(id, label, unit, color) {
   const value = el('span', { class: 'stat-value' });
@@ -52,10 +62,10 @@ export function render(main, { feed }) {
   const counts = el('div', { class: 'grid cols-3', id: 'health-counts' });
   const chart = el('div', { class: 'card-body', id: 'health-chart' });
 
-  const count = (label, value, cls, note) => el('div', { class: 'card stat' },
-    el('span', { class: 'stat-label' }, el('span', { class: `swatch ${cls}` }), ' ', label),
-    el('span', { class: `stat-value${value == null ? ' unknown' : ''}`, 'data-count': cls }, value == null ? 'unknown' : number(value)),
-    el('span', { class: 'stat-note' }, value == null ? 'the collector cannot be reached' : `since the collector started${note}`));
+  const count = (series, value) => el('div', { class: 'card stat' },
+    el('span', { class: 'stat-label' }, lineKey(series.color, series.dash), ' ', series.label),
+    el('span', { class: `stat-value${value == null ? ' unknown' : ''}`, 'data-count': series.name }, value == null ? 'unknown' : number(value)),
+    el('span', { class: 'stat-note' }, value == null ? 'the collector cannot be reached' : `since the collector started${series.note}`));
 
   const draw = () => {
     if (!history.length) return;
@@ -65,22 +75,14 @@ export function render(main, { feed }) {
     lag.node.dataset.worker = now.worker || 'ok';
     outbox.update(now.outbox_pending, history.map((h) => h.outbox_pending), 'alerts waiting for Discord');
     const c = now.collector;
-    replace(counts,
-      // Accepted is more than the log head above: a resent event is accepted again but kept once.
-      count('Accepted', c && c.accepted, 'accepted', ', resent events included'),
-      count('Rejected', c && c.rejected, 'rejected', ''),
-      count('Deduplicated', c && c.deduplicated, 'deduplicated', ': resent events the log already had'));
-    const series = [
-      { values: deltas(history, 'accepted'), color: '#12b76a' },
-      { values: deltas(history, 'rejected'), color: '#f04438' },
-      { values: deltas(history, 'deduplicated'), color: '#98a2b3' },
-    ];
+    replace(counts, COUNTS.map((s) => count(s, c && c[s.name])));
+    const series = COUNTS.map((s) => ({ ...s, values: deltas(history, s.name) }));
     const peak = Math.max(0, ...series.flatMap((s) => s.values.map((v) => v || 0)));
     const span = Math.round((now.at - history[0].at) / 1000);
     replace(chart, history.length < 3 ? el('p', { class: 'faint' }, 'Collecting the first seconds…') : [
       lines(series, { label: 'Collector events per second' }),
-      el('div', { class: 'axis' }, el('span', null, span < 120 ? `${span} s ago` : `${Math.round(span / 60)} min ago`),
-        el('span', null, `peak ${number(peak)} events/s`), el('span', null, 'now')),
+      el('div', { class: 'axis' }, when('span', null, history[0].at, span < 120 ? `${span} s ago` : `${Math.round(span / 60)} min ago`),
+        el('span', null, `peak ${number(peak)} events/s`), when('span', null, now.at, 'now')),
     ]);
   };
 
@@ -92,10 +94,7 @@ export function render(main, { feed }) {
       counts,
       el('section', { class: 'card' },
         el('div', { class: 'card-head' }, el('h2', null, 'Collector, events per second'),
-          el('div', { class: 'legend' },
-            el('span', null, el('span', { class: 'swatch accepted' }), 'accepted'),
-            el('span', null, el('span', { class: 'swatch rejected' }), 'rejected'),
-            el('span', null, el('span', { class: 'swatch deduplicated' }), 'deduplicated'))),
+          el('div', { class: 'legend' }, COUNTS.map((s) => el('span', { 'data-series': s.name }, lineKey(s.color, s.dash), s.name)))),
         chart)));
 
   get('health').then((body) => {

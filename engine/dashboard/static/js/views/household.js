@@ -4,7 +4,8 @@
 import { get } from '../api.js';
 import { el, replace, row, table, errorBanner } from '../dom.js';
 import { activityCurves, bars, memberClass, memberColor, probabilityBar } from '../charts.js';
-import { hover, percent, plural, shortDate, text } from '../format.js';
+import { percent, plural, shortDate, text } from '../format.js';
+import { when } from '../times.js';
 import { personName } from '../who.js';
 
 function hourLabel(hour) {
@@ -40,7 +41,7 @@ function driftItem(change, indexOf) {
   const title = change.kind === 'join' ? `${who || 'A new member'} appeared`
     : change.kind === 'leave' ? `${who || 'A member'} left` : 'Behaviour changed';
   return el('li', { class: 'feed-item', 'data-kind': change.kind || 'change' },
-    el('span', { class: 'time', title: hover(change.at_ms) }, shortDate(change.at_ms)),
+    when('span', { class: 'time' }, change.at_ms, shortDate(change.at_ms)),
     el('div', { class: 'feed-main' },
       el('div', { class: 'feed-title' }, el('span', { class: `badge ${change.kind === 'leave' ? 'refused' : 'merged'}` }, change.kind || 'change'), title),
       el('div', { class: 'feed-sub' },
@@ -65,7 +66,7 @@ function orderRow(attribution, indexOf) {
   });
   const name = (id) => (indexOf.has(Number(id)) ? `Member ${indexOf.get(Number(id)) + 1}` : `Former member ${id}`);
   return row(ORDER_COLUMNS, [
-    el('span', { class: 'time', title: hover(attribution.timestamp) }, shortDate(attribution.timestamp)),
+    when('span', { class: 'time' }, attribution.timestamp, shortDate(attribution.timestamp)),
     attribution.order_id ? el('span', { class: 'mono' }, text(attribution.order_id)) : '—',
     el('strong', null, `${name(attribution.member)} · ${percent(attribution.probability)}`),
     el('div', { class: 'prob' }, probabilityBar(parts),

@@ -2,7 +2,8 @@
 
 import { segmented } from '../controls.js';
 import { el, replace, row, empty } from '../dom.js';
-import { clock, hover, money } from '../format.js';
+import { clock, money } from '../format.js';
+import { when } from '../times.js';
 import { who } from '../who.js';
 
 const COLUMNS = [
@@ -27,7 +28,7 @@ function matches(event, type, text) {
 
 function eventRow(event, fresh) {
   return row(COLUMNS, [
-    el('span', { class: 'time', title: hover(event.received_at) }, clock(event.received_at)),
+    when('span', { class: 'time' }, event.received_at, clock(event.received_at)),
     el('span', { class: `badge type-${event.type}` }, event.type),
     event.name || (event.type === 'identify' ? 'Identified' : el('span', { class: 'faint' }, '—')),
     event.page ? el('span', { class: 'mono' }, event.page) : el('span', { class: 'faint' }, '—'),

@@ -4,19 +4,19 @@
 import { get } from '../api.js';
 import { personSearch } from '../controls.js';
 import { el, replace, empty, errorBanner, focusItem } from '../dom.js';
-import { ago, dateTime, hover, plural } from '../format.js';
+import { ago, dateTime, plural } from '../format.js';
+import { when } from '../times.js';
 import { personName, who } from '../who.js';
 
 function personItem(person) {
   return el('li', { class: 'feed-item', 'data-person': person.id },
-    el('span', { class: 'time', title: hover(person.last_seen) },
-      person.last_seen == null ? '—' : ago(person.last_seen)),
+    when('span', { class: 'time' }, person.last_seen, ago(person.last_seen)),
     el('div', { class: 'feed-main' },
       el('div', { class: 'feed-title' }, who(person.label),
         person.verified ? el('span', { class: 'badge verified' }, 'verified') : null),
       el('div', { class: 'feed-facts' },
         el('span', null, el('b', null, plural(person.event_count, 'event', 'events'))),
-        el('span', { title: hover(person.first_seen) }, 'first seen ', dateTime(person.first_seen)))),
+        el('span', null, 'first seen ', when('span', null, person.first_seen, dateTime(person.first_seen))))),
     el('a', { class: 'button small', href: `#/people/${person.id}`, 'aria-label': `Open ${personName(person.label)}` }, 'Open'));
 }
 

@@ -3,7 +3,8 @@
 
 import { get } from '../api.js';
 import { el, replace, empty, errorBanner, focusItem, keepFocus } from '../dom.js';
-import { browser, dateTime, duration, hover, money, number, plural, shortDate, text } from '../format.js';
+import { browser, dateTime, duration, money, number, plural, shortDate, text } from '../format.js';
+import { when } from '../times.js';
 import { avatar, personName, who } from '../who.js';
 
 const PAGE = 50;
@@ -50,7 +51,7 @@ function timelineItems(events) {
     }
     const classes = ['tl-item', event.stitched ? 'stitched' : '', event.type === 'identify' ? 'identify' : ''];
     items.push(el('li', { class: classes.join(' ').trim(), 'data-seq': event.seq, 'data-stitched': String(event.stitched) },
-      el('div', { class: 'tl-when', title: hover(event.timestamp) }, shortDate(event.timestamp)),
+      when('div', { class: 'tl-when' }, event.timestamp, shortDate(event.timestamp)),
       el('div', { class: 'tl-rail' }),
       el('div', { class: 'tl-body' },
         el('div', { class: 'tl-title' }, title(event),
@@ -73,6 +74,12 @@ function counterpart(change, personId) {
   if (change.kind !== 'refused') return null;
   const other = change.person && change.person.id === personId ? change.other : change.person;
   return other ? [el('span', { class: 'muted' }, 'kept apart from'), who(other)] : null;
+}
+
+// When a browser was identified, said from the first visit; in UTC, the instant as well.
+function identifiedAt(ms, firstSeen) {
+  const after = `identified ${duration(ms - firstSeen)} after the first visit`;
+  return when('dd', null, ms, after, (instant) => [after, ', at ', instant]);
 }
 
 function fact(label, value) {
@@ -125,8 +132,8 @@ export function render(main, { feed }, [id]) {
                 el('span', { class: `badge ${person.identified ? 'identified' : ''}` }, person.identified ? 'Identified' : 'Anonymous'),
                 el('span', { class: 'muted' }, `person #${person.id}`)))),
           el('div', { class: 'facts' },
-            fact('First seen', el('span', { title: hover(person.first_seen) }, dateTime(person.first_seen))),
-            fact('Last seen', el('span', { title: hover(person.last_seen) }, dateTime(person.last_seen))),
+            fact('First seen', when('span', null, person.first_seen, dateTime(person.first_seen))),
+            fact('Last seen', when('span', null, person.last_seen, dateTime(person.last_seen))),
             fact('Events', number(person.event_count)),
             fact('Order value', ordersValue))),
         el('div', { class: 'split' },
@@ -142,8 +149,8 @@ export function render(main, { feed }, [id]) {
                 chipList(`Browsers (${person.anonymous_ids.length})`, person.anonymous_ids),
                 person.browsers.length ? el('dl', { class: 'kv' }, person.browsers.map((b) => [
                   el('dt', { class: 'mono', title: b.anonymous_id }, browser(b.anonymous_id)),
-                  el('dd', { title: hover(b.identified_at) }, b.identified_at == null ? 'joined by stitching'
-                    : `identified ${duration(b.identified_at - person.first_seen)} after the first visit`),
+                  b.identified_at == null ? el('dd', null, 'joined by stitching')
+                    : identifiedAt(b.identified_at, person.first_seen),
                 ])) : null)),
             el('section', { class: 'card', id: 'orders' }, el('div', { class: 'card-head' }, el('h2', null, 'Orders')), orders),
             el('section', { class: 'card' }, el('div', { class: 'card-head' }, el('h2', null, 'Traits')),
@@ -152,7 +159,7 @@ export function render(main, { feed }, [id]) {
                 : el('span', { class: 'faint' }, 'No traits sent'))),
             el('section', { class: 'card' }, el('div', { class: 'card-head' }, el('h2', null, 'Identity events')),
               person.identity_events.length ? el('ul', { class: 'feed-list' }, person.identity_events.map((c) =>
-                el('li', { class: 'feed-item' }, el('span', { class: 'time', title: hover(c.at) }, shortDate(c.at)),
+                el('li', { class: 'feed-item' }, when('span', { class: 'time' }, c.at, shortDate(c.at)),
                   el('div', { class: 'feed-main' }, el('div', { class: 'feed-title' },
                     el('span', { class: `badge ${c.kind}` }, c.kind), counterpart(c, person.id)),
                   el('div', { class: 'feed-sub' }, c.explanation || `${number(c.anonymous_events_stitched)} anonymous events stitched`)), null)))
@@ -168,7 +175,7 @@ export function render(main, { feed }, [id]) {
         // room in this side card and broke in two ("FK-" / "MX6CV8TY").
         el('li', { class: 'feed-item order' },
           el('div', { class: 'feed-main' }, el('div', { class: 'feed-title' }, o.order_id ? text(o.order_id) : 'Order'),
-            el('div', { class: 'feed-sub' }, el('span', { class: 'time', title: hover(o.timestamp) }, shortDate(o.timestamp)),
+            el('div', { class: 'feed-sub' }, when('span', { class: 'time' }, o.timestamp, shortDate(o.timestamp)),
               o.products.length ? ` · ${o.products.join(', ')}` : null)),
           el('strong', { class: 'num' }, money(o.value, o.currency)))))
         : el('span', { class: 'faint' }, 'No orders yet'),

@@ -4,7 +4,8 @@
 import { get } from '../api.js';
 import { segmented } from '../controls.js';
 import { el, replace, empty, errorBanner, focusItem } from '../dom.js';
-import { clock, duration, hover, number, plural } from '../format.js';
+import { clock, duration, number, plural } from '../format.js';
+import { when } from '../times.js';
 import { personName, who } from '../who.js';
 
 const KINDS = {
@@ -34,7 +35,7 @@ function stitchItem(change, fresh) {
   if (change.person) title.push(who(change.person));
   if (refused && change.other) title.push(el('span', { class: 'muted' }, 'kept apart from'), who(change.other));
   return el('li', { class: `feed-item${fresh ? ' fresh' : ''}`, 'data-kind': change.kind, 'data-id': change.id },
-    el('div', { class: 'time', title: hover(change.at) }, clock(change.at)),
+    when('div', { class: 'time' }, change.at, clock(change.at)),
     el('div', { class: 'feed-main' }, el('div', { class: 'feed-title' }, title), el('div', { class: 'feed-facts' }, facts)),
     change.person ? el('a', {
       class: 'button small', href: `#/people/${change.person.id}`, 'aria-label': `History of ${personName(change.person)}`,
