@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import math
 import os
+import sqlite3
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -14,7 +16,7 @@ from bond import config as config_module
 from bond.config import Config
 from bond.errors import BondError, StorageError
 from bond.logs import log
-from bond.storage.dirlock import DirectoryInUse
+from bond.storage.dirlock import COLLECTOR, WORKER, DirectoryInUse, Role
 
 Command = Callable[[argparse.Namespace, Config], int]
 
@@ -330,6 +332,10 @@ def _serve(args: argparse.Namespace, config: Config) -> int:
         return serve_collector(config, host=args.host, port=args.port)
     except DirectoryInUse as exc:
         return _refused(exc)
+    except (StorageError, sqlite3.Error) as exc:
+        if not _disk_refused(exc):
+            raise
+        return _no_room(exc, COLLECTOR, config)
 
 
 def _worker(args: argparse.Namespace, config: Config) -> int:
@@ -339,6 +345,10 @@ def _worker(args: argparse.Namespace, config: Config) -> int:
         run_worker(config)
     except DirectoryInUse as exc:
         return _refused(exc)
+    except (StorageError, sqlite3.Error) as exc:
+        if not _disk_refused(exc):
+            raise
+        return _no_room(exc, WORKER, config)
     return 0
 
 
@@ -352,6 +362,39 @@ def _refused(exc: DirectoryInUse) -> int:
         reason=str(exc),
     )
     return 1
+
+
+def _no_room(exc: Exception, role: Role, config: Config) -> int:
+    """A service's stderr is its log, so that it could not start for want of room is one JSON
+    line like the rest, not main's plain one."""
+    log(
+        "data_dir_full",
+        app=role.name,
+        data_dir=str(config.data_dir),
+        reason=(
+            f"the disk under {config.data_dir} is full ({exc}): free space there, then start "
+            f"{role.command} again"
+        ),
+    )
+    return 1
+
+
+def _disk_refused(exc: BaseException) -> bool:
+    """Whether `exc`, or an error it was raised from, is the disk taking no more: out of space
+    or over a quota or a file-size limit. SQLite names all but the first an I/O error, and so
+    the one a full disk gives as it makes a database's shared-memory file."""
+    error: BaseException | None = exc
+    while error is not None:
+        if isinstance(error, OSError) and error.errno in _NO_ROOM:
+            return True
+        code = getattr(error, "sqlite_errorcode", None)
+        if isinstance(code, int) and code & 0xFF in (sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR):
+            return True
+        error = error.__cause__
+    return False
+
+
+_NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
 
 def _api(args: argparse.Namespace, config: Config) -> int:

@@ -5,7 +5,8 @@ writes) it produced, so a crash or kill -9 at any point neither loses nor re-app
 
 A write the disk refuses (full, over a quota) rolls its batch back like a crash would; the
 worker says so once, waits, and applies the batch again from its offset once there is room,
-rather than exit and be restarted into the same refusal by its service manager.
+rather than exit and be restarted into the same refusal by its service manager. A disk full at
+start, with no room to open the databases, is waited out the same way.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import gc
 import signal
 import sqlite3
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -420,6 +422,40 @@ def run_worker(config: Config) -> None:
     # Taken before either database is opened: a second worker, refused, has touched neither,
     # and sends no alert (the sender starts within the lock).
     with holding(config.data_dir, WORKER):
-        worker = Worker(config, default_hooks(config))
+        worker = _opened(config, lambda: Worker(config, default_hooks(config)))
+        if worker is None:
+            return
         # The sender delivers what the worker's hooks committed to the alert outbox, beside it.
         worker.run(beside=running_sender(config))
+
+
+def _opened(config: Config, make: Callable[[], Worker]) -> Worker | None:
+    """`make()`, made again after a pause while the disk refuses what opening the databases
+    writes, as during a run; None when stopped meanwhile.
+
+    A full disk at start is waited out only for databases that exist: without room to create
+    them this is a first start, and it fails at once with the reason.
+    """
+    existing = config.events_db.exists() and config.state_db.exists()
+    outage, retry_s = Outage("worker_storage"), RETRY_S[0]
+    stopping = threading.Event()
+    signals = (signal.SIGTERM, signal.SIGINT)
+    previous = {sig: signal.signal(sig, lambda signum, frame: stopping.set()) for sig in signals}
+    try:
+        while True:
+            try:
+                worker = make()
+            except (StorageError, sqlite3.Error) as exc:
+                if not (existing and _passing(exc)):
+                    raise
+                outage.failed(str(exc), retry_s=retry_s)
+                if stopping.wait(retry_s):
+                    log("worker_stopped", applied=0)
+                    return None
+                retry_s = min(retry_s * 2, RETRY_S[1])
+                continue
+            outage.ended()
+            return worker
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -3,8 +3,8 @@
 Two collectors on one event log fought over its write lock (under load some requests failed with
 503 "database is locked"), and two workers would apply the same events. The lock is an advisory
 `flock`, released by the kernel when its holder exits however it exits, so a kill -9 leaves no
-stale lock to block a restart. The holder writes its pid into the file, so that the process
-refused can say which one holds the directory.
+stale lock to block a restart. The holder writes its pid into the file when the disk has room
+for it, so that the process refused can say which one holds the directory.
 
 `bond api` only reads and takes no lock: any number may run. The worker's lock is the file
 `bond erase` and `bond alerts send` test (engine/privacy/lock.py) to know whether a worker runs.
@@ -12,6 +12,7 @@ refused can say which one holds the directory.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 from collections.abc import Iterator
@@ -56,19 +57,24 @@ class DataDirLock:
 
     def acquire(self) -> bool:
         """Take the lock if it is free; False when another process holds it."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        fd = -1
         try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        except BlockingIOError:
-            os.close(fd)
-            return False
         except OSError as exc:
-            os.close(fd)
+            if fd >= 0:
+                os.close(fd)
+            if isinstance(exc, BlockingIOError):
+                return False
             raise StorageError(f"cannot lock {self.path}: {exc}") from exc
         self._fd = fd
+        # The pid only names the holder in another process's refusal. A full disk must not stop
+        # this process from starting (it waits for room as it does once running), so the file
+        # may stay empty, or keep a dead holder's pid, which holder() tells apart.
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         return True
 
     def release(self) -> None:

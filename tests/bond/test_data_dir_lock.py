@@ -4,6 +4,7 @@ restart."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import httpx
 import orjson
 
 from bond.bench.processes import free_port
+from bond.storage.dirlock import WORKER, DataDirLock
 from conftest import ROOT, BondProcess, Collector, start_worker, wait_until
 
 
@@ -78,3 +80,41 @@ def test_the_demo_refuses_a_data_directory_a_collector_runs_on(collector: Collec
     assert "another bond serve is running" in demo.stderr
     # Refused before it emptied the log files to start its own processes.
     assert (logs / "collector.log").read_text() == "an earlier demo's log\n"
+
+
+# Holds `worker`'s lock on the data directory argv[1] with no room for any file to grow, as on a
+# full disk, until its input ends; says whether it took it.
+_HOLD_ON_A_FULL_DISK = """
+import resource, sys
+from pathlib import Path
+from bond.storage.dirlock import WORKER, DataDirLock
+
+resource.setrlimit(resource.RLIMIT_FSIZE, (0, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+print(DataDirLock(Path(sys.argv[1]), WORKER).acquire(), flush=True)
+sys.stdin.read()
+"""
+
+
+def test_the_lock_is_taken_on_a_disk_with_no_room_for_the_pid(data_dir: Path) -> None:
+    with subprocess.Popen(
+        [sys.executable, "-c", _HOLD_ON_A_FULL_DISK, str(data_dir)],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as holder:
+        assert holder.stdout is not None and holder.stdin is not None
+        taken = holder.stdout.readline()
+        if taken == "True\n":
+            lock = DataDirLock(data_dir, WORKER)
+            assert lock.path.read_text() == ""
+            assert not lock.acquire()  # held all the same, by a holder it cannot name
+            assert lock.holder() is None
+        _, error = holder.communicate(timeout=10)
+    # Before, "cannot lock ...: [Errno 27] File too large", and no process started.
+    assert (taken, holder.returncode) == ("True\n", 0), error
+    lock = DataDirLock(data_dir, WORKER)
+    assert lock.acquire()
+    assert lock.holder() == os.getpid()
+    lock.release()

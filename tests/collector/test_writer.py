@@ -19,6 +19,7 @@ import orjson
 import pytest
 
 from bond.errors import Unavailable
+from bond.storage.eventlog import SqliteEventLog
 from collector.writer import Writer
 from conftest import WRITE_KEY, Collector, wait_until
 
@@ -348,3 +349,83 @@ def test_a_full_disk_is_refused_with_its_reason_until_there_is_room_again(
         stored = "SELECT count(*) FROM events WHERE message_id LIKE ?"
         assert conn.execute(stored, ("full-%",)).fetchone()[0] == 600
         assert conn.execute(stored, ("one%",)).fetchone()[0] == 0
+
+
+@contextmanager
+def full_disk_for_children(room: int = 0) -> Iterator[tuple[int, int]]:
+    """Processes started in the block cannot grow a file past `room` bytes, as on a full disk;
+    this one only for the block. Gives the limits to put back for them once there is room."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (room, hard))
+    try:
+        yield soft, hard
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+
+
+def test_a_collector_started_on_a_full_disk_refuses_with_its_reason_until_there_is_room(
+    tmp_path: Path,
+) -> None:
+    data_dir = tmp_path / "data"
+    db = data_dir / "events.db"
+    # The existing log, as a collector left it, open elsewhere (a worker, `bond api`), its WAL
+    # emptied: the next commit must grow a file.
+    reader = SqliteEventLog(db)
+    reader.suppression_key()
+    assert reader.checkpoint() and db.with_name("events.db-wal").stat().st_size == 0
+    collector = Collector(data_dir)
+    with full_disk_for_children() as room:
+        collector.launch()
+    assert collector.proc is not None
+
+    def health() -> httpx.Response | None:
+        assert collector.proc is not None and collector.proc.poll() is None, collector.log
+        try:
+            return httpx.get(f"{collector.url}/healthz", timeout=10)
+        except httpx.HTTPError:
+            return None
+
+    try:
+        # Before, it exited at once: its lock's pid did not fit on the disk.
+        health_then = wait_until(health, timeout=20, what="the collector to answer")
+        assert health_then.status_code == 503
+        assert health_then.json()["reason"].startswith("the event log cannot be written")
+        assert (data_dir / "collector.lock").read_text() == ""
+        refused = httpx.post(f"{collector.url}/v1/batch", content=batch(5, "full"))
+        assert refused.status_code == 503
+        assert refused.headers["Retry-After"] == "10"
+        assert refused.json()["reason"].startswith("the event log cannot be written")
+        for pid in (collector.proc.pid, commit_process(collector)):
+            resource.prlimit(pid, resource.RLIMIT_FSIZE, room)
+        # The client's retry, with no restart.
+        assert httpx.post(f"{collector.url}/v1/batch", content=batch(5, "full")).status_code == 200
+        assert httpx.get(f"{collector.url}/healthz").status_code == 200
+    finally:
+        collector.stop()
+        reader.close()
+    assert collector.proc.returncode == 0
+    assert '"event":"event_log_write_recovered"' in collector.log
+    with sqlite3.connect(db) as conn:
+        stored = "SELECT count(*) FROM events WHERE message_id LIKE ?"
+        assert conn.execute(stored, ("full-%",)).fetchone()[0] == 5
+
+
+def test_a_collector_that_cannot_open_the_log_for_a_full_disk_says_so_in_one_line(
+    tmp_path: Path,
+) -> None:
+    data_dir = tmp_path / "data"
+    SqliteEventLog(data_dir / "events.db").close()
+    # Its last connection closed, the log keeps no shared-memory file, and opening it makes one
+    # of 32 KiB: with room for less, no process can read it (SQLite: "disk I/O error").
+    assert not (data_dir / "events.db-shm").exists()
+    collector = Collector(data_dir)
+    with full_disk_for_children(16 * 1024):
+        collector.launch()
+    assert collector.proc is not None
+    assert collector.proc.wait(timeout=30) == 1
+    # Before, a plain line and no JSON: "bond: cannot open database ...: disk I/O error".
+    [line] = [orjson.loads(line) for line in collector.log.splitlines()]
+    assert (line["event"], line["app"]) == ("data_dir_full", "collector")
+    assert line["reason"].startswith(f"the disk under {data_dir} is full (cannot ")
+    assert "disk I/O error" in line["reason"]
+    assert line["reason"].endswith("free space there, then start bond serve again")

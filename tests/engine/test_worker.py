@@ -7,6 +7,8 @@ import signal
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -315,3 +317,74 @@ def test_progress_is_logged_when_the_offset_moved_not_while_idle(
     progress = logs.records("worker_progress")
     assert [line["offset"] for line in progress] == [1]
     engine.close()
+
+
+@contextmanager
+def full_disk_for_children(room: int) -> Iterator[tuple[int, int]]:
+    """Processes started in the block cannot grow a file past `room` bytes, as on a full disk;
+    this one only for the block. Gives the limits to put back for them once there is room."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (room, hard))
+    try:
+        yield soft, hard
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+
+
+def test_a_worker_started_on_a_full_disk_waits_then_applies_every_event_once(
+    tmp_path: Path,
+) -> None:
+    data_dir = tmp_path / "data"
+    log = SqliteEventLog(data_dir / "events.db")
+    send(log, 0, 10)
+    first = start_worker(data_dir)
+    wait_until(lambda: state_offset(data_dir) == 10, what="the first events applied")
+    assert first.stop() == 0
+    send(log, 10, 40)
+    # Its last connection closed, a database keeps no shared-memory file, and opening it makes
+    # one of 32 KiB: a limit below that refuses it as a full disk does (SQLite: "disk I/O
+    # error"), yet takes the worker's lines.
+    log.close()
+    assert not (data_dir / "events.db-shm").exists()
+    worker = WorkerProcess(data_dir)
+    # Room for the worker's lines, not for that file.
+    with full_disk_for_children(16 * 1024) as room:
+        worker.launch()
+    assert worker.proc is not None
+    try:
+        wait_until(
+            lambda: worker.proc.poll() is not None or "worker_storage_failed" in worker.log,
+            what="the worker to say",
+        )
+        time.sleep(1.2)  # a few more tries, each refused
+        # Before, it exited with "cannot open database": its service manager would start it
+        # again into the same refusal.
+        assert worker.proc.poll() is None, worker.log
+        resource.prlimit(worker.proc.pid, resource.RLIMIT_FSIZE, room)
+        wait_until(lambda: state_offset(data_dir) == 50, what="every event applied, with room")
+    finally:
+        worker.stop()
+    assert worker.proc.returncode == 0
+    lines = [orjson.loads(line) for line in worker.log.splitlines()]
+    events = [line["event"] for line in lines]
+    assert events[:3] == ["worker_storage_failed", "worker_storage_recovered", "worker_started"]
+    assert "disk I/O error" in lines[0]["reason"] and lines[2]["offset"] == 10
+    assert replayed(data_dir, tmp_path / "replay") == dump(data_dir / "state.db")
+
+
+def test_a_worker_with_no_room_to_create_its_databases_says_so_in_one_line(
+    tmp_path: Path,
+) -> None:
+    data_dir = tmp_path / "data"
+    worker = WorkerProcess(data_dir)
+    with full_disk_for_children(16 * 1024):  # room for its lines, not for a new database
+        worker.launch()
+    assert worker.proc is not None
+    assert worker.proc.wait(timeout=30) == 1
+    # Before, a plain line and no JSON: "bond: cannot open database ...: disk I/O error".
+    [line] = [orjson.loads(line) for line in worker.log.splitlines()]
+    assert (line["event"], line["app"]) == ("data_dir_full", "worker")
+    assert line["data_dir"] == str(data_dir)
+    assert line["reason"].startswith(f"the disk under {data_dir} is full (cannot ")
+    assert "disk I/O error" in line["reason"]
+    assert line["reason"].endswith("free space there, then start bond worker again")
