@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -269,6 +270,18 @@ class LogCapture:
     def records(self, event: str) -> list[dict[str, Any]]:
         lines = [orjson.loads(line) for line in self.text.splitlines() if line]
         return [line for line in lines if line["event"] == event]
+
+
+@contextmanager
+def full_disk_for_children(room: int = 0) -> Iterator[tuple[int, int]]:
+    """Processes started in the block cannot grow a file past `room` bytes, as on a full disk;
+    this one only for the block. Gives the limits to put back for them once there is room."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (room, hard))
+    try:
+        yield soft, hard
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
 
 
 @contextmanager

@@ -21,7 +21,7 @@ import pytest
 from bond.errors import Unavailable
 from bond.storage.eventlog import SqliteEventLog
 from collector.writer import Writer
-from conftest import WRITE_KEY, Collector, wait_until
+from conftest import WRITE_KEY, Collector, full_disk_for_children, wait_until
 
 FRAME = 24 + 4096  # a WAL frame: its header and a page
 
@@ -349,18 +349,6 @@ def test_a_full_disk_is_refused_with_its_reason_until_there_is_room_again(
         stored = "SELECT count(*) FROM events WHERE message_id LIKE ?"
         assert conn.execute(stored, ("full-%",)).fetchone()[0] == 600
         assert conn.execute(stored, ("one%",)).fetchone()[0] == 0
-
-
-@contextmanager
-def full_disk_for_children(room: int = 0) -> Iterator[tuple[int, int]]:
-    """Processes started in the block cannot grow a file past `room` bytes, as on a full disk;
-    this one only for the block. Gives the limits to put back for them once there is room."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (room, hard))
-    try:
-        yield soft, hard
-    finally:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
 
 
 def test_a_collector_started_on_a_full_disk_refuses_with_its_reason_until_there_is_room(

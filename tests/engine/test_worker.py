@@ -7,8 +7,6 @@ import signal
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,6 +24,7 @@ from conftest import (
     Collector,
     ReadApi,
     captured_logs,
+    full_disk_for_children,
     start_together,
     start_worker,
     stop_together,
@@ -317,18 +316,6 @@ def test_progress_is_logged_when_the_offset_moved_not_while_idle(
     progress = logs.records("worker_progress")
     assert [line["offset"] for line in progress] == [1]
     engine.close()
-
-
-@contextmanager
-def full_disk_for_children(room: int) -> Iterator[tuple[int, int]]:
-    """Processes started in the block cannot grow a file past `room` bytes, as on a full disk;
-    this one only for the block. Gives the limits to put back for them once there is room."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (room, hard))
-    try:
-        yield soft, hard
-    finally:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
 
 
 def test_a_worker_started_on_a_full_disk_waits_then_applies_every_event_once(
