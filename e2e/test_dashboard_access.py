@@ -2,8 +2,9 @@
 200% zoom, in Chromium against the whole stack: every view reached and worked with the keys
 alone, the focus always visible and landing on each view's heading, every control named in the
 accessibility tree, text contrast to WCAG AA, nothing cut off at 200%, no animation for those
-who asked for less motion, every time's exact UTC instant shown without a mouse, and chart
-lines told apart without colour. One stack for the module, seeded once."""
+who asked for less motion, every time's exact UTC instant shown without a mouse, chart lines
+and a household's members told apart without colour, and every chart named with its series and
+their values. One stack for the module, seeded once."""
 
 from __future__ import annotations
 
@@ -648,23 +649,27 @@ def test_a_tap_shows_exact_times_on_a_touch_screen_with_nothing_cut_off(
     assert not tab.problems, tab.problems
 
 
-# Each line of the health chart and each legend's sample of it: colour, dash and name.
-LINES_JS = """() => {
+# A line as drawn, or its sample in a legend: its colour and its dash.
+LOOK_JS = """
   const look = (e) => {
     if (!e) return { stroke: 'none', dash: 'no sample' };
     const style = getComputedStyle(e);
     return { stroke: style.stroke, dash: style.strokeDasharray };
   };
-  return {
+"""
+
+# Each line of the health chart and each legend's sample of it: colour, dash and name.
+LINES_JS = f"""() => {{ {LOOK_JS}
+  return {{
     lines: [...document.querySelectorAll('#health-chart path[data-series]')]
-      .map((p) => ({ name: p.dataset.series, ...look(p) })),
+      .map((p) => ({{ name: p.dataset.series, ...look(p) }})),
     legend: [...document.querySelectorAll('.legend [data-series]')]
-      .map((s) => ({ name: s.textContent.trim(), ...look(s.querySelector('svg line')) })),
+      .map((s) => ({{ name: s.textContent.trim(), ...look(s.querySelector('svg line')) }})),
     counts: [...document.querySelectorAll('#health-counts .stat')]
-      .map((s) => ({ name: s.querySelector('[data-count]').dataset.count,
-        ...look(s.querySelector('.stat-label svg line')) })),
-  };
-}"""
+      .map((s) => ({{ name: s.querySelector('[data-count]').dataset.count,
+        ...look(s.querySelector('.stat-label svg line')) }})),
+  }};
+}}"""
 
 
 def test_the_health_charts_lines_differ_by_dash_as_well_as_colour(
@@ -682,3 +687,123 @@ def test_the_health_charts_lines_differ_by_dash_as_well_as_colour(
     assert drawn["legend"] == drawn["lines"]
     assert drawn["counts"] == drawn["lines"]
     assert page.locator("#health-chart svg.chart").get_attribute("aria-label")
+
+
+# A household's activity curves, the samples in the chart's legend and on each member's card:
+# colour, dash and name.
+CURVES_JS = f"""() => {{ {LOOK_JS}
+  return {{
+    curves: [...document.querySelectorAll('svg.curves path[data-series]')]
+      .map((p) => ({{ name: p.dataset.series, ...look(p) }})),
+    legend: [...document.querySelectorAll('.legend [data-series]')]
+      .map((s) => ({{ name: s.textContent.trim(), ...look(s.querySelector('svg line')) }})),
+    cards: [...document.querySelectorAll('#members .member h3')]
+      .map((h) => ({{ name: h.textContent.trim(), ...look(h.querySelector('svg line')) }})),
+  }};
+}}"""
+
+# Each order's probability bar, part by part (whose it is, how much of the bar it takes, the
+# number written in it and how that reads on its colour), and its legend: each member's key and
+# what is written beside it.
+PARTS_JS = f"""() => {{ {COLOUR_JS}
+  const inside = (a, b) => a.left >= b.left - 0.5 && a.right <= b.right + 0.5;
+  return [...document.querySelectorAll('#conversions tbody tr')].map((row) => {{
+    const bar = row.querySelector('svg.prob-bar');
+    const texts = [...bar.querySelectorAll('text[data-member]')];
+    return {{
+      bar: [...bar.querySelectorAll('rect[data-member]')].map((r) => {{
+        const box = r.getBoundingClientRect();
+        const text = texts.find((t) => t.dataset.member === r.dataset.member);
+        const fill = parse(getComputedStyle(r).fill);
+        return {{
+          name: r.dataset.member,
+          share: box.width / bar.getBoundingClientRect().width,
+          mark: text ? text.textContent : null,
+          fits: text ? inside(text.getBoundingClientRect(), box) : null,
+          ink: text ? contrast(parse(getComputedStyle(text).fill), fill) : null,
+        }};
+      }}),
+      legend: [...row.querySelectorAll('.prob-legend [data-member]')].map((s) => ({{
+        name: s.dataset.member,
+        mark: s.querySelector('.mark').textContent,
+        said: [...s.childNodes].filter((n) => n.nodeType === Node.TEXT_NODE)
+          .map((n) => n.textContent).join(''),
+      }})),
+    }};
+  }});
+}}"""
+
+
+def test_a_households_members_differ_by_more_than_colour(
+    dashboard: Dashboard, seeded: Seeded
+) -> None:
+    page = dashboard.page
+    dashboard.view(f"households/{seeded.household}", "#conversions tbody tr")
+    members = page.locator("#members .member").count()
+    names = [f"Member {n}" for n in range(1, members + 1)]
+
+    # Each member's activity curve has a dash of its own, and the legend and their card show
+    # that curve's sample beside their name: read alike without colour.
+    drawn = page.evaluate(CURVES_JS)
+    assert [curve["name"] for curve in drawn["curves"]] == names
+    dashes = [curve["dash"] for curve in drawn["curves"]]
+    assert len(set(dashes)) == members, dashes
+    assert drawn["legend"] == drawn["curves"]
+    assert drawn["cards"] == drawn["curves"]
+
+    # Each order's bar: a member's part carries their number wherever it has room, on ink that
+    # reads on their colour, and their key in the legend beside it carries the same number.
+    rows = page.evaluate(PARTS_JS)
+    assert rows and all(row["bar"] for row in rows)
+    numbered = 0
+    for row in rows:
+        assert [part["name"] for part in row["bar"]] == [key["name"] for key in row["legend"]]
+        for part, key in zip(row["bar"], row["legend"], strict=True):
+            current = part["name"] in names
+            assert key["mark"] == (part["name"].removeprefix("Member ") if current else "")
+            assert key["said"].startswith(part["name"] + " ")
+            if current and part["share"] >= 0.1:
+                assert part["mark"] == key["mark"], part
+                assert part["fits"] and part["ink"] >= AA_TEXT, part
+                numbered += 1
+            elif not current:
+                assert part["mark"] is None, part
+    assert numbered
+    # The numbers are for the eye: a screen reader hears each name and share once.
+    legend = page.locator("#conversions .prob-legend").first.aria_snapshot()
+    assert legend == "- text: " + " ".join(key["said"] for key in rows[0]["legend"])
+
+
+def test_every_chart_names_its_series_and_their_newest_values(
+    dashboard: Dashboard, seeded: Seeded
+) -> None:
+    page = dashboard.page
+    dashboard.view("health", "#health-chart svg.chart")
+    page.wait_for_selector("#health-lag .unit")
+    # Each tile's chart says the value the tile shows (read in one go: it redraws each second).
+    tiles = page.evaluate(
+        """() => [...document.querySelectorAll('.stat[id^="health-"]')].map((t) => ({
+          label: t.querySelector('.stat-label').textContent,
+          value: t.querySelector('.stat-value').textContent,
+          name: t.querySelector('svg.spark').getAttribute('aria-label'),
+        }))"""
+    )
+    assert [tile["label"] for tile in tiles] == ["Ingest rate", "Worker lag", "Alert outbox"]
+    for tile in tiles:
+        assert tile["name"].startswith(f"{tile['label']}: {tile['value']} now; peak "), tile
+    rate = r"(?:[\d,.]+ events\/s|unknown) now"  # the slash escaped for Playwright
+    said = "; ".join(f"{name} {rate}" for name in ("Accepted", "Rejected", "Deduplicated"))
+    named = re.compile(f"Collector events per second: {said}")
+    assert page.locator("#health-chart").get_by_role("img", name=named).count() == 1
+
+    dashboard.view(f"households/{seeded.household}", "#conversions tbody tr")
+    cards = page.evaluate(
+        """() => [...document.querySelectorAll('#members .member')].map((m) =>
+          [m.querySelector('h3').textContent.trim(),
+           ...m.querySelector('.member-head .muted').textContent.split(' · ')].join(', '))"""
+    )
+    activity = "Activity by local hour of day: " + "; ".join(cards)
+    assert page.get_by_role("img", name=activity, exact=True).count() == 1
+    for row in page.evaluate(PARTS_JS):
+        name = "Member probabilities: " + "; ".join(key["said"] for key in row["legend"])
+        assert page.get_by_role("img", name=name, exact=True).count() >= 1, name

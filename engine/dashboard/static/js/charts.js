@@ -2,14 +2,35 @@
 
 import { el, svg } from './dom.js';
 
-const MEMBER_COLORS = ['#4f46e5', '#0ea5e9', '#f59e0b', '#10b981', '#ec4899', '#8b5cf6'];
+// Each household member's colour, the ink that reads on it at 4.5:1 or more, and the dash of
+// their activity curve. A member is told apart by colour, by number and by line alike, so a
+// colour-blind reader or a greyscale print reads the same page.
+const MEMBERS = [
+  { color: '#4f46e5', ink: '#ffffff', dash: null },
+  { color: '#0ea5e9', ink: '#101828', dash: '8 5' },
+  { color: '#f59e0b', ink: '#101828', dash: '0.5 5' },
+  { color: '#10b981', ink: '#101828', dash: '8 4 0.5 4' },
+  { color: '#ec4899', ink: '#101828', dash: '3 5' },
+  { color: '#7c3aed', ink: '#ffffff', dash: '0.5 4 0.5 9' },
+];
+// A share of an order's bar that no current member holds: grey, and no number.
+export const FORMER = { cls: 'former', color: '#98a2b3', ink: '#101828', dash: null, mark: '' };
+// Under this share of an order's bar, a member's number no longer fits in their part of it.
+const MARKED = 0.08;
 
 export function memberClass(index) {
-  return `c${(index % MEMBER_COLORS.length) + 1}`;
+  return `c${(index % MEMBERS.length) + 1}`;
 }
 
-export function memberColor(index) {
-  return MEMBER_COLORS[index % MEMBER_COLORS.length];
+// How member `index` is drawn: class, colour, ink and dash, and `mark`, their number.
+export function memberLook(index) {
+  return { cls: memberClass(index), ...MEMBERS[index % MEMBERS.length], mark: String(index + 1) };
+}
+
+// A chart's accessible name: what it shows, then what a sighted reader takes from each series
+// (its newest value, its share), so a screen reader hears the data and not only a title.
+export function chartName(label, said) {
+  return said.length ? `${label}: ${said.join('; ')}` : label;
 }
 
 // A small area chart of the newest values; None values leave a gap-free flat zero.
@@ -31,7 +52,8 @@ export function sparkline(values, { color = '#4f46e5', height = 56, label = '' }
 }
 
 // Several series over the same time axis, with a light grid and the top value marked. Each
-// series has a `color` and may have a `dash` (an SVG dash array) and a `name`.
+// series has a `color` and may have a `dash` (an SVG dash array), a `name`, and `said`: what
+// its newest value reads as, for the chart's accessible name.
 export function lines(series, { height = 160, label = '' } = {}) {
   const width = 600;
   const pad = { top: 10, bottom: 18, left: 0, right: 0 };
@@ -50,7 +72,8 @@ export function lines(series, { height = 160, label = '' } = {}) {
       'stroke-linejoin': 'round', 'stroke-linecap': 'round', 'data-series': s.name,
     });
   });
-  return svg('svg', { class: 'chart', viewBox: `0 0 ${width} ${height}`, preserveAspectRatio: 'none', height, role: 'img', 'aria-label': label },
+  const name = chartName(label, series.map((s) => s.said).filter(Boolean));
+  return svg('svg', { class: 'chart', viewBox: `0 0 ${width} ${height}`, preserveAspectRatio: 'none', height, role: 'img', 'aria-label': name },
     grid, paths);
 }
 
@@ -74,9 +97,10 @@ export function bars(items, color = '#4f46e5') {
 }
 
 // When a member is active over the day: a wrapped normal around their typical local hour,
-// scaled by their share of the account's sessions, so the busiest member stands tallest.
+// scaled by their share of the account's sessions, so the busiest member stands tallest. Each
+// member comes with their look (memberLook), a `name` and `said`, for the chart's name.
 // The hours are written under the drawing (as text, not SVG) so they keep their size.
-export function activityCurves(members) {
+export function activityCurves(members, label) {
   const width = 480;
   const height = 160;
   const density = (m, h) => {
@@ -92,28 +116,39 @@ export function activityCurves(members) {
   const grid = [6, 12, 18].map((h) => svg('line', {
     class: 'grid-line', x1: x(h), x2: x(h), y1: 0, y2: height, 'vector-effect': 'non-scaling-stroke',
   }));
-  const curves = members.map((m, i) => {
+  const curves = members.map((m) => {
     const pts = hours.map((h) => `${x(h).toFixed(1)},${y(density(m, h)).toFixed(1)}`);
-    const color = memberColor(i);
     return [
-      svg('path', { d: `M0,${height} L${pts.join(' L')} L${width},${height} Z`, fill: color, 'fill-opacity': '0.10' }),
-      svg('path', { d: `M${pts.join(' L')}`, fill: 'none', stroke: color, 'stroke-width': '2', 'stroke-linejoin': 'round', 'vector-effect': 'non-scaling-stroke' }),
+      svg('path', { d: `M0,${height} L${pts.join(' L')} L${width},${height} Z`, fill: m.color, 'fill-opacity': '0.10' }),
+      svg('path', {
+        d: `M${pts.join(' L')}`, fill: 'none', stroke: m.color, 'stroke-dasharray': m.dash, 'stroke-width': '2', 'stroke-linejoin': 'round',
+        'stroke-linecap': 'round', 'vector-effect': 'non-scaling-stroke', 'data-series': m.name,
+      }),
     ];
   });
   return el('div', null,
-    svg('svg', { class: 'curves', viewBox: `0 0 ${width} ${height}`, preserveAspectRatio: 'none', role: 'img', 'aria-label': 'Activity by local hour of day' },
+    svg('svg', { class: 'curves', viewBox: `0 0 ${width} ${height}`, preserveAspectRatio: 'none', role: 'img', 'aria-label': chartName(label, members.map((m) => m.said)) },
       grid, svg('line', { class: 'grid-line', x1: 0, x2: width, y1: height, y2: height, 'vector-effect': 'non-scaling-stroke' }), curves),
     el('div', { class: 'axis', 'aria-hidden': 'true' }, ['00:00', '06:00', '12:00', '18:00', '24:00'].map((t) => el('span', null, t))));
 }
 
-// One order's member probabilities as a stacked bar.
-export function probabilityBar(parts) {
+// One order's member probabilities as a stacked bar. Each part has a member's look, a `name`,
+// its `value` and `said`. A part wide enough carries the member's number, as their key in the
+// legend does, and white seams part neighbours whose colours a reader cannot tell apart. No
+// viewBox: one stretched to the bar's width would stretch the numbers with it.
+export function probabilityBar(parts, label) {
   let at = 0;
-  const rects = parts.map((p) => {
-    const rect = svg('rect', { x: at, y: 0, width: Math.max(0, p.value * 100), height: 12, fill: p.color });
-    at += p.value * 100;
-    return rect;
+  const drawn = parts.map((p) => {
+    const x = at * 100;
+    const width = Math.max(0, p.value * 100);
+    at += p.value;
+    return [
+      svg('rect', { x: `${x}%`, y: 0, width: `${width}%`, height: '100%', fill: p.color, stroke: '#fff', 'stroke-width': 1, 'data-member': p.name }),
+      p.mark && p.value >= MARKED ? svg('text', {
+        x: `${x + width / 2}%`, y: '50%', fill: p.ink, 'text-anchor': 'middle', 'dominant-baseline': 'central', 'data-member': p.name, 'aria-hidden': 'true',
+      }, p.mark) : null,
+    ];
   });
-  return svg('svg', { class: 'prob-bar', viewBox: '0 0 100 12', preserveAspectRatio: 'none', role: 'img', 'aria-label': 'Member probabilities' },
-    svg('rect', { x: 0, y: 0, width: 100, height: 12, rx: 3, fill: '#f2f4f7' }), rects);
+  return svg('svg', { class: 'prob-bar', role: 'img', 'aria-label': chartName(label, parts.map((p) => p.said)) },
+    svg('rect', { x: 0, y: 0, width: '100%', height: '100%', rx: 3, fill: '#f2f4f7' }), drawn);
 }

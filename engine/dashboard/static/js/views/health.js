@@ -3,7 +3,7 @@
 
 import { get } from '../api.js';
 import { el, replace, errorBanner } from '../dom.js';
-import { lineKey, lines, sparkline } from '../charts.js';
+import { chartName, lineKey, lines, sparkline } from '../charts.js';
 import { duration, number } from '../format.js';
 import { when } from '../times.js';
 
@@ -30,7 +30,10 @@ function tile(id, label, unit, color) {
       // The space keeps the unit a word of its own when read aloud ("0 events behind").
       replace(value, current == null ? 'unknown' : [number(current), el('span', { class: 'unit' }, ' ', unit)]);
       note.textContent = text;
-      replace(chart, sparkline(series, { color, label }));
+      const said = (v) => (v == null ? 'unknown' : `${number(v)} ${unit}`);
+      const peak = Math.max(...series.map((v) => v ?? -Infinity));
+      const name = chartName(label, [`${said(current)} now`, `peak ${said(Number.isFinite(peak) ? peak : null)}`]);
+      replace(chart, sparkline(series, { color, label: name }));
     },
   };
 }
@@ -76,7 +79,11 @@ export function render(main, { feed }) {
     outbox.update(now.outbox_pending, history.map((h) => h.outbox_pending), 'alerts waiting for Discord');
     const c = now.collector;
     replace(counts, COUNTS.map((s) => count(s, c && c[s.name])));
-    const series = COUNTS.map((s) => ({ ...s, values: deltas(history, s.name) }));
+    const series = COUNTS.map((s) => {
+      const values = deltas(history, s.name);
+      const newest = values.at(-1);
+      return { ...s, values, said: `${s.label} ${newest == null ? 'unknown' : `${number(newest)} events/s`} now` };
+    });
     const peak = Math.max(0, ...series.flatMap((s) => s.values.map((v) => v || 0)));
     const span = Math.round((now.at - history[0].at) / 1000);
     replace(chart, history.length < 3 ? el('p', { class: 'faint' }, 'Collecting the first seconds…') : [

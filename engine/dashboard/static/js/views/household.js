@@ -3,7 +3,7 @@
 
 import { get } from '../api.js';
 import { el, replace, row, table, errorBanner } from '../dom.js';
-import { activityCurves, bars, memberClass, memberColor, probabilityBar } from '../charts.js';
+import { FORMER, activityCurves, bars, lineKey, memberLook, probabilityBar } from '../charts.js';
 import { percent, plural, shortDate, text } from '../format.js';
 import { when } from '../times.js';
 import { personName } from '../who.js';
@@ -14,12 +14,19 @@ function hourLabel(hour) {
   return `${String(h % 24).padStart(2, '0')}:${String(m % 60).padStart(2, '0')}`;
 }
 
+// What a member's card says under their name, and the activity chart's name says of them.
+function habits(member) {
+  return [`${percent(member.share)} of sessions`, `usually around ${hourLabel(member.typical_hour)}`];
+}
+
+// The member's card carries their number and the sample of their activity curve, as the
+// chart's legend does: the card and the curve are matched without their colour.
 function memberCard(member, index) {
-  const color = memberColor(index);
+  const { cls, color, dash, mark } = memberLook(index);
   return el('section', { class: 'card member', 'data-member': member.member },
-    el('div', { class: 'member-head' }, el('span', { class: `avatar ${memberClass(index)}`, 'aria-hidden': 'true' }, String(index + 1)),
-      el('div', null, el('h3', null, `Member ${index + 1}`),
-        el('span', { class: 'muted' }, `${percent(member.share)} of sessions · usually around ${hourLabel(member.typical_hour)}`))),
+    el('div', { class: 'member-head' }, el('span', { class: `avatar ${cls}`, 'aria-hidden': 'true' }, mark),
+      el('div', null, el('h3', null, `Member ${mark}`, ' ', lineKey(color, dash)),
+        el('span', { class: 'muted' }, habits(member).join(' · ')))),
     el('div', null, el('div', { class: 'section-label' }, 'When'),
       bars([
         { label: 'Weekdays', value: 1 - member.weekend_share, color },
@@ -54,24 +61,19 @@ const ORDER_COLUMNS = [
 ];
 
 function orderRow(attribution, indexOf) {
-  const ids = Object.keys(attribution.probabilities);
-  const parts = ids.map((id) => {
-    const index = indexOf.get(Number(id));
-    return {
-      id,
-      value: attribution.probabilities[id],
-      color: index == null ? '#98a2b3' : memberColor(index),
-      cls: index == null ? 'former' : memberClass(index),
-    };
-  });
   const name = (id) => (indexOf.has(Number(id)) ? `Member ${indexOf.get(Number(id)) + 1}` : `Former member ${id}`);
+  const parts = Object.entries(attribution.probabilities).map(([id, value]) => {
+    const index = indexOf.get(Number(id));
+    const said = `${name(id)} ${percent(value)}`;
+    return { ...(index == null ? FORMER : memberLook(index)), name: name(id), value, said };
+  });
   return row(ORDER_COLUMNS, [
     when('span', { class: 'time' }, attribution.timestamp, shortDate(attribution.timestamp)),
     attribution.order_id ? el('span', { class: 'mono' }, text(attribution.order_id)) : '—',
     el('strong', null, `${name(attribution.member)} · ${percent(attribution.probability)}`),
-    el('div', { class: 'prob' }, probabilityBar(parts),
-      el('div', { class: 'prob-legend' }, parts.map((p) => el('span', null,
-        el('span', { class: `swatch ${p.cls}` }), `${name(p.id)} ${percent(p.value)}`)))),
+    el('div', { class: 'prob' }, probabilityBar(parts, 'Member probabilities'),
+      el('div', { class: 'prob-legend' }, parts.map((p) => el('span', { 'data-member': p.name },
+        el('span', { class: `mark ${p.cls}`, 'aria-hidden': 'true' }, p.mark), p.said)))),
   ], { 'data-order': attribution.order_id ? text(attribution.order_id) : '' });
 }
 
@@ -84,6 +86,11 @@ export function render(main, _context, [id]) {
     }
     const members = household.members;
     const indexOf = new Map(members.map((m, i) => [m.member, i]));
+    const curves = members.map((m, i) => {
+      const look = memberLook(i);
+      const name = `Member ${look.mark}`;
+      return { ...m, ...look, name, said: [name, ...habits(m)].join(', ') };
+    });
     const orders = household.attributions.slice().reverse();
     replace(main,
       el('a', { class: 'crumb', href: '#/households' }, '← Households'),
@@ -94,8 +101,8 @@ export function render(main, _context, [id]) {
       el('div', { class: 'stack' },
         el('section', { class: 'card' },
           el('div', { class: 'card-head' }, el('h2', null, 'Activity by local hour'),
-            el('div', { class: 'legend' }, members.map((m, i) => el('span', null, el('span', { class: `swatch ${memberClass(i)}` }), `Member ${i + 1}`)))),
-          el('div', { class: 'card-body' }, members.length ? activityCurves(members)
+            el('div', { class: 'legend' }, curves.map((c) => el('span', { 'data-series': c.name }, lineKey(c.color, c.dash), c.name)))),
+          el('div', { class: 'card-body' }, members.length ? activityCurves(curves, 'Activity by local hour of day')
             : el('span', { class: 'faint' }, 'Not enough sessions to tell members apart yet.'))),
         el('div', { class: 'members', id: 'members' }, members.map(memberCard)),
         el('section', { class: 'card', id: 'conversions' },
