@@ -56,11 +56,18 @@ class Site:
     def __init__(self, root: Path) -> None:
         self.root = root
         root.mkdir(parents=True)
+        self.csp: dict[str, str] = {}  # a page's Content-Security-Policy header, by its name
+        csp = self.csp
 
         class Handler(SimpleHTTPRequestHandler):
             def do_POST(self) -> None:
                 self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 self.do_GET()
+
+            def end_headers(self) -> None:
+                if policy := csp.get(self.path.lstrip("/")):
+                    self.send_header("Content-Security-Policy", policy)
+                super().end_headers()
 
             def log_message(self, *args: Any) -> None:
                 pass

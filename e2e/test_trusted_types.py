@@ -10,21 +10,17 @@ what arrived is read from the collector's SQLite event log.
 from __future__ import annotations
 
 import base64
-import functools
 import hashlib
 import re
-import threading
 from collections.abc import Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Page, Request
 
-from bond.bench.processes import free_port
 from conftest import Collector
-from e2e.test_sdk_browser import names, snippet, stored, wait_stored
+from e2e.test_sdk_browser import Site, names, snippet, stored, wait_stored
+from e2e.test_sdk_browser import site as site  # the fixture: pages on a free port
 
 NONCE = "r4nd0m"
 ENFORCE = "require-trusted-types-for 'script'"
@@ -43,50 +39,18 @@ bond.track('Trusted', {n: 1});
 </script>"""
 
 
-class Site:
-    """Static pages on a free port; `csp` gives a page a policy header."""
-
-    def __init__(self, root: Path) -> None:
-        root.mkdir(parents=True)
-        self.root = root
-        self.csp: dict[str, str] = {}
-        csp = self.csp
-
-        class Handler(SimpleHTTPRequestHandler):
-            def end_headers(self) -> None:
-                if policy := csp.get(self.path.lstrip("/")):
-                    self.send_header("Content-Security-Policy", policy)
-                super().end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(
-            ("127.0.0.1", free_port()), functools.partial(Handler, directory=str(root))
-        )
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def page(self, name: str, host: str, csp: str = "", nonce: bool = False) -> str:
-        """A page with the snippet in its head and PAGE_SCRIPT in its body; returns its URL."""
-        html = (
-            f"<!doctype html><html><head><title>{name}</title>{snippet(host)}</head>"
-            f"<body><main id=main></main>{PAGE_SCRIPT}</body></html>"
-        )
-        if nonce:
-            html = html.replace("<script>", f"<script nonce={NONCE}>")
-        (self.root / name).write_text(html)
-        if csp:
-            self.csp[name] = csp
-        return f"{self.url}/{name}"
-
-
-@pytest.fixture
-def site(tmp_path: Path) -> Iterator[Site]:
-    running = Site(tmp_path / "site")
-    yield running
-    running.server.shutdown()
-    running.server.server_close()
+def page(site: Site, name: str, host: str, csp: str = "", nonce: bool = False) -> str:
+    """A page with the snippet in its head and PAGE_SCRIPT in its body; returns its URL."""
+    html = (
+        f"<!doctype html><html><head><title>{name}</title>{snippet(host)}</head>"
+        f"<body><main id=main></main>{PAGE_SCRIPT}</body></html>"
+    )
+    if nonce:
+        html = html.replace("<script>", f"<script nonce={NONCE}>")
+    (site.root / name).write_text(html)
+    if csp:
+        site.csp[name] = csp
+    return f"{site.url}/{name}"
 
 
 class Tab:
@@ -139,7 +103,7 @@ def delivered(collector: Collector, tab: Tab) -> None:
 def test_a_page_enforcing_trusted_types_that_allows_bond_gets_its_events(
     collector: Collector, site: Site, tab: Tab, allow: str
 ) -> None:
-    url = site.page("strict.html", collector.url, nonce=allow == "nonce")
+    url = page(site, "strict.html", collector.url, nonce=allow == "nonce")
     if allow == "hash":  # each inline script by its hash, and the collector for the SDK
         scripts = f"{inline_hashes(site.root / 'strict.html')} {collector.url}"
     else:  # the nonce, which 'strict-dynamic' extends to the script the snippet adds
@@ -164,7 +128,7 @@ def test_a_page_that_does_not_enforce_trusted_types_works_as_before(
 ) -> None:
     # Chromium has window.trustedTypes on every page. Where the page's `trusted-types` does not
     # name `bond`, creating the policy throws and the snippet falls back to the plain URL.
-    tab.page.goto(site.page("plain.html", collector.url, csp))
+    tab.page.goto(page(site, "plain.html", collector.url, csp))
     delivered(collector, tab)
     refused = tab.refusals()
     if csp:
@@ -180,7 +144,7 @@ def test_a_page_enforcing_trusted_types_without_bond_keeps_working_and_says_why(
     # may load the SDK: the page's own scripts still run, calls to Bond are queued and harmless,
     # and the console names the policy the owner has to allow.
     csp = f"script-src 'nonce-{NONCE}' 'strict-dynamic'; {ENFORCE}; trusted-types app"
-    tab.page.goto(site.page("missing.html", collector.url, csp, nonce=True))
+    tab.page.goto(page(site, "missing.html", collector.url, csp, nonce=True))
     assert tab.page.text_content("#rendered") == "Welcome"
     queued = tab.page.evaluate("bond.q.map((call) => [...call])")
     assert queued == [["track", "Trusted", {"n": 1}]], "the page's call waits in the stub"

@@ -104,37 +104,35 @@ def test_full_queue_answers_503_with_retry_after_and_loses_nothing(tmp_path: Pat
         server.stop()
 
 
-def test_requests_waiting_on_a_commit_share_the_next_one(collector: Collector) -> None:
+@pytest.mark.parametrize(
+    ("requests", "events", "padding"),
+    [
+        (20, 1, 0),
+        # Batches of 50 KB, more than a pipe holds by default (64 KB): all their rows must
+        # still reach the commit process at once, not one pipe's worth per commit.
+        (12, 100, 400),
+    ],
+    ids=["single events", "batches"],
+)
+def test_requests_waiting_on_a_commit_share_the_next_one(
+    collector: Collector, requests: int, events: int, padding: int
+) -> None:
     def send(i: int) -> int:
-        return httpx.post(f"{collector.url}/v1/batch", content=batch(1, f"c{i}")).status_code
-
-    before = metric(collector, "bond_commit_seconds_count")
-    with ThreadPoolExecutor(20) as pool:
-        # The first request's commit is stuck on the lock; the other 19 queue up behind it.
-        with write_lock(collector.data_dir / "events.db"):
-            sent = [pool.submit(send, i) for i in range(20)]
-            wait_until(lambda: metric(collector, "bond_writer_queue_events") == 20, what="queued")
-        assert {f.result(timeout=10) for f in sent} == {200}
-    assert metric(collector, "bond_events_accepted_total") == 20
-    # One commit for the request that was first, one for the 19 that waited together.
-    assert metric(collector, "bond_commit_seconds_count") - before == 2
-
-
-def test_batches_waiting_on_a_commit_share_the_next_one(collector: Collector) -> None:
-    """Eleven batches of 100 events (50 KB each) queue behind a commit: all their rows reach the
-    commit process at once, not one pipe's worth (64 KB by default) per commit."""
-
-    def send(i: int) -> int:
-        body = batch(100, f"b{i}", padding=400)
+        body = batch(events, f"c{i}", padding=padding)
         return httpx.post(f"{collector.url}/v1/batch", content=body).status_code
 
+    queued = requests * events
     before = metric(collector, "bond_commit_seconds_count")
-    with ThreadPoolExecutor(12) as pool:
+    with ThreadPoolExecutor(requests) as pool:
+        # The first request's commit is stuck on the lock; the others queue up behind it.
         with write_lock(collector.data_dir / "events.db"):
-            sent = [pool.submit(send, i) for i in range(12)]
-            wait_until(lambda: metric(collector, "bond_writer_queue_events") == 1200, what="queued")
+            sent = [pool.submit(send, i) for i in range(requests)]
+            wait_until(
+                lambda: metric(collector, "bond_writer_queue_events") == queued, what="queued"
+            )
         assert {f.result(timeout=10) for f in sent} == {200}
-    assert metric(collector, "bond_events_accepted_total") == 1200
+    assert metric(collector, "bond_events_accepted_total") == queued
+    # One commit for the request that was first, one for the others that waited together.
     assert metric(collector, "bond_commit_seconds_count") - before == 2
 
 
