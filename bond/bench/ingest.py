@@ -331,7 +331,15 @@ def run(*, seconds: float, connections: int, history: int, as_json: bool) -> int
     report = measure(seconds=seconds, connections=connections, history=history)
     if as_json:
         print(orjson.dumps(report).decode())
-        return 0
+    else:
+        print_report(report)
+    return 0
+
+
+def print_report(report: dict[str, Any]) -> None:
+    """`report` as the tables and the two ratios' lines `bond bench ingest` prints."""
+    connections, seconds = report["connections"], report["seconds"]
+    history = report["collector"]["history_events"]
     labels = {
         "trivial": "(c) trivial endpoint, 1 event",
         "single": "(a) bond, 1 event / request",
@@ -381,4 +389,3 @@ def run(*, seconds: float, connections: int, history: int, as_json: bool) -> int
         f"batches / bare SQLite: {report['batch_vs_storage']:.2f}x, median of {ROUNDS} rounds "
         f"({min(batches):.2f}-{max(batches):.2f}){beyond}"
     )
-    return 0
