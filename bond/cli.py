@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import errno
 import math
 import os
 import sqlite3
@@ -17,6 +16,7 @@ from bond.config import Config
 from bond.errors import BondError, StorageError
 from bond.logs import log
 from bond.storage.dirlock import COLLECTOR, WORKER, DirectoryInUse, Role
+from bond.storage.sqlite import refused_for_room
 
 Command = Callable[[argparse.Namespace, Config], int]
 
@@ -333,7 +333,7 @@ def _serve(args: argparse.Namespace, config: Config) -> int:
     except DirectoryInUse as exc:
         return _refused(exc)
     except (StorageError, sqlite3.Error) as exc:
-        if not _disk_refused(exc):
+        if not refused_for_room(exc):
             raise
         return _no_room(exc, COLLECTOR, config)
 
@@ -346,7 +346,7 @@ def _worker(args: argparse.Namespace, config: Config) -> int:
     except DirectoryInUse as exc:
         return _refused(exc)
     except (StorageError, sqlite3.Error) as exc:
-        if not _disk_refused(exc):
+        if not refused_for_room(exc):
             raise
         return _no_room(exc, WORKER, config)
     return 0
@@ -377,24 +377,6 @@ def _no_room(exc: Exception, role: Role, config: Config) -> int:
         ),
     )
     return 1
-
-
-def _disk_refused(exc: BaseException) -> bool:
-    """Whether `exc`, or an error it was raised from, is the disk taking no more: out of space
-    or over a quota or a file-size limit. SQLite names all but the first an I/O error, and so
-    the one a full disk gives as it makes a database's shared-memory file."""
-    error: BaseException | None = exc
-    while error is not None:
-        if isinstance(error, OSError) and error.errno in _NO_ROOM:
-            return True
-        code = getattr(error, "sqlite_errorcode", None)
-        if isinstance(code, int) and code & 0xFF in (sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR):
-            return True
-        error = error.__cause__
-    return False
-
-
-_NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
 
 def _api(args: argparse.Namespace, config: Config) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import sqlite3
 import time
 import traceback
 from pathlib import Path
@@ -20,10 +21,14 @@ from bond.errors import (
     NotFound,
     PayloadTooLarge,
     RequestError,
+    StorageError,
     Unauthorized,
+    Unavailable,
 )
 from bond.logs import Tally, log
+from bond.outage import Outage
 from bond.storage.eventlog import NewEvent, RejectedEvent, SqliteEventLog
+from bond.storage.sqlite import refused_for_room
 from collector.body import Headers, read_body
 from collector.cors import echo_headers
 from collector.envelope import Envelope, batch_envelope, single_envelope
@@ -44,7 +49,7 @@ from collector.validate import (
     readable,
     to_event,
 )
-from collector.writer import Writer
+from collector.writer import FAILED_RETRY_AFTER_S, Writer
 from engine.privacy.suppression import SuppressionList, email_in
 
 _new_facts = tuple.__new__
@@ -77,10 +82,22 @@ class Ingest:
         self.metrics = metrics
         self.signers = signers(config)
         self.sources = {source.write_key: source for source in config.sources}
-        # Opening it here also creates or migrates the log before the commit process starts.
-        self.suppression = SuppressionList(SqliteEventLog(config.events_db))
         # A clean request is counted into a line a second; anything else gets its own line.
         self.tally = Tally("ingest_summary")
+        # Opening the list also creates or migrates the log before the commit process starts.
+        # A disk too full to open an existing log (SQLite must make its shared-memory file) is
+        # waited out as one that fills later is: ingest answers 503 until the log opens.
+        # A first start with no room to create the log fails at once, as the worker's does.
+        self.suppression: SuppressionList | None = None
+        self._opening = Outage("event_log_open")
+        self._open_again_at = 0.0
+        existed = config.events_db.exists()
+        try:
+            self.suppression = self._open_suppression()
+        except (StorageError, sqlite3.Error) as exc:
+            if not (existed and refused_for_room(exc)):
+                raise
+            self._opening.failed(_open_failure(exc))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
@@ -118,6 +135,7 @@ class Ingest:
             raise NotFound(
                 f"no endpoint {scope['path']}; use /v1/batch or /v1/<{'|'.join(sorted(TYPES))}>"
             )
+        suppression = self.suppression or self._suppression_now()
         raw = await read_body(
             headers,
             receive,
@@ -143,7 +161,7 @@ class Ingest:
         clamped = suppressed = unsent = 0
         signer = self.signers[source.write_key]
         vet, signing = signer.vet, signer.keyed is not None
-        suppressing = self.suppression.active()
+        suppressing = suppression.active()
         first, shared = envelope.first, envelope.shared
         for index, sent in enumerate(messages):
             stored = sent if sent.__class__ is bytes else bytes(sent)
@@ -170,7 +188,7 @@ class Ingest:
                 rejected.append(RejectedEvent(source.name, facts.received_at, exc.reason, stored))
                 codes[exc.code] = codes.get(exc.code, 0) + 1
                 continue
-            if suppressing and self.suppression.blocks(
+            if suppressing and suppression.blocks(
                 event.anonymous_id, event.user_id, _email(message, event.type)
             ):
                 suppressed += 1  # an erased person's: answered as accepted, never stored
@@ -233,6 +251,28 @@ class Ingest:
             for code, count in identities.codes.items():
                 self.metrics.identities_rejected.inc(count, code)
         return status, body, notes
+
+    def _open_suppression(self) -> SuppressionList:
+        return SuppressionList(SqliteEventLog(self.config.events_db))
+
+    def _suppression_now(self) -> SuppressionList:
+        """The list, once the log can be opened; until then Unavailable, trying again at most
+        once a second."""
+        now = time.monotonic()
+        if now >= self._open_again_at:
+            self._open_again_at = now + 1.0
+            try:
+                self.suppression = self._open_suppression()
+            except (StorageError, sqlite3.Error) as exc:
+                self._opening.failed(_open_failure(exc))  # the log's path stays in the log
+            else:
+                self._opening.ended()
+                return self.suppression
+        raise Unavailable(
+            "the event log cannot be opened (is its disk full?); nothing of this request was "
+            "stored: retry later",
+            retry_after_s=FAILED_RETRY_AFTER_S,
+        )
 
     def _source(self, headers: Headers, write_key: object) -> Source:
         key = _basic_auth_key(headers.authorization) or write_key
@@ -330,6 +370,13 @@ def _kind(route: str, status: int, notes: dict[str, Any]) -> tuple[object, ...]:
         or ",".join(sorted(key for key in notes if key not in ("source", "accepted", "rejected")))
     )
     return (route, status, reason)
+
+
+def _open_failure(exc: Exception) -> str:
+    said = str(exc)
+    if said.startswith("the event log"):
+        return said
+    return f"the event log cannot be opened: {said} (is its disk full?)"
 
 
 def _basic_auth_key(header: str | None) -> str | None:

@@ -86,6 +86,7 @@ class Writer:
         self.last_error: str | None = None
         self._failed_at = float("-inf")  # when a commit last failed (monotonic)
         self._outage = Outage("event_log_write")
+        self._not_opened = Outage("commit_process_open")  # restarts that could not open the log
 
     @property
     def queue_depth(self) -> int:
@@ -190,6 +191,7 @@ class Writer:
 
     def _ready(self) -> None:
         self._restart_s = RESTART_S[0]
+        self._not_opened.ended()
 
     def _committed(self, ack: Ack) -> None:
         refused = None
@@ -245,7 +247,10 @@ class Writer:
     async def _restart(self, popen: subprocess.Popen[bytes], open_error: str | None) -> None:
         code = await asyncio.to_thread(popen.wait)
         self._unhealthy(open_error or f"the event log's writer {_ended(code)}")
-        log("commit_process_exited", code=code, reason=self.last_error)
+        if open_error is None:
+            log("commit_process_exited", code=code, reason=self.last_error)
+        else:  # the same refusal at every restart (a full disk): a line when it starts and ends
+            self._not_opened.failed(open_error, code=code)
         while True:
             delay, self._restart_s = self._restart_s, min(self._restart_s * 2, RESTART_S[1])
             await asyncio.sleep(delay)

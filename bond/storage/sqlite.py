@@ -8,6 +8,7 @@ applied in one transaction with the version bump, so a crash mid-way leaves the 
 
 from __future__ import annotations
 
+import errno
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -196,3 +197,21 @@ def _lock_for_migration(conn: sqlite3.Connection, name: str) -> None:
 def _statements(script: str) -> list[str]:
     # executescript() would commit our transaction; split on the terminators instead.
     return [s.strip() for s in script.split(";") if s.strip()]
+
+
+def refused_for_room(exc: BaseException) -> bool:
+    """Whether `exc`, or an error it was raised from, is the disk taking no more: out of space
+    or over a quota or a file-size limit. SQLite names all but the first an I/O error, and so
+    the one a full disk gives as it makes a database's shared-memory file."""
+    error: BaseException | None = exc
+    while error is not None:
+        if isinstance(error, OSError) and error.errno in _NO_ROOM:
+            return True
+        code = getattr(error, "sqlite_errorcode", None)
+        if isinstance(code, int) and code & 0xFF in (sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR):
+            return True
+        error = error.__cause__
+    return False
+
+
+_NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
