@@ -38,6 +38,35 @@ def simulated(households: int, seed: int, **settings: object) -> list[Household]
     return generate(Settings(households=households, seed=seed, **settings))  # type: ignore[arg-type]
 
 
+def account_event(
+    device: str,
+    at: int,
+    name: str = "Product Viewed",
+    properties: dict[str, object] | None = None,
+    *,
+    seq: int = 0,
+    agent: str | None = None,
+) -> AppliedEvent:
+    """An event of the one shared, identified account (person 1) that these tests script, from
+    browser `device`, in UTC."""
+    return AppliedEvent(
+        seq=seq,
+        person_id=1,
+        identified=True,
+        source="default",
+        type="track",
+        event=name,
+        anonymous_id=device,
+        user_id="fam",
+        timestamp=at,
+        received_at=0,
+        user_agent=agent,
+        properties=properties if properties is not None else {},
+        traits={},
+        context={"timezone": "UTC"},
+    )
+
+
 def event_batches(households: list[Household], size: int) -> list[list[AppliedEvent]]:
     """The households' traffic as the worker would hand it to the hook, `size` events a batch."""
     person_of = {h.account: h.index + 1 for h in households}

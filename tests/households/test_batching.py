@@ -20,7 +20,7 @@ from engine.households import store
 from engine.households.calibration import load
 from engine.households.processor import HouseholdProcessor
 from engine.households.store import migrate_households
-from tests.households.support import feed
+from tests.households.support import account_event, feed
 
 HOUR = 3_600_000
 DAY = 24 * HOUR
@@ -36,24 +36,7 @@ def _two_people(days: int = 28) -> list[AppliedEvent]:
     events: list[AppliedEvent] = []
 
     def event(device: str, agent: str, at: int, name: str, properties: dict[str, Any]) -> None:
-        events.append(
-            AppliedEvent(
-                seq=0,
-                person_id=1,
-                identified=True,
-                source="default",
-                type="track",
-                event=name,
-                anonymous_id=device,
-                user_id="fam",
-                timestamp=at,
-                received_at=0,
-                user_agent=agent,
-                properties=properties,
-                traits={},
-                context={"timezone": "UTC"},
-            )
-        )
+        events.append(account_event(device, at, name, properties, agent=agent))
 
     for d in range(days):
         day = START + d * DAY

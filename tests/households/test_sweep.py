@@ -15,29 +15,15 @@ from engine.households import store
 from engine.households.calibration import load
 from engine.households.processor import HouseholdProcessor
 from engine.households.store import migrate_households
-from tests.households.support import feed
+from tests.households.support import account_event, feed
 
 MINUTE = 60_000
 START = 1_700_006_400_000
 
 
 def _event(seq: int, device: str, at: int, name: str = "Product Viewed") -> AppliedEvent:
-    return AppliedEvent(
-        seq=seq,
-        person_id=1,
-        identified=True,
-        source="default",
-        type="track",
-        event=name,
-        anonymous_id=device,
-        user_id="fam",
-        timestamp=at,
-        received_at=0,
-        user_agent=None,
-        properties={"category": "books", "order_id": f"o-{seq}"},
-        traits={},
-        context={"timezone": "UTC"},
-    )
+    properties = {"category": "books", "order_id": f"o-{seq}"}
+    return account_event(device, at, name, properties, seq=seq)
 
 
 def _sessions_learnt_before_the_order(path: Path, batches: list[list[AppliedEvent]]) -> int:
